@@ -1,0 +1,31 @@
+# imagenet-sd: synthetic ImageNet clones from a text-to-image model, trained and measured on real images.
+# Reads like the data flow: WordNet -> prompts -> generate -> pack -> train -> evaluate -> tables.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/resources.smk"
+include: "rules/prompts.smk"
+include: "rules/generate.smk"
+include: "rules/pack.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/tables.smk"
+
+
+localrules:
+    all,
+    prompt_summary,
+    tables,
+
+
+rule all:
+    input:
+        "results/tables/prompts.csv",
+        "results/tables/evaluation.csv",
+        "results/tables/evaluation.md",

@@ -1,0 +1,272 @@
+"""What a config asks for: sheets read and checked, output keys, chunk ranges and every path of the DAG.
+
+Snakemake's rules call into this module; it has no Snakemake dependency so tests import it directly.
+Paths are keyed by what determines their content (DESIGN.md): a generated chunk by generator key,
+recipe key, class key, split and image range, and by nothing else.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+WNID_RE = re.compile(r"^n\d{8}$")
+SPLITS = ("train", "heldout")
+
+# Generator settings that change pixels. Everything else (batch size, chunk size, compile, attention,
+# device) is a runtime choice and stays out of the output key.
+PIXEL_KEYS = ("model", "revision", "variant", "scheduler", "steps", "guidance_scale", "negative_prompt",
+              "height", "width", "dtype", "output_version", "jpeg_quality", "storage_size",
+              "safety_checker", "max_retries")
+# Recipe settings that change prompt text (`tokenizer` is only a means of counting tokens).
+PROMPT_KEYS = ("family", "template", "mix", "lemmas", "hypernym", "scenes", "max_tokens", "overflow")
+
+
+class ConfigError(ValueError):
+    """A config, sheet or file problem found before any job runs. The message names the culprit."""
+
+
+def short_hash(obj) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def class_key(wnid: str, name: str | None) -> str:
+    """wnid alone, or wnid + hash of the name override: an override is a different class text."""
+    return wnid if not name else f"{wnid}-{short_hash(name)}"
+
+
+def chunk_ranges(n_images: int, chunk_size: int) -> list[tuple[int, int]]:
+    """Chunks aligned at multiples of chunk_size, so raising n adds chunks and keeps earlier ones."""
+    return [(start, min(start + chunk_size, n_images)) for start in range(0, n_images, chunk_size)]
+
+
+@dataclass(frozen=True)
+class ClassEntry:
+    wnid: str
+    name: str | None  # sheet override of c
+    key: str
+
+
+@dataclass
+class Clone:
+    name: str
+    classes: list[ClassEntry]
+    recipe: str
+    recipe_key: str
+    generator: str
+    generator_key: str
+    images_per_class: int
+    heldout_per_class: int
+    chunk_size: int
+    shard_size: int
+
+    def count(self, split: str) -> int:
+        return self.images_per_class if split == "train" else self.heldout_per_class
+
+    def chunks(self, split: str) -> list[tuple[int, int]]:
+        return chunk_ranges(self.count(split), self.chunk_size)
+
+
+def read_sheet(path: str | os.PathLike) -> list[ClassEntry]:
+    """A TSV class sheet: header with column `wnid`, optional column `name`. Order = class index."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"class sheet not found: {path}")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        if not reader.fieldnames or "wnid" not in reader.fieldnames:
+            raise ConfigError(f"class sheet {path}: the header must have a `wnid` column (got {reader.fieldnames})")
+        unknown = set(reader.fieldnames) - {"wnid", "name"}
+        if unknown:
+            raise ConfigError(f"class sheet {path}: unknown column(s) {sorted(unknown)}; allowed: wnid, name")
+        entries, seen = [], set()
+        for line, row in enumerate(reader, start=2):
+            wnid = (row.get("wnid") or "").strip()
+            if not WNID_RE.match(wnid):
+                raise ConfigError(f"class sheet {path}, line {line}: {wnid!r} is not a WordNet noun id like n01440764")
+            if wnid in seen:
+                raise ConfigError(f"class sheet {path}, line {line}: class {wnid} is listed twice")
+            seen.add(wnid)
+            name = (row.get("name") or "").strip() or None
+            entries.append(ClassEntry(wnid, name, class_key(wnid, name)))
+    if not entries:
+        raise ConfigError(f"class sheet {path} lists no class")
+    return entries
+
+
+def wordnet_data_noun(config: dict) -> Path | None:
+    """data.noun of the WordNet this config will use, if it is already on disk (for early wnid checks)."""
+    candidates = []
+    if config.get("wordnet", {}).get("nltk_data"):
+        candidates.append(Path(config["wordnet"]["nltk_data"]) / "corpora" / "wordnet" / "data.noun")
+    candidates.append(Path("resources/nltk_data/corpora/wordnet/data.noun"))
+    candidates.append(Path(config.get("wordnet", {}).get("debian_dir", "/usr/share/wordnet")) / "data.noun")
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def unknown_wnids(wnids, data_noun: Path) -> list[str]:
+    """wnids whose offset is not the start of a synset line in data.noun (n + byte offset = wnid)."""
+    bad = []
+    with open(data_noun, "rb") as f:
+        size = f.seek(0, 2)
+        for wnid in wnids:
+            offset = int(wnid[1:])
+            if offset >= size:
+                bad.append(wnid)
+                continue
+            # A synset line starts at the byte offset its id names, right after a newline.
+            f.seek(max(offset - 1, 0))
+            head = f.read(10 if offset else 9)
+            expected = (b"\n" if offset else b"") + wnid[1:].encode() + b" "
+            if head != expected:
+                bad.append(wnid)
+    return bad
+
+
+@dataclass
+class Plan:
+    config: dict
+    clones: dict[str, Clone] = field(default_factory=dict)
+    sheets: dict[str, list[ClassEntry]] = field(default_factory=dict)
+
+    # ---- keys -------------------------------------------------------------------------------
+    def pixel_settings(self, generator: str) -> dict:
+        """Everything that determines a generated image's pixels, besides recipe, class and index."""
+        g = self.config["generators"][generator]
+        settings = {k: g.get(k) for k in PIXEL_KEYS}
+        settings["seed"] = self.config["seed"]
+        built = self.built_pipeline(generator)
+        if built:
+            settings["pipeline"] = self.config["pipelines"][built]
+        return settings
+
+    def generator_key(self, generator: str) -> str:
+        return f"{generator}-{short_hash(self.pixel_settings(generator))}"
+
+    def prompt_settings(self, recipe: str) -> dict:
+        r = self.config["recipes"][recipe]
+        settings = {k: r.get(k) for k in PROMPT_KEYS}
+        settings["seed"] = self.config["seed"]
+        if r.get("family") == "mix":
+            settings["mix"] = {name: [w, self.prompt_settings(name)] for name, w in sorted(r["mix"].items())}
+        return settings
+
+    def recipe_key(self, recipe: str) -> str:
+        return f"{recipe}-{short_hash(self.prompt_settings(recipe))}"
+
+    def built_pipeline(self, generator: str) -> str | None:
+        """Name of the tiny pipeline the `generator` rule builds for this generator, if any."""
+        model = os.path.normpath(self.config["generators"][generator]["model"])
+        for name in self.config.get("pipelines", {}):
+            if model == os.path.normpath(f"resources/pipelines/{name}"):
+                return name
+        return None
+
+    # ---- lookups by wildcard ----------------------------------------------------------------
+    def by_generator_key(self, key: str) -> str:
+        for name in self.config["generators"]:
+            if self.generator_key(name) == key:
+                return name
+        raise KeyError(f"no generator in the config has key {key}")
+
+    def by_recipe_key(self, key: str) -> str:
+        for name in self.config["recipes"]:
+            if self.recipe_key(name) == key:
+                return name
+        raise KeyError(f"no recipe in the config has key {key}")
+
+    def class_entry(self, key: str) -> ClassEntry:
+        for entries in self.sheets.values():
+            for entry in entries:
+                if entry.key == key:
+                    return entry
+        raise KeyError(f"no class sheet has class key {key}")
+
+    # ---- paths ------------------------------------------------------------------------------
+    @staticmethod
+    def prompt_path(recipe_key: str, ckey: str) -> str:
+        return f"results/prompts/{recipe_key}/{ckey}.json"
+
+    @staticmethod
+    def chunk_path(generator_key: str, recipe_key: str, split: str, ckey: str, start: int, stop: int, ext="tar") -> str:
+        return f"results/generated/{generator_key}/{recipe_key}/{split}/{ckey}/{start:06d}-{stop:06d}.{ext}"
+
+    def clone_chunks(self, clone: str, split: str, ext="tar") -> list[str]:
+        c = self.clones[clone]
+        return [self.chunk_path(c.generator_key, c.recipe_key, split, e.key, a, b, ext)
+                for e in c.classes for a, b in c.chunks(split)]
+
+    def clone_prompts(self, clone: str) -> list[str]:
+        c = self.clones[clone]
+        return [self.prompt_path(c.recipe_key, e.key) for e in c.classes]
+
+
+def recipe_dependencies(config: dict, recipe: str, trail=()) -> list[str]:
+    """Recipes a `mix` recipe draws from (recursively), with a clear error on unknown names or cycles."""
+    r = config["recipes"][recipe]
+    if r.get("family") != "mix":
+        return []
+    if not r.get("mix"):
+        raise ConfigError(f"recipes.{recipe}: family `mix` needs a non-empty `mix` mapping of recipe -> weight")
+    deps = []
+    for name in r["mix"]:
+        if name not in config["recipes"]:
+            raise ConfigError(f"recipes.{recipe}.mix: unknown recipe {name!r}")
+        if name in trail + (recipe,):
+            raise ConfigError(f"recipes.{recipe}.mix: recipe {name!r} mixes itself")
+        deps += [name] + recipe_dependencies(config, name, trail + (recipe,))
+    return deps
+
+
+def build_plan(config: dict, check_wnids: bool = True) -> Plan:
+    """Check cross references, sheets and files; return the plan. Raises ConfigError naming the culprit."""
+    plan = Plan(config)
+
+    def need(section, name, where):
+        if name not in config.get(section, {}):
+            known = ", ".join(sorted(config.get(section, {}))) or "none"
+            raise ConfigError(f"{where}: unknown {section[:-1] if section.endswith('s') else section} {name!r} (known: {known})")
+
+    for name, r in config.get("recipes", {}).items():
+        if r.get("family") == "template" and not r.get("template"):
+            raise ConfigError(f"recipes.{name}: family `template` needs a `template` string")
+        recipe_dependencies(config, name)
+    for name, cs in config.get("class_sets", {}).items():
+        try:
+            plan.sheets[name] = read_sheet(cs["sheet"])
+        except ConfigError as e:
+            raise ConfigError(f"class_sets.{name}: {e}") from None
+    for name, c in config.get("clones", {}).items():
+        need("class_sets", c["class_set"], f"clones.{name}.class_set")
+        need("recipes", c["recipe"], f"clones.{name}.recipe")
+        need("generators", c["generator"], f"clones.{name}.generator")
+        g = config["generators"][c["generator"]]
+        plan.clones[name] = Clone(
+            name=name, classes=plan.sheets[c["class_set"]], recipe=c["recipe"], recipe_key=plan.recipe_key(c["recipe"]),
+            generator=c["generator"], generator_key=plan.generator_key(c["generator"]),
+            images_per_class=c["images_per_class"], heldout_per_class=c.get("heldout_per_class", 0),
+            chunk_size=g["chunk_size"], shard_size=c.get("shard_size", 1000))
+    for name, e in config.get("evalsets", {}).items():
+        if "clone" in e:
+            need("clones", e["clone"], f"evalsets.{name}.clone")
+            if plan.clones[e["clone"]].heldout_per_class == 0:
+                raise ConfigError(f"evalsets.{name}: clone {e['clone']!r} has heldout_per_class 0, so no held-out split")
+    for name, r in config.get("runs", {}).items():
+        need("clones", r["clone"], f"runs.{name}.clone")
+        need("trainings", r["training"], f"runs.{name}.training")
+        for ev in r.get("evaluate", []):
+            need("evalsets", ev, f"runs.{name}.evaluate")
+    if check_wnids:
+        data_noun = wordnet_data_noun(config)
+        if data_noun is not None:
+            for name, entries in plan.sheets.items():
+                bad = unknown_wnids([e.wnid for e in entries], data_noun)
+                if bad:
+                    raise ConfigError(f"class_sets.{name} ({config['class_sets'][name]['sheet']}): "
+                                      f"not a WordNet 3.0 noun synset: {', '.join(bad[:10])}")
+    return plan

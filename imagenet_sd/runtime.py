@@ -1,0 +1,61 @@
+"""Plumbing shared by the workflow scripts: logging to the rule's log file, library versions, atomic writes."""
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "webdataset", "nltk", "numpy", "pillow",
+             "scikit-learn", "snakemake")
+
+
+def setup_logging(log_path: str | os.PathLike | None) -> logging.Logger:
+    """Human log lines (and Python warnings/tracebacks via stderr) go to the rule's log file."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers = [logging.FileHandler(log_path, mode="w")]
+        sys.stderr = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the job
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+    return logging.getLogger("imagenet_sd")
+
+
+def versions() -> dict:
+    """Versions of Python and the libraries that can change outputs, recorded in every output's metadata."""
+    found = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[name] = importlib.metadata.version(name)
+    return found
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside `path`; rename it over `path` only if the block completes.
+
+    A killed job therefore never leaves a file that looks complete under the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Deterministic JSON (sorted keys), written atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n")

@@ -1,0 +1,65 @@
+"""Result tables: one long-format CSV row per (run, evaluation set), and a Markdown pivot for people."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = ["run", "clone", "training", "evalset", "synthetic", "top1", "top5", "n_images", "n_classes_scored"]
+
+
+def evaluation_rows(eval_files: list[str], runs: dict, evalsets: dict) -> pd.DataFrame:
+    """Rows from the evaluate jobs' JSON files, located by their path results/runs/<run>/eval/<evalset>.json."""
+    rows = []
+    for path in eval_files:
+        path = Path(path)
+        run, evalset = path.parent.parent.name, path.stem
+        result = json.loads(path.read_text())
+        rows.append({
+            "run": run,
+            "clone": runs[run]["clone"],
+            "training": runs[run]["training"],
+            "evalset": evalset,
+            "synthetic": "clone" in evalsets[evalset],
+            "top1": result["top1"],
+            "top5": result["top5"],
+            "n_images": result["n_images"],
+            "n_classes_scored": result["n_classes_scored"],
+        })
+    return pd.DataFrame(rows, columns=COLUMNS).sort_values(["run", "evalset"], kind="stable")
+
+
+def markdown_pivot(table: pd.DataFrame, evalsets: dict) -> str:
+    """Runs as rows, evaluation sets as columns, 'top-1 / top-5' in percent."""
+    lines = ["# Evaluation", ""]
+    if table.empty:
+        return "\n".join(lines + ["No evaluation in this config.", ""])
+    cell = table.assign(score=[f"{a:.1f} / {b:.1f}" for a, b in zip(table.top1 * 100, table.top5 * 100)])
+    pivot = cell.pivot(index="run", columns="evalset", values="score").fillna("")
+    names = list(pivot.columns)
+    lines.append("Top-1 / top-5 accuracy (%) of each run (rows) on each evaluation set (columns).")
+    lines.append("")
+    lines.append("| run | " + " | ".join(names) + " |")
+    lines.append("|---|" + "---|" * len(names))
+    for run, row in pivot.iterrows():
+        lines.append(f"| {run} | " + " | ".join(row[n] for n in names) + " |")
+    lines.append("")
+    for name in names:
+        spec = evalsets[name]
+        source = f"held-out synthetic images of clone `{spec['clone']}` (other seeds), not real images" \
+            if "clone" in spec else f"`{spec['path']}`"
+        text = spec.get("description") or ""
+        lines.append(f"- **{name}**: {source}. {text}".rstrip())
+    if table.synthetic.any():
+        lines += ["", "Scores on held-out synthetic images say how well a model fits its own generator, "
+                  "not how it transfers to real images."]
+    return "\n".join(lines) + "\n"
+
+
+def main(*, eval_files: list[str], runs: dict, evalsets: dict, csv: str, markdown: str) -> pd.DataFrame:
+    table = evaluation_rows(eval_files, runs, evalsets)
+    Path(csv).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(csv, index=False, float_format="%.6f")
+    Path(markdown).write_text(markdown_pivot(table, evalsets))
+    return table

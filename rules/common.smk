@@ -1,0 +1,81 @@
+# The only Python among the rules: config validation and the input functions. Logic lives in imagenet_sd.plan.
+import os
+import sys
+
+sys.path.insert(0, workflow.basedir)
+# Scripts run in child processes (locally and inside SLURM jobs): let them import imagenet_sd too.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+
+from snakemake.utils import validate
+
+from imagenet_sd.plan import ConfigError, build_plan, recipe_dependencies
+
+validate(config, os.path.join(workflow.basedir, "schemas/config.schema.yaml"))
+try:
+    PLAN = build_plan(config)
+except ConfigError as error:
+    raise WorkflowError(f"invalid config: {error}") from None
+
+WORDNET = "resources/nltk_data/corpora/wordnet/lexnames"
+TOKENIZER = "resources/clip-tokenizer/vocab.json"
+
+
+wildcard_constraints:
+    recipe_key=r"[A-Za-z0-9][A-Za-z0-9_.+-]*-[0-9a-f]{8}",
+    generator_key=r"[A-Za-z0-9][A-Za-z0-9_.+-]*-[0-9a-f]{8}",
+    ckey=r"n\d{8}(-[0-9a-f]{8})?",
+    split="train|heldout",
+    start=r"\d{6}",
+    stop=r"\d{6}",
+    pipeline=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    clone=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    run=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    evalset=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+
+
+def recipe_params(wildcards):
+    """Everything the prompts job needs to know about its recipe, mixed-in recipes resolved."""
+    name = PLAN.by_recipe_key(wildcards.recipe_key)
+    recipes = config["recipes"]
+    members = {name: recipes[name]}
+    for dep in recipe_dependencies(config, name):
+        members[dep] = recipes[dep]
+    return {"name": name, "recipes": members}
+
+
+
+def generator_pipeline(wildcards):
+    """The locally built pipeline folder a generator loads, if any (ancient: rebuilding it changes nothing)."""
+    built = PLAN.built_pipeline(PLAN.by_generator_key(wildcards.generator_key))
+    return ancient(f"resources/pipelines/{built}/model_index.json") if built else []
+
+
+def clone_inputs(wildcards):
+    return {
+        "train": PLAN.clone_chunks(wildcards.clone, "train"),
+        "heldout": PLAN.clone_chunks(wildcards.clone, "heldout"),
+    }
+
+
+def run_clone(wildcards):
+    return config["runs"][wildcards.run]["clone"]
+
+
+def evalset_images(evalset):
+    """Folder of an evaluation set: a clone's held-out split (built here) or the user's real images."""
+    spec = config["evalsets"][evalset]
+    return f"results/clones/{spec['clone']}/heldout" if "clone" in spec else spec["path"]
+
+
+def evalset_input(wildcards):
+    """Only held-out splits are DAG inputs; real datasets are external and are checked by the job itself."""
+    spec = config["evalsets"][wildcards.evalset]
+    return evalset_images(wildcards.evalset) if "clone" in spec else []
+
+
+def evaluation_outputs():
+    return [f"results/runs/{run}/eval/{ev}.json" for run, r in config["runs"].items() for ev in r["evaluate"]]
+
+
+def all_prompt_files():
+    return sorted({p for clone in PLAN.clones for p in PLAN.clone_prompts(clone)})

@@ -1,0 +1,44 @@
+# Local materialisation of what GPU jobs must find on disk: WordNet, CLIP's tokenizer, pipelines.
+
+
+rule wordnet:
+    output:
+        WORDNET,
+    log:
+        "logs/wordnet.log",
+    params:
+        nltk_data=config["wordnet"]["nltk_data"],
+        debian_dir=config["wordnet"]["debian_dir"],
+        root="resources/nltk_data",
+    conda:
+        "../envs/imagenet-sd.yaml"
+    script:
+        "../workflow_scripts/wordnet.py"
+
+
+rule clip_tokenizer:
+    output:
+        vocab=TOKENIZER,
+        merges="resources/clip-tokenizer/merges.txt",
+    log:
+        "logs/clip_tokenizer.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
+    script:
+        "../workflow_scripts/clip_tokenizer.py"
+
+
+rule generator:
+    input:
+        tokenizer=ancient(TOKENIZER),
+    output:
+        "resources/pipelines/{pipeline}/model_index.json",
+    log:
+        "logs/generator/{pipeline}.log",
+    params:
+        settings=lambda w: config["pipelines"][w.pipeline],
+        folder=lambda w: f"resources/pipelines/{w.pipeline}",
+    conda:
+        "../envs/imagenet-sd.yaml"
+    script:
+        "../workflow_scripts/build_pipeline.py"

@@ -1,0 +1,18 @@
+# Long-format results (one row per run x evaluation set) and a Markdown pivot for people.
+
+
+rule tables:
+    input:
+        evaluation_outputs(),
+    output:
+        csv="results/tables/evaluation.csv",
+        markdown="results/tables/evaluation.md",
+    log:
+        "logs/tables.log",
+    params:
+        runs=config["runs"],
+        evalsets=config["evalsets"],
+    conda:
+        "../envs/imagenet-sd.yaml"
+    script:
+        "../workflow_scripts/tables.py"

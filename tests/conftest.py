@@ -1,0 +1,93 @@
+"""Shared test helpers: run the real workflow with the real Snakemake on a copy of the repository."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_PARTS = ("Snakefile", "rules", "workflow_scripts", "imagenet_sd", "schemas", "config", "data",
+                  "config.yaml", "profiles")
+SNAKEMAKE = [str(Path(sys.executable).with_name("snakemake"))]
+
+
+def copy_workflow(dest: Path, config: dict | None = None) -> Path:
+    """A fresh copy of the workflow in `dest`; `config` (if given) replaces config.yaml."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in WORKFLOW_PARTS:
+        src = REPO / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dest / part)
+    if config is not None:
+        write_config(dest, config)
+    return dest
+
+
+def write_config(workdir: Path, config: dict, name: str = "config.yaml") -> Path:
+    path = workdir / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def demo_config() -> dict:
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run([*SNAKEMAKE, "--cores", "2", *args], cwd=workdir, env=env, text=True,
+                          capture_output=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def planned_jobs(workdir: Path, *args: str) -> Counter:
+    """Jobs a dry run schedules, counted by rule name (from Snakemake's 'Job stats' table)."""
+    proc = run_snakemake(workdir, "--dry-run", *args)
+    return parse_job_stats(proc.stdout + proc.stderr)
+
+
+def parse_job_stats(text: str) -> Counter:
+    counts: Counter = Counter()
+    if "Nothing to be done" in text:
+        return counts
+    match = re.search(r"Job stats:\n(.*?)\n\s*total\s+\d+", text, re.S)
+    if not match:
+        raise AssertionError(f"no job stats in snakemake output:\n{text[-3000:]}")
+    for line in match.group(1).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] += int(parts[1])
+    return counts
+
+
+def share_resources(workdir: Path, resources: Path) -> None:
+    """Reuse WordNet, tokenizer and tiny pipeline built once per session (copies keep tests independent)."""
+    shutil.copytree(resources, workdir / "resources", dirs_exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def built_resources(tmp_path_factory) -> Path:
+    """resources/ (WordNet for NLTK, CLIP tokenizer, tiny pipeline) built once by the real rules."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("resources"))
+    run_snakemake(workdir, "resources/nltk_data/corpora/wordnet/lexnames", "resources/clip-tokenizer/vocab.json",
+                  "resources/pipelines/tiny-sd/model_index.json")
+    return workdir / "resources"
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """The embedded demo run to the end once, in a fresh copy of the repository."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
+    run_snakemake(workdir, timeout=1500)
+    return workdir

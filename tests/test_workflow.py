@@ -1,0 +1,103 @@
+"""Workflow tests: the real Snakemake on copies of the repository (lint, dry-runs, bad configs, the demo)."""
+from __future__ import annotations
+
+import copy
+import json
+import time
+
+import pytest
+import yaml
+from conftest import REPO, copy_workflow, demo_config, planned_jobs, run_snakemake, write_config
+
+SHIPPED_CONFIGS = ["config.yaml", *sorted(str(p.relative_to(REPO)) for p in (REPO / "config").glob("*.yaml"))]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return copy_workflow(tmp_path_factory.mktemp("wf"))
+
+
+def test_lint_is_clean(workdir):
+    proc = run_snakemake(workdir, "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Lints for" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("configfile", SHIPPED_CONFIGS)
+def test_every_shipped_config_plans_its_whole_dag(workdir, configfile):
+    config = yaml.safe_load((REPO / configfile).read_text())
+    jobs = planned_jobs(workdir, "--configfile", configfile)
+    classes = {name: sum(1 for _ in open(REPO / cs["sheet"])) - 1 for name, cs in config["class_sets"].items()}
+    expected_generate = 0
+    for clone in config["clones"].values():
+        chunk = config["generators"][clone["generator"]]["chunk_size"]
+        per_class = -(-clone["images_per_class"] // chunk) + -(-clone.get("heldout_per_class", 0) // chunk)
+        expected_generate += classes[clone["class_set"]] * per_class
+    assert jobs["generate"] == expected_generate
+    assert jobs["prompts"] == sum(classes[c["class_set"]] for c in config["clones"].values())
+    assert jobs["train"] == len(config["runs"])
+    assert jobs["evaluate"] == sum(len(r.get("evaluate", [])) for r in config["runs"].values())
+    assert jobs["tables"] == 1
+
+
+def test_imagenet1k_plan_covers_every_class_and_chunk(workdir):
+    started = time.perf_counter()
+    jobs = planned_jobs(workdir, "--configfile", "config/imagenet1k_sd.yaml")
+    elapsed = time.perf_counter() - started
+    assert jobs["prompts"] == 1000
+    assert jobs["generate"] == 1000  # 1,300 images per class in one chunk of 1,300
+    print(f"IN-1K dry run: {sum(jobs.values())} jobs in {elapsed:.1f} s: {dict(jobs)}")
+
+
+def bad_config(tmp_path, mutate) -> str:
+    """Output of a dry run of the demo config after `mutate(config)`; asserts it fails before any job."""
+    workdir = copy_workflow(tmp_path / "wf")
+    config = copy.deepcopy(demo_config())
+    mutate(config)
+    write_config(workdir, config)
+    proc = run_snakemake(workdir, "--dry-run", check=False)
+    assert proc.returncode != 0, proc.stdout
+    assert not (workdir / "results").exists()
+    return proc.stdout + proc.stderr
+
+
+def test_unknown_top_level_key_is_named(tmp_path):
+    out = bad_config(tmp_path, lambda c: c.update(sede=1))
+    assert "sede" in out and "was unexpected" in out
+
+
+def test_unknown_generator_key_is_named(tmp_path):
+    out = bad_config(tmp_path, lambda c: c["generators"]["tiny"].update(guidance=3.0))
+    assert "guidance" in out and "was unexpected" in out
+
+
+def test_unknown_reference_is_named(tmp_path):
+    out = bad_config(tmp_path, lambda c: c["clones"]["demo"].update(recipe="c_hd"))
+    assert "clones.demo.recipe" in out and "c_hd" in out
+
+
+def test_missing_sheet_is_named(tmp_path):
+    out = bad_config(tmp_path, lambda c: c["class_sets"]["demo"].update(sheet="config/sheets/nope.tsv"))
+    assert "config/sheets/nope.tsv" in out
+
+
+def test_unknown_wnid_is_named(tmp_path):
+    def mutate(config):
+        sheet = tmp_path / "bad.tsv"
+        sheet.write_text("wnid\nn01558993\nn01558994\n")
+        config["class_sets"]["demo"]["sheet"] = str(sheet)
+    out = bad_config(tmp_path, mutate)
+    assert "n01558994" in out and "n01558993," not in out
+
+
+@pytest.mark.e2e
+def test_demo_runs_to_the_end_and_a_rerun_schedules_nothing(demo_run):
+    table = (demo_run / "results/tables/evaluation.csv").read_text().splitlines()
+    assert table[0].startswith("run,clone,training,evalset")
+    assert len(table) == 2  # one run x one evaluation set
+    assert (demo_run / "results/tables/evaluation.md").read_text().count("| demo |") == 1
+    assert (demo_run / "results/tables/prompts.csv").exists()
+    result = json.loads((demo_run / "results/runs/demo/eval/demo-heldout.json").read_text())
+    assert result["n_images"] == 5 * 8
+    assert 0 <= result["top1"] <= result["top5"] <= 1
+    assert planned_jobs(demo_run) == {}
