@@ -18,8 +18,10 @@ include: "rules/evaluate.smk"
 include: "rules/tables.smk"
 
 
+# Cheap aggregation and the download of weights run on the login node (GPU nodes are often offline).
 localrules:
     all,
+    prefetch_weights,
     prompt_summary,
     tables,
 

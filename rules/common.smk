@@ -31,6 +31,8 @@ wildcard_constraints:
     clone=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
     run=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
     evalset=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    hub_model=r"[A-Za-z0-9][A-Za-z0-9_.-]*(--[A-Za-z0-9][A-Za-z0-9_.-]*)?",
+    revision=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
 
 
 def recipe_params(wildcards):
@@ -44,10 +46,21 @@ def recipe_params(wildcards):
 
 
 
+def model_folder(generator):
+    """The local folder a generator's pipeline loads from: built here, the user's own, or prefetched from the hub."""
+    spec = config["generators"][generator]
+    built = PLAN.built_pipeline(generator)
+    if built:
+        return f"resources/pipelines/{built}"
+    if os.path.isdir(spec["model"]):
+        return spec["model"]
+    return f"resources/hub/{spec['model'].replace('/', '--')}/{spec['revision'] or 'main'}"
+
+
 def generator_pipeline(wildcards):
-    """The locally built pipeline folder a generator loads, if any (ancient: rebuilding it changes nothing)."""
-    built = PLAN.built_pipeline(PLAN.by_generator_key(wildcards.generator_key))
-    return ancient(f"resources/pipelines/{built}/model_index.json") if built else []
+    """model_index.json of the pipeline folder. Ancient: rebuilding or re-downloading it changes no image
+    (the model id, revision and tiny-pipeline settings are part of the generator key)."""
+    return ancient(f"{model_folder(PLAN.by_generator_key(wildcards.generator_key))}/model_index.json")
 
 
 def clone_inputs(wildcards):

@@ -14,6 +14,7 @@ rule generate:
         "logs/generate/{generator_key}/{recipe_key}/{split}/{ckey}/{start}-{stop}.log",
     params:
         generator=lambda w: PLAN.by_generator_key(w.generator_key),
+        model_dir=lambda w: model_folder(PLAN.by_generator_key(w.generator_key)),
         settings=lambda w: PLAN.pixel_settings(PLAN.by_generator_key(w.generator_key)),
     resources:
         gpu=1,

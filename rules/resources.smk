@@ -42,3 +42,18 @@ rule generator:
         "../envs/imagenet-sd.yaml"
     script:
         "../workflow_scripts/build_pipeline.py"
+
+
+rule prefetch_weights:
+    output:
+        "resources/hub/{hub_model}/{revision}/model_index.json",
+    log:
+        "logs/prefetch_weights/{hub_model}/{revision}.log",
+    params:
+        model=lambda w: w.hub_model.replace("--", "/"),
+        revision=lambda w: w.revision,
+        folder=lambda w: f"resources/hub/{w.hub_model}/{w.revision}",
+    conda:
+        "../envs/imagenet-sd.yaml"
+    script:
+        "../workflow_scripts/prefetch_weights.py"

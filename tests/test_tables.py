@@ -1,0 +1,30 @@
+"""Result tables from evaluation JSON files."""
+import json
+
+import pandas as pd
+
+from imagenet_sd.tables import main
+
+
+def write_eval(root, run, evalset, top1, top5):
+    path = root / "results/runs" / run / "eval" / f"{evalset}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"top1": top1, "top5": top5, "n_images": 50, "n_classes_scored": 10}))
+    return str(path)
+
+
+def test_long_csv_and_markdown_pivot(tmp_path):
+    runs = {"a": {"clone": "c1", "training": "t"}, "b": {"clone": "c2", "training": "t"}}
+    evalsets = {"val": {"path": "/data/val", "description": "real"}, "held": {"clone": "c1"}}
+    files = [write_eval(tmp_path, "b", "val", 0.25, 0.5), write_eval(tmp_path, "a", "val", 0.5, 0.75),
+             write_eval(tmp_path, "a", "held", 0.125, 1.0)]
+    main(eval_files=files, runs=runs, evalsets=evalsets, csv=str(tmp_path / "t.csv"), markdown=str(tmp_path / "t.md"))
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert list(table.run) == ["a", "a", "b"] and list(table.evalset) == ["held", "val", "val"]
+    assert table.loc[(table.run == "b") & (table.evalset == "val"), "clone"].item() == "c2"
+    assert list(table.synthetic) == [True, False, False]
+    md = (tmp_path / "t.md").read_text()
+    assert "| run | held | val |" in md
+    assert "| a | 12.5 / 100.0 | 50.0 / 75.0 |" in md
+    assert "| b |  | 25.0 / 50.0 |" in md
+    assert "held-out synthetic images of clone `c1`" in md
