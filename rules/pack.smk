@@ -14,6 +14,7 @@ rule pack:
     params:
         classes=lambda w: [e.wnid for e in PLAN.clones[w.clone].classes],
         images_per_class=lambda w: PLAN.clones[w.clone].images_per_class,
+        heldout_per_class=lambda w: PLAN.clones[w.clone].heldout_per_class,
         shard_size=lambda w: PLAN.clones[w.clone].shard_size,
         seed=config["seed"],
     resources:

@@ -1,0 +1,197 @@
+"""Chunk tars of a clone -> WebDataset train shards shuffled across classes, and an ImageFolder held-out split.
+
+Readers of WebDataset shards only shuffle the shard order plus a sample buffer, so the mixing of classes
+has to happen here, at pack time: one seeded permutation of every training image of the clone. Shard
+bytes are a pure function of the chunk tars, the class list, the seed and the shard size (fixed mtime,
+owner and mode; members in sample order), so a repack that changes nothing writes identical shards.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import random
+import shutil
+import tarfile
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagenet_sd.runtime import atomic_path
+from imagenet_sd.seeds import derive_seed
+
+log = logging.getLogger(__name__)
+
+SHARD_PATTERN = "shard-{:06d}.tar"
+TAR_MTIME = 0  # every member of every shard: identical bytes across packs
+SAMPLE_FIELDS = ("jpg", "json")  # what a chunk tar holds per image (the pack adds `cls`)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """Where one member's bytes sit inside a chunk tar (read later by offset, never all in memory)."""
+    tar: str
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    key: str  # n01440764_000012: no dots, webdataset splits the extension at the first dot
+    wnid: str
+    label: int
+    fields: dict  # field name -> Member
+
+
+def split_member_name(name: str) -> tuple[str, str]:
+    """`n01440764_000012.jpg` -> (`n01440764_000012`, `jpg`); folders inside the tar are ignored."""
+    base = os.path.basename(name)
+    key, _, ext = base.partition(".")
+    return key, ext
+
+
+def key_wnid(key: str) -> str:
+    return key.rsplit("_", 1)[0]
+
+
+def index_chunks(tars, classes: list[str]) -> list[Sample]:
+    """Every image of the chunk tars, with its label (index of its wnid in `classes`), in class then key order."""
+    label_of = {wnid: i for i, wnid in enumerate(classes)}
+    found: dict[str, dict] = {}
+    for tar_path in tars:
+        tar_path = str(tar_path)  # one string per tar, shared by its members (a full clone has millions)
+        with tarfile.open(tar_path) as tar:
+            for info in tar:
+                if not info.isfile():
+                    continue
+                key, ext = split_member_name(info.name)
+                if ext not in SAMPLE_FIELDS:
+                    continue
+                fields = found.setdefault(key, {})
+                if ext in fields:
+                    raise ValueError(f"{tar_path}: {key}.{ext} also in {fields[ext].tar}")
+                fields[ext] = Member(tar_path, info.offset_data, info.size)
+    samples = []
+    for key, fields in found.items():
+        wnid = key_wnid(key)
+        if wnid not in label_of:
+            raise ValueError(f"{fields['jpg' if 'jpg' in fields else 'json'].tar}: image {key} is of class {wnid}, "
+                             f"which is not in the clone's class list")
+        missing = [f for f in SAMPLE_FIELDS if f not in fields]
+        if missing:
+            raise ValueError(f"image {key} has no {'/'.join(missing)} member in {next(iter(fields.values())).tar}")
+        samples.append(Sample(key, wnid, label_of[wnid], fields))
+    samples.sort(key=lambda s: (s.label, s.key))
+    return samples
+
+
+def check_counts(samples: list[Sample], classes: list[str], expected: int | None, split: str) -> dict[str, int]:
+    """Images per class; with `expected`, every class must have exactly that many (a chunk went missing otherwise)."""
+    counts = Counter(s.wnid for s in samples)
+    per_class = {wnid: counts.get(wnid, 0) for wnid in classes}
+    if expected is not None:
+        wrong = {w: n for w, n in per_class.items() if n != expected}
+        if wrong:
+            shown = ", ".join(f"{w}: {n}" for w, n in list(wrong.items())[:10])
+            raise ValueError(f"{split} split: expected {expected} images per class, got {shown}")
+    return per_class
+
+
+def shuffle_across_classes(samples: list[Sample], seed: int) -> list[Sample]:
+    """One seeded permutation of the whole clone (Python's Random.shuffle is stable across versions)."""
+    order = list(samples)
+    random.Random(derive_seed("pack", seed)).shuffle(order)
+    return order
+
+
+class MemberReader:
+    """Reads members by offset, keeping a few chunk tars open (a full clone has thousands of them)."""
+
+    def __init__(self, max_open: int = 64):
+        self.max_open = max_open
+        self.files: OrderedDict[str, object] = OrderedDict()
+
+    def read(self, member: Member) -> bytes:
+        f = self.files.pop(member.tar, None) or open(member.tar, "rb")  # noqa: SIM115 - closed in close()
+        self.files[member.tar] = f
+        while len(self.files) > self.max_open:
+            self.files.popitem(last=False)[1].close()
+        f.seek(member.offset)
+        data = f.read(member.size)
+        if len(data) != member.size:
+            raise OSError(f"{member.tar}: truncated member at offset {member.offset}")
+        return data
+
+    def close(self):
+        for f in self.files.values():
+            f.close()
+        self.files.clear()
+
+
+def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    """A regular file with fixed metadata, so the archive's bytes depend on names and contents only."""
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = TAR_MTIME
+    info.mode = 0o444
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(data))
+
+
+def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_shard(path: Path, samples: list[Sample], reader: MemberReader) -> dict:
+    """One shard, written under a temporary name and renamed: a killed job never leaves a complete-looking shard."""
+    with atomic_path(path) as tmp:
+        with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+            for s in samples:
+                add_member(tar, f"{s.key}.cls", str(s.label).encode())
+                for field in SAMPLE_FIELDS:
+                    add_member(tar, f"{s.key}.{field}", reader.read(s.fields[field]))
+        digest = sha256_file(tmp)
+        size = tmp.stat().st_size
+    return {"name": path.name, "count": len(samples), "bytes": size, "sha256": digest}
+
+
+def write_shards(samples: list[Sample], out_dir: str | os.PathLike, shard_size: int) -> list[dict]:
+    """Consecutive runs of `shard_size` samples -> shard-000000.tar, ...; returns one record per shard."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reader = MemberReader()
+    records = []
+    try:
+        for number, start in enumerate(range(0, len(samples), shard_size)):
+            record = write_shard(out_dir / SHARD_PATTERN.format(number), samples[start:start + shard_size], reader)
+            log.info("wrote %s: %d images, %.1f MB", record["name"], record["count"], record["bytes"] / 1e6)
+            records.append(record)
+    finally:
+        reader.close()
+    return records
+
+
+def write_image_folder(samples: list[Sample], out_dir: str | os.PathLike) -> None:
+    """ImageFolder layout, as ImageNet val: <out_dir>/<wnid>/<key>.jpg (only the images; labels are the folders)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reader = MemberReader()
+    try:
+        for s in samples:
+            folder = out_dir / s.wnid
+            folder.mkdir(exist_ok=True)
+            (folder / f"{s.key}.jpg").write_bytes(reader.read(s.fields["jpg"]))
+    finally:
+        reader.close()
+
+
+def clear_dir(path: str | os.PathLike) -> None:
+    """Start a directory output from empty (Snakemake removes it before a job; a manual rerun may not)."""
+    shutil.rmtree(path, ignore_errors=True)
+    Path(path).mkdir(parents=True)

@@ -1,0 +1,107 @@
+"""Evaluation: exact top-1/top-5 of a model whose ranking we control, and masking to the shared classes."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from imagenet_sd.evaluation import match_classes, topk_correct
+from imagenet_sd.training import build_model
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_CLASSES = ["n00000001", "n00000002", "n00000003", "n00000004", "n00000005", "n00000006", "n00000007"]
+TRAINING = {"eval_resolution": 32, "batch_size": 4, "workers": 0}
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "workflow_scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def ranking_checkpoint(path: Path, classes, preference) -> Path:
+    """A resnet18 checkpoint that ranks classes by `preference` (higher first) for every image.
+
+    The last residual block adds 1 before its ReLU, so every pooled feature is >= 1; with fc row c equal to
+    preference[c] everywhere, logit c = preference[c] x (sum of features): the same order for any input.
+    """
+    model = build_model("resnet18", len(classes))
+    with torch.no_grad():
+        last = model.layer4[-1].bn2
+        last.weight.zero_()
+        last.bias.fill_(1.0)
+        model.fc.weight.copy_(torch.tensor(preference, dtype=torch.float)[:, None].expand(-1, 512))
+    torch.save({"state_dict": model.state_dict(), "arch": "resnet18", "classes": list(classes), "step": 0}, path)
+    return path
+
+
+def image_folder(root: Path, images_per_folder: dict) -> Path:
+    for wnid, n in images_per_folder.items():
+        (root / wnid).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.new("RGB", (40, 36), (30 * i % 256, 100, 200)).save(root / wnid / f"{wnid}_{i:06d}.jpg")
+    return root
+
+
+def evaluate(tmp_path, checkpoint, folders, name="set"):
+    images = image_folder(tmp_path / name, folders)
+    out = tmp_path / f"{name}.json"
+    load_script("evaluate").main(checkpoint=checkpoint, images=images, output=out, classes=MODEL_CLASSES,
+                                 training=TRAINING, evalset_name=name, evalset={"description": "test images"},
+                                 run="r", device="cpu")
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    # Ranking n00000007 > n00000006 > ... > n00000001 for every image.
+    return ranking_checkpoint(tmp_path_factory.mktemp("ckpt") / "c.pt", MODEL_CLASSES, list(range(1, 8)))
+
+
+def test_exact_top1_top5_when_all_classes_are_scored(checkpoint, tmp_path):
+    # 2 images of the top class, 1 of each of the others: top-1 hits only the top class, top-5 the top 5.
+    folders = {w: (2 if w == MODEL_CLASSES[-1] else 1) for w in MODEL_CLASSES}
+    r = evaluate(tmp_path, checkpoint, folders)
+    assert r["n_images"] == 8 and r["n_classes_scored"] == 7 and r["top5_k"] == 5
+    assert r["correct_top1"] == 2 and r["top1"] == pytest.approx(25.0)
+    assert r["correct_top5"] == 2 + 4 and r["top5"] == pytest.approx(75.0)
+    assert r["model_classes_missing_from_evalset"] == [] and r["evalset_classes_not_in_model"] == []
+    assert r["evalset"] == {"name": "set", "description": "test images", "path": str(tmp_path / "set"), "clone": None}
+    assert len(r["checkpoint"]["sha256"]) == 64 and "torch" in r["versions"]
+
+
+def test_logits_are_masked_to_the_shared_classes(checkpoint, tmp_path):
+    # The set holds 3 of the model's classes (its preferred ones are absent) and one class the model lacks.
+    folders = {"n00000001": 2, "n00000002": 1, "n00000004": 3, "n09999999": 4}
+    r = evaluate(tmp_path, checkpoint, folders)
+    # Unmasked, every image would be called n00000007 (0% top-1); masked, the best shared class n00000004 wins.
+    assert r["n_images"] == 6 and r["n_classes_scored"] == 3
+    assert r["classes_scored"] == ["n00000001", "n00000002", "n00000004"]
+    assert r["correct_top1"] == 3 and r["top1"] == pytest.approx(50.0)
+    assert r["top5_k"] == 3 and r["top5"] == pytest.approx(100.0)  # top-5 among 3 classes: top-3, all correct
+    assert r["evalset_classes_not_in_model"] == ["n09999999"]
+    assert r["model_classes_missing_from_evalset"] == ["n00000003", "n00000005", "n00000006", "n00000007"]
+
+
+def test_set_without_shared_classes_is_an_error(checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="no images of the model's classes"):
+        evaluate(tmp_path, checkpoint, {"n09999999": 2})
+
+
+def test_topk_correct_by_hand():
+    logits = torch.tensor([[0.1, 0.9, 0.5, 0.3], [0.8, 0.1, 0.2, 0.7]])
+    labels = torch.tensor([2, 3])
+    everything = torch.ones(4, dtype=torch.bool)
+    assert topk_correct(logits, labels, everything, (1, 2)) == [0, 2]
+    without_best = torch.tensor([True, False, True, True])
+    assert topk_correct(logits, labels, without_best, (1, 2)) == [1, 2]
+
+
+def test_match_classes_keeps_model_order():
+    m = match_classes(["n3", "n1", "n2"], ["n2", "n3", "n9"])
+    assert (m.scored, m.model_only, m.set_only) == (["n3", "n2"], ["n1"], ["n9"])
+    assert m.mask(["n3", "n1", "n2"]).tolist() == [True, False, True]

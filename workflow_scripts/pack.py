@@ -1,0 +1,46 @@
+"""Pack one clone: shuffled WebDataset train shards + their index, and the held-out split as an ImageFolder."""
+import logging
+
+from imagenet_sd.runtime import setup_logging, versions, write_json
+from imagenet_sd.shards import (check_counts, clear_dir, index_chunks, shuffle_across_classes, write_image_folder,
+                                write_shards)
+
+log = logging.getLogger("imagenet_sd.pack")
+
+
+def main(*, train_tars, heldout_tars, shards_dir, index, heldout_dir, classes, images_per_class, shard_size, seed,
+         heldout_per_class=None):
+    train = index_chunks(train_tars, classes)
+    train_counts = check_counts(train, classes, images_per_class, "train")
+    heldout = index_chunks(heldout_tars, classes)
+    heldout_counts = check_counts(heldout, classes, heldout_per_class, "heldout")
+    log.info("%d train images in %d chunk tars, %d held-out images in %d", len(train), len(train_tars),
+             len(heldout), len(heldout_tars))
+
+    clear_dir(shards_dir)
+    shards = write_shards(shuffle_across_classes(train, seed), shards_dir, shard_size)
+    clear_dir(heldout_dir)
+    write_image_folder(heldout, heldout_dir)
+
+    write_json(index, {
+        "format": "webdataset",
+        "fields": {"jpg": "image", "cls": "class index in `classes` (text)", "json": "generation metadata"},
+        "shards": shards,
+        "count": len(train),
+        "classes": list(classes),
+        "counts_per_class": train_counts,
+        "heldout": {"count": len(heldout), "counts_per_class": heldout_counts,
+                    "layout": "ImageFolder <wnid>/<key>.jpg"},
+        "settings": {"seed": seed, "shard_size": shard_size, "images_per_class": images_per_class,
+                     "shuffle": "one seeded permutation of all train images across classes"},
+        "versions": versions(),
+    })
+
+
+if "snakemake" in globals():
+    setup_logging(snakemake.log[0])
+    main(train_tars=list(snakemake.input.train), heldout_tars=list(snakemake.input.heldout),
+         shards_dir=snakemake.output.shards, index=snakemake.output.index, heldout_dir=snakemake.output.heldout,
+         classes=list(snakemake.params.classes), images_per_class=snakemake.params.images_per_class,
+         shard_size=snakemake.params.shard_size, seed=snakemake.params.seed,
+         heldout_per_class=getattr(snakemake.params, "heldout_per_class", None))
