@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imagenet_sd.prompts import PROMPTS_VERSION
+
 WNID_RE = re.compile(r"^n\d{8}$")
 SPLITS = ("train", "heldout")
 
@@ -23,7 +25,8 @@ PIXEL_KEYS = ("model", "revision", "variant", "scheduler", "steps", "guidance_sc
               "height", "width", "dtype", "output_version", "jpeg_quality", "storage_size",
               "safety_checker", "max_retries")
 # Recipe settings that change prompt text (`tokenizer` is only a means of counting tokens).
-PROMPT_KEYS = ("family", "template", "mix", "lemmas", "hypernym", "scenes", "max_tokens", "overflow")
+PROMPT_KEYS = ("family", "template", "mix", "lemmas", "hypernym", "scenes", "max_tokens", "overflow", "multiple",
+               "scene_format")
 
 
 class ConfigError(ValueError):
@@ -152,6 +155,7 @@ class Plan:
         r = self.config["recipes"][recipe]
         settings = {k: r.get(k) for k in PROMPT_KEYS}
         settings["seed"] = self.config["seed"]
+        settings["prompts_version"] = PROMPTS_VERSION
         if r.get("family") == "mix":
             settings["mix"] = {name: [w, self.prompt_settings(name)] for name, w in sorted(r["mix"].items())}
         return settings

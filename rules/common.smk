@@ -9,6 +9,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.en
 from snakemake.utils import validate
 
 from imagenet_sd.plan import ConfigError, build_plan, recipe_dependencies
+from imagenet_sd.prompts import scene_files
 
 validate(config, os.path.join(workflow.basedir, "schemas/config.schema.yaml"))
 try:

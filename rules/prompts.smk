@@ -6,6 +6,7 @@ rule prompts:
     input:
         wordnet=ancient(WORDNET),
         tokenizer=ancient(TOKENIZER),
+        scenes=lambda w: [ancient(f) for f in scene_files(recipe_params(w)["recipes"])],
     output:
         "results/prompts/{recipe_key}/{ckey}.json",
     log:
@@ -15,7 +16,6 @@ rule prompts:
         wnid=lambda w: PLAN.class_entry(w.ckey).wnid,
         name=lambda w: PLAN.class_entry(w.ckey).name,
         seed=config["seed"],
-        nltk_data="resources/nltk_data",
     conda:
         "../envs/imagenet-sd.yaml"
     script:

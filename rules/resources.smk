@@ -9,7 +9,6 @@ rule wordnet:
     params:
         nltk_data=config["wordnet"]["nltk_data"],
         debian_dir=config["wordnet"]["debian_dir"],
-        root="resources/nltk_data",
     conda:
         "../envs/imagenet-sd.yaml"
     script:

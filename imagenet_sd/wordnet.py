@@ -1,0 +1,232 @@
+"""WordNet 3.0 for NLTK, offline: materialised under a private nltk_data root, read from that root only.
+
+NLTK 3.10 reads corpora only from roots on `nltk.data.path` / `NLTK_DATA` and refuses symlinks that leave
+the root, so the files are copied (never linked). Debian's `wordnet-base` + `wordnet-sense-index` hold
+everything NLTK needs except `lexnames`, WordNet's fixed list of lexicographer files (man page
+lexnames.5WN), which is written here from the list below.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import shutil
+import warnings
+import zipfile
+from pathlib import Path
+
+from imagenet_sd.runtime import atomic_path
+
+log = logging.getLogger(__name__)
+
+WNID_RE = re.compile(r"^n(\d{8})$")
+
+# The files WordNetCorpusReader opens (nltk.corpus.reader.wordnet.WordNetCorpusReader._FILES), lexnames
+# excluded: it is written last, as the marker that the folder is complete.
+DATA_FILES = (
+    "cntlist.rev", "index.sense",
+    "index.adj", "index.adv", "index.noun", "index.verb",
+    "data.adj", "data.adv", "data.noun", "data.verb",
+    "adj.exc", "adv.exc", "noun.exc", "verb.exc",
+)
+OPTIONAL_FILES = ("LICENSE", "README", "citation.bib")  # shipped by nltk.download('wordnet'); copied if present
+
+# WordNet 3.0's lexicographer files: number, name, syntactic category (1 noun, 2 verb, 3 adjective,
+# 4 adverb). Checked line by line against lexnames.5WN of Debian's wordnet-base 3.0.
+LEXNAMES = (
+    "adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact",
+    "noun.attribute", "noun.body", "noun.cognition", "noun.communication", "noun.event", "noun.feeling",
+    "noun.food", "noun.group", "noun.location", "noun.motive", "noun.object", "noun.person",
+    "noun.phenomenon", "noun.plant", "noun.possession", "noun.process", "noun.quantity", "noun.relation",
+    "noun.shape", "noun.state", "noun.substance", "noun.time", "verb.body", "verb.change",
+    "verb.cognition", "verb.communication", "verb.competition", "verb.consumption", "verb.contact",
+    "verb.creation", "verb.emotion", "verb.motion", "verb.perception", "verb.possession", "verb.social",
+    "verb.stative", "verb.weather", "adj.ppl",
+)
+CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
+
+HOW_TO_GET = (
+    "Install Debian's WordNet 3.0 files (`sudo apt-get install wordnet-base wordnet-sense-index`, which fill "
+    "/usr/share/wordnet; set config wordnet.debian_dir if they live elsewhere), or, with internet, run "
+    "`python -c \"import nltk; nltk.download('wordnet', download_dir='/some/nltk_data')\"` and set config "
+    "wordnet.nltk_data: /some/nltk_data."
+)
+
+
+class WordNetError(RuntimeError):
+    """WordNet is missing or incomplete, or a wnid is not a noun synset. The message says what to do."""
+
+
+def lexnames_text() -> str:
+    """The `lexnames` file: `NN<TAB>name<TAB>category`, one line per lexicographer file."""
+    return "".join(f"{i:02d}\t{name}\t{CATEGORY[name.split('.')[0]]}\n" for i, name in enumerate(LEXNAMES))
+
+
+def wordnet_dir(nltk_data_root: str | Path) -> Path:
+    return Path(nltk_data_root) / "corpora" / "wordnet"
+
+
+def nltk_root_of(marker: str | Path) -> Path:
+    """The nltk_data root of a materialised WordNet, from its marker <root>/corpora/wordnet/lexnames."""
+    marker = Path(marker)
+    if marker.name != "lexnames" or marker.parent.name != "wordnet" or marker.parent.parent.name != "corpora":
+        raise WordNetError(f"{marker} is not a WordNet marker <nltk_data>/corpora/wordnet/lexnames")
+    return marker.parents[2]
+
+
+def _copy(src: Path, dest: Path) -> None:
+    """A plain copy under a temporary name, renamed into place (NLTK refuses symlinks and hard links)."""
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def _from_folder(src: Path, dest: Path, lexnames: str | None) -> str:
+    missing = [f for f in DATA_FILES if not (src / f).is_file()]
+    if missing:
+        hint = " (index.sense comes with Debian's wordnet-sense-index)" if missing == ["index.sense"] else ""
+        raise WordNetError(f"WordNet folder {src} lacks {', '.join(missing)}{hint}. {HOW_TO_GET}")
+    for name in DATA_FILES + OPTIONAL_FILES:
+        if (src / name).is_file():
+            _copy(src / name, dest / name)
+    if lexnames is None:
+        lexnames = (src / "lexnames").read_text() if (src / "lexnames").is_file() else lexnames_text()
+    return lexnames
+
+
+def _from_zip(src: Path, dest: Path) -> str:
+    """nltk.download's corpora/wordnet.zip: members wordnet/<file>; only the known names are extracted."""
+    with zipfile.ZipFile(src) as zf:
+        members = {Path(m).name: m for m in zf.namelist() if m.startswith("wordnet/") and not m.endswith("/")}
+        missing = [f for f in DATA_FILES if f not in members]
+        if missing:
+            raise WordNetError(f"{src} lacks {', '.join(missing)}. {HOW_TO_GET}")
+        for name in DATA_FILES + OPTIONAL_FILES:
+            if name in members:
+                with atomic_path(dest / name) as tmp, zf.open(members[name]) as f_in, open(tmp, "wb") as f_out:
+                    shutil.copyfileobj(f_in, f_out)
+        return zf.read(members["lexnames"]).decode() if "lexnames" in members else lexnames_text()
+
+
+def materialise(root: str | Path, *, nltk_data: str | Path | None = None,
+                debian_dir: str | Path = "/usr/share/wordnet") -> Path:
+    """Copy WordNet 3.0 into `root`/corpora/wordnet and return the path of its `lexnames`, written last.
+
+    Source: `nltk_data` (a folder holding corpora/wordnet or corpora/wordnet.zip) when given, else
+    Debian's files in `debian_dir`. Raises WordNetError saying how to get WordNet when neither exists.
+    """
+    dest = wordnet_dir(root)
+    marker = dest / "lexnames"
+    marker.unlink(missing_ok=True)  # a stale marker must not vouch for files about to be replaced
+    dest.mkdir(parents=True, exist_ok=True)
+    if nltk_data:
+        folder, archive = wordnet_dir(nltk_data), wordnet_dir(nltk_data).with_suffix(".zip")
+        if folder.is_dir():
+            log.info("copying WordNet from nltk_data folder %s", folder)
+            lexnames = _from_folder(folder, dest, None)
+        elif archive.is_file():
+            log.info("extracting WordNet from %s", archive)
+            lexnames = _from_zip(archive, dest)
+        else:
+            raise WordNetError(f"config wordnet.nltk_data is {nltk_data}, but neither {folder} nor {archive} "
+                               f"exists. {HOW_TO_GET}")
+    else:
+        debian = Path(debian_dir)
+        if not (debian / "data.noun").is_file():
+            raise WordNetError(f"WordNet 3.0 not found: no data.noun in {debian} and config wordnet.nltk_data "
+                               f"is not set. {HOW_TO_GET}")
+        log.info("copying Debian's WordNet from %s (lexnames written from WordNet's fixed list)", debian)
+        lexnames = _from_folder(debian, dest, lexnames_text())
+    version = check_wordnet_files(dest)
+    with atomic_path(marker) as tmp:
+        tmp.write_text(lexnames)
+    log.info("WordNet %s ready in %s", version, dest)
+    return marker
+
+
+def check_wordnet_files(folder: Path) -> str:
+    """The WordNet version of a copied folder, after checking it is 3.0 (wnids are 3.0 offsets).
+
+    Reads the files as NLTK does (the version from data.adj's licence header, synset `entity` at its
+    3.0 offset) without building NLTK's in-memory index, which takes seconds.
+    """
+    with open(folder / "data.adj", encoding="utf-8") as f:
+        header = "".join(line for line, _ in zip(f, range(40)))
+    match = re.search(r"Word[nN]et (\d+\+?|\d+\.\d+) Copyright", header)
+    version = match.group(1) if match else "unknown"
+    with open(folder / "data.noun", "rb") as f:
+        f.seek(1740)
+        entity = f.read(30)
+    if version != "3.0" or not entity.startswith(b"00001740 03 n 01 entity "):
+        raise WordNetError(f"WordNet in {folder} is version {version}, not 3.0 (wnids are WordNet 3.0 offsets). "
+                           f"{HOW_TO_GET}")
+    return version
+
+
+def open_wordnet(nltk_data_root: str | Path):
+    """An NLTK WordNetCorpusReader over `nltk_data_root`/corpora/wordnet, and no other root.
+
+    Cached per root within a process (loading NLTK's lemma index takes seconds).
+    """
+    root = Path(nltk_data_root).resolve()
+    folder = wordnet_dir(root)
+    if not (folder / "lexnames").is_file():
+        raise WordNetError(f"no complete WordNet under {root} ({folder / 'lexnames'} missing); "
+                           "the `wordnet` rule materialises it")
+    return _open_reader(str(root))
+
+
+@functools.lru_cache(maxsize=4)
+def _open_reader(root: str):
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+    from nltk.data import FileSystemPathPointer
+
+    class WordNet30Reader(WordNetCorpusReader):
+        def map_wn(self, version="wordnet"):
+            # NLTK maps the synsets of whatever `corpora/wordnet` it finds on nltk.data.path onto this one,
+            # for Open Multilingual WordNet. We read WordNet 3.0 alone, without OMW: no mapping, no second
+            # root consulted, and half the load time saved.
+            return None
+
+    if root not in nltk.data.path:
+        nltk.data.path.insert(0, root)  # NLTK's sandbox reads only from its data roots
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The multilingual functions are not available")
+        return WordNet30Reader(FileSystemPathPointer(str(wordnet_dir(root))), None)
+
+
+def synset_of(wn, wnid: str):
+    """The noun synset of an ImageNet-style wnid (`n` + 8-digit byte offset into data.noun)."""
+    match = WNID_RE.match(wnid or "")
+    if not match:
+        raise WordNetError(f"{wnid!r} is not a wnid: expected `n` followed by 8 digits, like n01440764")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            synset = wn.synset_from_pos_and_offset("n", int(match.group(1)))
+        except Exception:  # an offset past the end of data.noun, or inside a line
+            synset = None
+    if synset is None:
+        raise WordNetError(f"{wnid} is not a WordNet 3.0 noun synset (no synset starts at offset "
+                           f"{int(match.group(1))} of data.noun)")
+    return synset
+
+
+def hypernyms_in_file_order(wn, synset) -> list:
+    """Direct hypernyms (instance hypernyms for instances) in data.noun's pointer order.
+
+    NLTK keeps pointers in a set, whose order changes with Python's hash seed; the file order is the
+    lexicographers' and is stable, so "the first hypernym" means the first in the file.
+    """
+    with open(Path(wn.root.path) / "data.noun", "rb") as f:
+        f.seek(synset.offset())
+        fields = f.readline().decode().split()
+    n_words = int(fields[3], 16)
+    at = 4 + 2 * n_words
+    n_pointers = int(fields[at])
+    pointers = [fields[at + 1 + 4 * i: at + 5 + 4 * i] for i in range(n_pointers)]
+    for symbol in ("@", "@i"):
+        found = [wn.synset_from_pos_and_offset(pos, int(offset)) for sym, offset, pos, _ in pointers if sym == symbol]
+        if found:
+            return found
+    return []

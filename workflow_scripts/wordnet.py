@@ -1,0 +1,13 @@
+"""Materialise WordNet 3.0 for NLTK under resources/nltk_data (from an nltk_data folder or Debian's files)."""
+from imagenet_sd.runtime import setup_logging
+from imagenet_sd.wordnet import materialise, nltk_root_of
+
+
+def main(*, marker, nltk_data=None, debian_dir="/usr/share/wordnet"):
+    """Writes <root>/corpora/wordnet/*, the marker <root>/corpora/wordnet/lexnames last."""
+    return materialise(nltk_root_of(marker), nltk_data=nltk_data, debian_dir=debian_dir)
+
+
+if "snakemake" in globals():
+    setup_logging(snakemake.log[0])
+    main(marker=snakemake.output[0], nltk_data=snakemake.params.nltk_data, debian_dir=snakemake.params.debian_dir)
