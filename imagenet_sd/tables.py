@@ -1,4 +1,7 @@
-"""Result tables: one long-format CSV row per (run, evaluation set), and a Markdown pivot for people."""
+"""Result tables: one long-format CSV row per (run, evaluation set), and a Markdown pivot for people.
+
+Accuracies are in percent, as the evaluate jobs write them (and as timm's results CSVs have them).
+"""
 from __future__ import annotations
 
 import json
@@ -6,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-COLUMNS = ["run", "clone", "training", "evalset", "synthetic", "top1", "top5", "n_images", "n_classes_scored"]
+COLUMNS = ["run", "clone", "training", "evalset", "synthetic", "top1", "top5", "chance_top1", "chance_top5",
+           "n_images", "n_classes_scored"]
 
 
 def evaluation_rows(eval_files: list[str], runs: dict, evalsets: dict) -> pd.DataFrame:
@@ -24,6 +28,8 @@ def evaluation_rows(eval_files: list[str], runs: dict, evalsets: dict) -> pd.Dat
             "synthetic": "clone" in evalsets[evalset],
             "top1": result["top1"],
             "top5": result["top5"],
+            "chance_top1": 100.0 / result["n_classes_scored"],
+            "chance_top5": 100.0 * min(5, result["n_classes_scored"]) / result["n_classes_scored"],
             "n_images": result["n_images"],
             "n_classes_scored": result["n_classes_scored"],
         })
@@ -35,15 +41,19 @@ def markdown_pivot(table: pd.DataFrame, evalsets: dict) -> str:
     lines = ["# Evaluation", ""]
     if table.empty:
         return "\n".join(lines + ["No evaluation in this config.", ""])
-    cell = table.assign(score=[f"{a:.1f} / {b:.1f}" for a, b in zip(table.top1 * 100, table.top5 * 100)])
+    cell = table.assign(score=[f"{a:.1f} / {b:.1f}" for a, b in zip(table.top1, table.top5)])
     pivot = cell.pivot(index="run", columns="evalset", values="score").fillna("")
     names = list(pivot.columns)
-    lines.append("Top-1 / top-5 accuracy (%) of each run (rows) on each evaluation set (columns).")
+    lines.append("Top-1 / top-5 accuracy (%) of each run (rows) on each evaluation set (columns); "
+                 "the last row is chance level (uniform guessing over the classes scored).")
     lines.append("")
     lines.append("| run | " + " | ".join(names) + " |")
     lines.append("|---|" + "---|" * len(names))
     for run, row in pivot.iterrows():
         lines.append(f"| {run} | " + " | ".join(row[n] for n in names) + " |")
+    chance = table.groupby("evalset")[["chance_top1", "chance_top5"]].max()
+    lines.append("| *chance* | " + " | ".join(
+        f"*{chance.chance_top1[n]:.1f} / {chance.chance_top5[n]:.1f}*" for n in names) + " |")
     lines.append("")
     for name in names:
         spec = evalsets[name]
@@ -51,6 +61,8 @@ def markdown_pivot(table: pd.DataFrame, evalsets: dict) -> str:
             if "clone" in spec else f"`{spec['path']}`"
         text = spec.get("description") or ""
         lines.append(f"- **{name}**: {source}. {text}".rstrip())
+    if any(row.n_classes_scored < 5 for row in table.itertuples()):
+        lines += ["", "With fewer than 5 classes scored, top-5 is top-k over the classes scored."]
     if table.synthetic.any():
         lines += ["", "Scores on held-out synthetic images say how well a model fits its own generator, "
                   "not how it transfers to real images."]

@@ -64,13 +64,17 @@ def test_recipe_key_follows_prompt_settings(config):
 
 
 def test_clone_paths_are_keyed_by_generator_recipe_split_class_and_range(config):
+    config["generators"]["tiny"]["chunk_size"] = 6
+    config["clones"]["demo"].update(images_per_class=16, heldout_per_class=5)
     plan = build_plan(config)
     paths = plan.clone_chunks("demo", "train")
-    assert len(paths) == 5 * 2
+    n_classes = len(plan.clones["demo"].classes)
+    assert len(paths) == n_classes * 3  # 0-6, 6-12, 12-16
     g, r = plan.generator_key("tiny"), plan.recipe_key("c_dc")
-    assert paths[0] == f"results/generated/{g}/{r}/train/n01558993/000000-000008.tar"
+    assert paths[:3] == [f"results/generated/{g}/{r}/train/n01558993/{a}.tar"
+                         for a in ("000000-000006", "000006-000012", "000012-000016")]
     assert any("/n03584829-" in p for p in paths)  # the sheet renames "iron"
-    assert len(plan.clone_chunks("demo", "heldout")) == 5
+    assert len(plan.clone_chunks("demo", "heldout")) == n_classes
 
 
 def test_sheet_errors_name_the_line_and_the_problem(tmp_path):

@@ -16,8 +16,8 @@ def write_eval(root, run, evalset, top1, top5):
 def test_long_csv_and_markdown_pivot(tmp_path):
     runs = {"a": {"clone": "c1", "training": "t"}, "b": {"clone": "c2", "training": "t"}}
     evalsets = {"val": {"path": "/data/val", "description": "real"}, "held": {"clone": "c1"}}
-    files = [write_eval(tmp_path, "b", "val", 0.25, 0.5), write_eval(tmp_path, "a", "val", 0.5, 0.75),
-             write_eval(tmp_path, "a", "held", 0.125, 1.0)]
+    files = [write_eval(tmp_path, "b", "val", 25.0, 50.0), write_eval(tmp_path, "a", "val", 50.0, 75.0),
+             write_eval(tmp_path, "a", "held", 12.5, 100.0)]
     main(eval_files=files, runs=runs, evalsets=evalsets, csv=str(tmp_path / "t.csv"), markdown=str(tmp_path / "t.md"))
     table = pd.read_csv(tmp_path / "t.csv")
     assert list(table.run) == ["a", "a", "b"] and list(table.evalset) == ["held", "val", "val"]
@@ -28,3 +28,5 @@ def test_long_csv_and_markdown_pivot(tmp_path):
     assert "| a | 12.5 / 100.0 | 50.0 / 75.0 |" in md
     assert "| b |  | 25.0 / 50.0 |" in md
     assert "held-out synthetic images of clone `c1`" in md
+    assert "| *chance* | *10.0 / 50.0* | *10.0 / 50.0* |" in md
+    assert table.chance_top1.tolist() == [10.0, 10.0, 10.0]

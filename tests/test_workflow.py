@@ -98,6 +98,6 @@ def test_demo_runs_to_the_end_and_a_rerun_schedules_nothing(demo_run):
     assert (demo_run / "results/tables/evaluation.md").read_text().count("| demo |") == 1
     assert (demo_run / "results/tables/prompts.csv").exists()
     result = json.loads((demo_run / "results/runs/demo/eval/demo-heldout.json").read_text())
-    assert result["n_images"] == 5 * 8
-    assert 0 <= result["top1"] <= result["top5"] <= 1
+    assert result["n_images"] == 6 * 8
+    assert 0 <= result["top1"] <= result["top5"] <= 100  # percent
     assert planned_jobs(demo_run) == {}
