@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.metadata
+import io
 import json
 import logging
 import os
 import platform
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -66,3 +69,21 @@ def write_json(path: str | os.PathLike, obj) -> None:
     """Deterministic JSON (sorted keys), written atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def add_tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    """A regular file with fixed metadata (mtime 0, root-less owner), so a tar's bytes depend on names and
+    contents only: equal chunks and shards are byte-identical between runs and machines."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(data))
+
+
+def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()

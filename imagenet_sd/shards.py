@@ -7,8 +7,6 @@ owner and mode; members in sample order), so a repack that changes nothing write
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import os
 import random
@@ -18,13 +16,12 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagenet_sd.runtime import atomic_path
+from imagenet_sd.runtime import add_tar_member, atomic_path, sha256_file
 from imagenet_sd.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
 SHARD_PATTERN = "shard-{:06d}.tar"
-TAR_MTIME = 0  # every member of every shard: identical bytes across packs
 SAMPLE_FIELDS = ("jpg", "json")  # what a chunk tar holds per image (the pack adds `cls`)
 
 
@@ -129,23 +126,6 @@ class MemberReader:
         self.files.clear()
 
 
-def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    """A regular file with fixed metadata, so the archive's bytes depend on names and contents only."""
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = TAR_MTIME
-    info.mode = 0o444
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    tar.addfile(info, io.BytesIO(data))
-
-
-def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_shard(path: Path, samples: list[Sample], reader: MemberReader) -> dict:
@@ -153,9 +133,9 @@ def write_shard(path: Path, samples: list[Sample], reader: MemberReader) -> dict
     with atomic_path(path) as tmp:
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
             for s in samples:
-                add_member(tar, f"{s.key}.cls", str(s.label).encode())
+                add_tar_member(tar, f"{s.key}.cls", str(s.label).encode())
                 for field in SAMPLE_FIELDS:
-                    add_member(tar, f"{s.key}.{field}", reader.read(s.fields[field]))
+                    add_tar_member(tar, f"{s.key}.{field}", reader.read(s.fields[field]))
         digest = sha256_file(tmp)
         size = tmp.stat().st_size
     return {"name": path.name, "count": len(samples), "bytes": size, "sha256": digest}

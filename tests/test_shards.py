@@ -12,7 +12,8 @@ import webdataset as wds
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
-from imagenet_sd.shards import index_chunks, sha256_file, shuffle_across_classes
+from imagenet_sd.runtime import sha256_file
+from imagenet_sd.shards import index_chunks, shuffle_across_classes
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

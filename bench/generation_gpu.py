@@ -1,0 +1,208 @@
+"""Stable Diffusion v1.4 generation speed on one GPU: eager fp16 baseline vs the project's fastest settings.
+
+SD v1.4's architecture (UNet, VAE, CLIP ViT-L/14 text encoder, PNDM scheduler) is built from its public
+component configs written below, with random weights: nothing is downloaded. 512x512, 50 steps,
+classifier-free guidance (scale 7.5), batch 1/8/32/64. For each batch size it prints images/s, MFU against a
+bf16 matmul peak measured in the same run, peak memory, and the largest pixel difference to the baseline.
+Both sides render through the `generate` job's code (`imagenet_sd.generation.render`, per-image seeds);
+the fast side adds `imagenet_sd.pipeline`'s channels_last, fused QKV and torch.compile.
+Budget: under 8 minutes on an H100 (`--budget-s` skips what would not fit and says so).
+
+    python bench/generation_gpu.py                 # on a GPU node
+    python bench/generation_gpu.py --smoke         # tiny sizes on the CPU: checks the code runs
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from imagenet_sd import generation as gen  # noqa: E402
+from imagenet_sd import pipeline as pl  # noqa: E402
+
+# Public configs of CompVis/stable-diffusion-v1-4 (unet/, vae/, text_encoder/ config.json; scheduler: PNDM).
+SD14_UNET = {
+    "sample_size": 64, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
+    "block_out_channels": [320, 640, 1280, 1280], "attention_head_dim": 8, "cross_attention_dim": 768,
+    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+    "act_fn": "silu", "norm_num_groups": 32, "norm_eps": 1e-5, "flip_sin_to_cos": True, "freq_shift": 0,
+    "downsample_padding": 1, "mid_block_scale_factor": 1, "center_input_sample": False,
+}
+SD14_VAE = {
+    "sample_size": 512, "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2,
+    "block_out_channels": [128, 256, 512, 512], "act_fn": "silu", "norm_num_groups": 32,
+    "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
+}
+SD14_TEXT = {
+    "vocab_size": 49408, "max_position_embeddings": 77, "hidden_size": 768, "intermediate_size": 3072,
+    "num_hidden_layers": 12, "num_attention_heads": 12, "hidden_act": "quick_gelu", "projection_dim": 768,
+    "layer_norm_eps": 1e-5, "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 49407,
+}
+# The same shapes, shrunk, for a CPU smoke run.
+SMOKE_UNET = {**SD14_UNET, "sample_size": 8, "block_out_channels": [32, 64], "layers_per_block": 1,
+              "cross_attention_dim": 32, "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+              "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"]}
+SMOKE_VAE = {**SD14_VAE, "sample_size": 16, "block_out_channels": [32, 64], "layers_per_block": 1,
+             "down_block_types": ["DownEncoderBlock2D"] * 2, "up_block_types": ["UpDecoderBlock2D"] * 2}
+SMOKE_TEXT = {**SD14_TEXT, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4}
+
+PROMPTS = ["tench, freshwater dace-like game fish of Europe and western Asia noted for ability to survive "
+           "outside water", "goldfish, small golden or orange-red freshwater fishes of Eurasia used as pond "
+           "or aquarium fishes", "great white shark, large aggressive shark widespread in warm seas"]
+
+
+@dataclass
+class Setup:
+    device: torch.device
+    dtype: str
+    unet: dict
+    vae: dict
+    text: dict
+    size: int
+    steps: int
+    batches: list[int]
+    compile: bool
+
+
+def full_setup() -> Setup:
+    return Setup(torch.device("cuda"), "float16", SD14_UNET, SD14_VAE, SD14_TEXT, 512, 50, [64, 32, 8, 1], True)
+
+
+def smoke_setup() -> Setup:
+    return Setup(torch.device("cpu"), "float32", SMOKE_UNET, SMOKE_VAE, SMOKE_TEXT, 16, 2, [2, 1], False)
+
+
+def build_sd14(setup: Setup, tokenizer_dir: Path):
+    """StableDiffusionPipeline with SD v1.4's components, random weights, on the device in the bench dtype."""
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    torch.manual_seed(0)
+    dtype = pl.DTYPES[setup.dtype]
+    with torch.device(setup.device):  # initialise where the weights will live: seconds, not minutes
+        unet = UNet2DConditionModel(**setup.unet).to(dtype)
+        vae = AutoencoderKL(**setup.vae).to(dtype)
+        text = CLIPTextModel(CLIPTextConfig(**setup.text)).to(dtype)
+    pipe = StableDiffusionPipeline(
+        unet=unet, vae=vae, text_encoder=text, tokenizer=CLIPTokenizer.from_pretrained(tokenizer_dir),
+        scheduler=PNDMScheduler.from_config(pl.SD_SCHEDULER_CONFIG), safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def make_fast(pipe, setup: Setup, cache_dir: Path) -> None:
+    """The project's output-preserving speed settings (what a generator entry turns on)."""
+    pl.apply_attention(pipe, "sdpa")
+    pl.apply_fuse_qkv(pipe)
+    pl.apply_channels_last(pipe)
+    if setup.compile:
+        pl.apply_compile(pipe, str(cache_dir))
+
+
+def matmul_peak_tflops(device: torch.device, smoke: bool) -> float:
+    """Best sustained bf16 (CPU smoke: fp32) matmul throughput, the MFU denominator."""
+    n, dtype = (512, torch.float32) if smoke else (8192, torch.bfloat16)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    for _ in range(3 if smoke else 10):
+        gen.synchronize(device)
+        started = time.perf_counter()
+        for _ in range(5):
+            a @ b
+        gen.synchronize(device)
+        best = min(best, (time.perf_counter() - started) / 5)
+    return 2 * n ** 3 / best / 1e12
+
+
+def tasks_for(batch: int) -> list[gen.ImageTask]:
+    return [gen.ImageTask(i, PROMPTS[i % len(PROMPTS)], seed=1000 + i) for i in range(batch)]
+
+
+def timed_render(pipe, tasks, settings, device) -> tuple[float, np.ndarray]:
+    gen.synchronize(device)
+    started = time.perf_counter()
+    pixels = gen.to_pixels(gen.render(pipe, tasks, settings, gen.DenoiseClock(device)))
+    return time.perf_counter() - started, pixels
+
+
+def measure(pipe, setup: Setup, batch: int, warmups: int, repeats: int) -> dict:
+    settings = {"steps": setup.steps, "guidance_scale": 7.5, "height": setup.size, "width": setup.size}
+    tasks = tasks_for(batch)
+    if setup.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(setup.device)
+    for _ in range(warmups):
+        timed_render(pipe, tasks, settings, setup.device)
+    runs = [timed_render(pipe, tasks, settings, setup.device) for _ in range(repeats)]
+    seconds = statistics.median(t for t, _ in runs)
+    memory = torch.cuda.max_memory_allocated(setup.device) if setup.device.type == "cuda" else None
+    return {"batch": batch, "seconds": seconds, "images_per_second": batch / seconds, "peak_memory": memory,
+            "pixels": runs[-1][1]}
+
+
+def report(name: str, result: dict, flops: dict | None, peak: float, baseline: dict | None) -> str:
+    ips = result["images_per_second"]
+    mfu = flops["total"] * ips / 1e12 / peak if flops else float("nan")
+    memory = f"{result['peak_memory'] / 2**30:.1f} GiB" if result["peak_memory"] is not None else "n/a"
+    line = f"{name:9s} batch {result['batch']:3d}: {ips:7.3f} img/s  MFU {mfu:6.1%}  peak memory {memory}"
+    if baseline is not None:
+        diff = np.abs(result["pixels"].astype(int) - baseline["pixels"].astype(int))
+        line += f"  max pixel diff {diff.max()} (mean {diff.mean():.3f})  speed-up {ips / baseline['images_per_second']:.2f}x"
+    return line
+
+
+def run_side(name, pipe, setup, flops, peak, deadline, baselines=None) -> dict:
+    results = {}
+    for batch in setup.batches:
+        if time.monotonic() > deadline:
+            print(f"{name:9s} batch {batch:3d}: skipped (time budget spent)", flush=True)
+            continue
+        # Compiled graphs are static in the batch: each new batch size pays its compilation in the warm-up.
+        warmups = 1 if (setup.compile and name == "fast") or not results else 0
+        repeats = 1 if batch >= 32 else 2
+        results[batch] = measure(pipe, setup, batch, warmups, repeats)
+        base = baselines.get(batch) if baselines is not None else None
+        print(report(name, results[batch], flops, peak, base), flush=True)
+    return results
+
+
+def main(smoke: bool, budget_s: float) -> None:
+    started = time.monotonic()
+    setup = smoke_setup() if smoke else full_setup()
+    torch.set_grad_enabled(False)
+    with tempfile.TemporaryDirectory() as tmp:
+        pipe = build_sd14(setup, pl.build_clip_tokenizer(Path(tmp) / "tokenizer"))
+        settings = {"steps": setup.steps, "guidance_scale": 7.5, "height": setup.size, "width": setup.size}
+        flops = gen.flops_per_image(pipe, settings)
+        peak = matmul_peak_tflops(setup.device, smoke)
+        name = torch.cuda.get_device_name(setup.device) if setup.device.type == "cuda" else "cpu"
+        print(f"device {name}; measured matmul peak {peak:.4g} TFLOP/s; "
+              f"{flops['total'] / 1e12:.4g} TFLOP per image ({setup.steps} steps, guidance, {setup.size}px); "
+              f"arithmetic limit {peak / (flops['total'] / 1e12):.3g} img/s", flush=True)
+        deadline = started + budget_s
+        baselines = run_side("eager", pipe, setup, flops, peak, deadline)
+        one = [b for b in (1, min(setup.batches)) if b in baselines][:1]
+        if one and max(baselines) in baselines and one[0] != max(baselines):
+            diff = np.abs(baselines[one[0]]["pixels"][0].astype(int) - baselines[max(baselines)]["pixels"][0].astype(int))
+            print(f"eager image 0, batch {one[0]} vs batch {max(baselines)}: max pixel diff {diff.max()}", flush=True)
+        make_fast(pipe, setup, Path(tmp) / "compile-cache")
+        run_side("fast", pipe, setup, flops, peak, deadline, baselines)
+    print(f"total {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU (checks the code path)")
+    parser.add_argument("--budget-s", type=float, default=390, help="skip measurements that start after this many seconds")
+    args = parser.parse_args()
+    main(args.smoke, args.budget_s)

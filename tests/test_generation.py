@@ -1,0 +1,252 @@
+"""The generate job on a real (tiny, random) diffusers pipeline: chunk tars, determinism, retries, stats."""
+import importlib.util
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from snakemake.utils import validate
+
+from imagenet_sd import generation as gen
+from imagenet_sd.pipeline import SD_SCHEDULER_CONFIG, build_clip_tokenizer, build_tiny_pipeline, load_pipeline
+from imagenet_sd.plan import PIXEL_KEYS
+from imagenet_sd.seeds import image_seed
+from imagenet_sd.runtime import sha256_file
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"seed": 0, "sample_size": 8, "unet_channels": [32, 64], "vae_channels": [32, 64], "text_hidden": 32,
+        "text_layers": 1, "scheduler": "DDIM"}
+WNID = "n01440764"
+RECORD = {"format": 1, "wnid": WNID, "class_key": WNID, "name_override": None, "recipe": "c_only", "seed": 0,
+          "recipes": {"c_only": {"family": "c", "template": "a photo of a {c}", "fields": {"c": "tench"}}}}
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "workflow_scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+generate = load_script("generate")
+
+
+def generator_entry(**overrides) -> dict:
+    """A generator entry with the schema's defaults filled in, as Snakemake hands it to the script."""
+    entry = {"model": "tiny", "steps": 3, "guidance_scale": 2.0, "height": 16, "width": 16, "dtype": "float32",
+             "device": "cpu", "batch_size": 4, "channels_last": False, **overrides}
+    config = {"generators": {"tiny": entry}}
+    validate(config, str(ROOT / "schemas/config.schema.yaml"))
+    return config["generators"]["tiny"]
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("generation")
+    return build_tiny_pipeline(TINY, build_clip_tokenizer(root / "tokenizer"), root / "tiny-sd")
+
+
+@pytest.fixture(scope="module")
+def prompt_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("prompts") / f"{WNID}.json"
+    path.write_text(json.dumps(RECORD))
+    return path
+
+
+def run_chunk(out: Path, model_dir, prompt_file, start=0, stop=4, **overrides) -> tuple[Path, dict]:
+    entry = generator_entry(**overrides)
+    settings = {**{k: entry[k] for k in PIXEL_KEYS}, "seed": 0}
+    tar = out / f"{start:06d}-{stop:06d}.tar"
+    stats = generate.main(prompt_file=prompt_file, model_dir=str(model_dir), tar_path=tar,
+                          stats_path=out / f"{start:06d}-{stop:06d}.json", generator="tiny", settings=settings,
+                          runtime={k: entry[k] for k in generate.RUNTIME_KEYS}, split="train", start=start, stop=stop)
+    return tar, stats
+
+
+def read_chunk(tar: Path) -> tuple[list[tarfile.TarInfo], dict, dict]:
+    with tarfile.open(tar) as t:
+        members = t.getmembers()
+        data = {m.name: t.extractfile(m).read() for m in members}
+    images = {n: np.asarray(Image.open(io.BytesIO(b))).astype(int) for n, b in data.items() if n.endswith(".jpg")}
+    metas = {n: json.loads(b) for n, b in data.items() if n.endswith(".json")}
+    return members, images, metas
+
+
+@pytest.fixture(scope="module")
+def chunk_b4(tiny_dir, prompt_file, tmp_path_factory):
+    return run_chunk(tmp_path_factory.mktemp("b4"), tiny_dir, prompt_file, batch_size=4)
+
+
+def test_batch_size_changes_pixels_by_one_rounding_step_at_most(tiny_dir, prompt_file):
+    pipe = load_pipeline(str(tiny_dir), dtype="float32", device="cpu")
+    identity = gen.ChunkIdentity(RECORD, "tiny", "train")
+    tasks = [identity.task(i) for i in range(4)]
+    settings = generator_entry()
+    one = np.concatenate([gen.to_pixels(gen.render(pipe, [t], settings, gen.DenoiseClock(pipe.device)))
+                          for t in tasks]).astype(int)
+    four = gen.to_pixels(gen.render(pipe, tasks, settings, gen.DenoiseClock(pipe.device))).astype(int)
+    # Same seeds and prompts; only the kernels' summation order differs with the batch (float32 outputs agree
+    # to ~1e-6), which can flip the 8-bit rounding of a value lying that close to a boundary: by one level.
+    assert np.abs(one - four).max() <= 1
+    assert (one != four).mean() < 1e-3
+
+
+def test_chunk_with_batch_1_equals_batch_4_up_to_jpeg_rounding(chunk_b4, tiny_dir, prompt_file, tmp_path):
+    tar1, _ = run_chunk(tmp_path, tiny_dir, prompt_file, batch_size=1)
+    members1, images1, metas1 = read_chunk(tar1)
+    members4, images4, metas4 = read_chunk(chunk_b4[0])
+    assert [m.name for m in members1] == [m.name for m in members4]
+    assert metas1 == metas4  # prompts, seeds, attempts: exact
+    for name in images4:
+        diff = np.abs(images1[name] - images4[name])
+        # Raw pixels differ by at most one level (test above). A one-level change of one input pixel moves each
+        # DCT coefficient of its 8x8 block by at most 1/4, so at most one quantisation step after rounding; at
+        # quality 90 the steps are <= 24 (PIL's tables x 0.2), each adding <= step/4 = 6 levels to a decoded
+        # pixel, plus the colour transform (x 1.8 for chroma). So: equal almost everywhere, bounded where not.
+        assert diff.mean() < 0.5, name
+        assert diff.max() <= 32, name
+
+
+def test_tar_is_ordered_and_byte_identical_across_runs(chunk_b4, tiny_dir, prompt_file, tmp_path):
+    tar, _ = chunk_b4
+    again, _ = run_chunk(tmp_path, tiny_dir, prompt_file, batch_size=4)
+    assert tar.read_bytes() == again.read_bytes()
+    members, images, metas = read_chunk(tar)
+    expected = [f"{WNID}_{i:06d}.{ext}" for i in range(4) for ext in ("jpg", "json")]
+    assert [m.name for m in members] == expected
+    assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 and m.uname == "" and m.gname == "" for m in members)
+    meta = metas[f"{WNID}_000002.json"]
+    assert meta["prompt"] == "a photo of a tench" and meta["index"] == 2 and meta["attempt"] == 0
+    assert meta["seed"] == image_seed(0, "tiny", "c_only", WNID, "train", 2)
+    assert meta["split"] == "train" and meta["wnid"] == WNID and meta["class_key"] == WNID
+    assert meta["generator"] == "tiny" and meta["settings"]["steps"] == 3 and meta["failed"] is None
+    assert images[f"{WNID}_000002.jpg"].shape == (16, 16, 3)
+    assert not list(tar.parent.glob(".*partial"))
+
+
+def test_stats_fields_are_present_and_sane(chunk_b4):
+    tar, stats = chunk_b4
+    assert json.loads(tar.with_suffix(".json").read_text()) == stats
+    assert stats["images"] == 4 and stats["start"] == 0 and stats["stop"] == 4 and stats["split"] == "train"
+    assert stats["failures"] == {"black": 0, "nan": 0} and stats["regenerated"] == 0 and stats["unresolved"] == 0
+    seconds = stats["seconds"]
+    assert set(seconds) == {"load", "warmup", "denoise", "decode", "write", "total"}
+    assert all(v >= 0 for v in seconds.values()) and seconds["denoise"] > 0 and seconds["load"] > 0
+    assert sum(v for k, v in seconds.items() if k != "total") <= seconds["total"] + 1e-3
+    assert stats["images_per_second"] == pytest.approx(4 / seconds["total"], rel=1e-2)
+    assert stats["device"] == "cpu" and stats["peak_memory_bytes"] > 0
+    flops = stats["flops_per_image"]
+    assert flops["passes_per_step"] == 2 and flops["steps"] == 3
+    assert flops["total"] == 2 * (3 * flops["unet_forward"] + flops["text_encoder"]) + flops["vae_decode"] > 0
+    assert stats["achieved_tflops"] > 0 and stats["mfu"] is None  # no tensor-core peak for a CPU
+    assert {"torch", "diffusers", "transformers"} <= set(stats["versions"])
+    assert stats["model"] == "tiny" and stats["revision"] is None
+    assert stats["tar_sha256"] == sha256_file(tar) and stats["tar_bytes"] == tar.stat().st_size
+
+
+def modified_pipeline(tiny_dir, dest: Path, edit) -> Path:
+    """The tiny pipeline with an edit to the VAE decoder's last layer, saved as a real pipeline folder."""
+    pipe = load_pipeline(str(tiny_dir), dtype="float32", device="cpu")
+    with torch.no_grad():
+        edit(pipe.vae.decoder.conv_out)
+    pipe.save_pretrained(dest)
+    return dest
+
+
+@pytest.mark.parametrize("kind,bias", [("black", -10.0), ("nan", float("nan"))])
+def test_images_failing_every_attempt_are_counted_and_flagged(kind, bias, tiny_dir, prompt_file, tmp_path):
+    broken = modified_pipeline(tiny_dir, tmp_path / "broken", lambda conv: (conv.weight.zero_(), conv.bias.fill_(bias)))
+    tar, stats = run_chunk(tmp_path, broken, prompt_file, stop=2, max_retries=2)
+    assert stats["failures"][kind] == 2 * 3 and stats["regenerated"] == 2 * 2 and stats["unresolved"] == 2
+    _, _, metas = read_chunk(tar)
+    meta = metas[f"{WNID}_000001.json"]
+    assert meta["failed"] == kind and meta["attempt"] == 2
+    assert meta["seed"] == image_seed(0, "tiny", "c_only", WNID, "train", 1, attempt=2)
+
+
+def raw_decoder_max(pipe, task, settings) -> float:
+    """Largest value the VAE decoder outputs for this image before clamping (black = all below -1)."""
+    latents = pipe(task.prompt, num_inference_steps=settings["steps"], guidance_scale=settings["guidance_scale"],
+                   height=16, width=16, generator=gen.noise_generators([task]), output_type="latent").images
+    return pipe.vae.decode(latents / pipe.vae.config.scaling_factor).sample.max().item()
+
+
+def test_black_image_is_redrawn_with_the_next_seed(tiny_dir, prompt_file, tmp_path):
+    pipe = load_pipeline(str(tiny_dir), dtype="float32", device="cpu")
+    identity, settings = gen.ChunkIdentity(RECORD, "tiny", "train"), generator_entry()
+    with torch.no_grad():
+        for index in range(8):
+            first, second = identity.task(index), identity.task(index, attempt=1)
+            m0, m1 = raw_decoder_max(pipe, first, settings), raw_decoder_max(pipe, second, settings)
+            if m1 - m0 > 0.05:
+                break
+        else:
+            pytest.skip("no image whose second draw is brighter than its first among the first 8")
+    # Shift the decoder's output so that this image's first draw is all below -1 (black after clamping) and
+    # its second draw is not: blackness now depends on the seed, as a safety checker's blanking does.
+    shift = (m0 + m1) / 2 + 1
+    darker = modified_pipeline(tiny_dir, tmp_path / "darker", lambda conv: conv.bias.sub_(shift))
+    tar, stats = run_chunk(tmp_path, darker, prompt_file, start=index, stop=index + 1)
+    assert stats["failures"]["black"] == 1 and stats["regenerated"] == 1 and stats["unresolved"] == 0
+    _, _, metas = read_chunk(tar)
+    meta = metas[f"{WNID}_{index:06d}.json"]
+    assert meta["attempt"] == 1 and meta["failed"] is None and meta["seed"] == second.seed
+
+
+KILLED_JOB = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("generate", sys.argv[1])
+module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
+module.main(**json.loads(sys.argv[2]))
+"""
+
+
+def test_killed_job_leaves_no_final_tar(tiny_dir, prompt_file, tmp_path):
+    entry = generator_entry(batch_size=1)
+    tar = tmp_path / "000000-000500.tar"
+    kwargs = {"prompt_file": str(prompt_file), "model_dir": str(tiny_dir), "tar_path": str(tar),
+              "stats_path": str(tar.with_suffix(".json")), "generator": "tiny", "split": "train", "start": 0,
+              "stop": 500, "settings": {**{k: entry[k] for k in PIXEL_KEYS}, "seed": 0},
+              "runtime": {k: entry[k] for k in generate.RUNTIME_KEYS}}
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    job = subprocess.Popen([sys.executable, "-c", KILLED_JOB, str(ROOT / "workflow_scripts/generate.py"),
+                            json.dumps(kwargs)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.stat().st_size > 0 for p in tmp_path.glob(".*partial")):  # a member is being written
+            assert job.poll() is None and time.monotonic() < deadline, "the job ended before it could be killed"
+            time.sleep(0.05)
+        job.send_signal(signal.SIGKILL)
+        job.wait()
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert not tar.exists() and not tar.with_suffix(".json").exists()
+
+
+def test_flop_count_of_sd14_matches_the_papers_arithmetic(tmp_path):
+    """SD v1.4 (the GPU bench's configs, built on the meta device): ~0.8 TFLOP per UNet pass, ~83 per image."""
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "bench/generation_gpu.py")
+    bench = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # its dataclass looks itself up there
+    spec.loader.exec_module(bench)
+    with torch.device("meta"):
+        unet, vae = UNet2DConditionModel(**bench.SD14_UNET), AutoencoderKL(**bench.SD14_VAE)
+        text = CLIPTextModel(CLIPTextConfig(**bench.SD14_TEXT))
+    pipe = StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=text,
+                                   scheduler=PNDMScheduler.from_config(SD_SCHEDULER_CONFIG), tokenizer=CLIPTokenizer.from_pretrained(build_clip_tokenizer(tmp_path)),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    flops = gen.flops_per_image(pipe, {"height": 512, "width": 512, "steps": 50, "guidance_scale": 7.5})
+    assert flops["unet_forward"] == pytest.approx(0.80e12, rel=0.02)
+    assert flops["total"] == pytest.approx(83e12, rel=0.02)
