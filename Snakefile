@@ -5,7 +5,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The embedded demo is the default; a config given with --configfile replaces it instead of being merged
+# into it (Snakemake would otherwise merge the demo's named entries into every user config).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 include: "rules/common.smk"

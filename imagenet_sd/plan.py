@@ -43,6 +43,16 @@ def class_key(wnid: str, name: str | None) -> str:
     return wnid if not name else f"{wnid}-{short_hash(name)}"
 
 
+def hub_folder(model: str, revision: str | None) -> str:
+    """Where the local rule prefetch_weights puts a hub pipeline: resources/hub/<org>--<name>/<revision>."""
+    return f"resources/hub/{model.replace('/', '--')}/{revision or 'main'}"
+
+
+def hub_model_id(folder_name: str) -> str:
+    """Inverse of hub_folder's first part: CompVis--stable-diffusion-v1-4 -> CompVis/stable-diffusion-v1-4."""
+    return folder_name.replace("--", "/")
+
+
 def chunk_ranges(n_images: int, chunk_size: int) -> list[tuple[int, int]]:
     """Chunks aligned at multiples of chunk_size, so raising n adds chunks and keeps earlier ones."""
     return [(start, min(start + chunk_size, n_images)) for start in range(0, n_images, chunk_size)]

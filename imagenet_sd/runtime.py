@@ -18,6 +18,12 @@ LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "webdataset", 
              "scikit-learn", "snakemake")
 
 
+def export_pythonpath(root: str) -> None:
+    """Let child processes (Snakemake scripts, jobs inside SLURM) import imagenet_sd from the workflow root."""
+    paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+
+
 def setup_logging(log_path: str | os.PathLike | None) -> logging.Logger:
     """Human log lines (and Python warnings/tracebacks via stderr) go to the rule's log file."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]

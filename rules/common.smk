@@ -3,14 +3,14 @@ import os
 import sys
 
 sys.path.insert(0, workflow.basedir)
-# Scripts run in child processes (locally and inside SLURM jobs): let them import imagenet_sd too.
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
 
 from snakemake.utils import validate
 
-from imagenet_sd.plan import ConfigError, build_plan, recipe_dependencies
+from imagenet_sd.plan import ConfigError, build_plan, hub_folder, hub_model_id, recipe_dependencies
+from imagenet_sd.runtime import export_pythonpath
 from imagenet_sd.prompts import scene_files
 
+export_pythonpath(workflow.basedir)  # scripts run in child processes, locally and inside SLURM jobs
 validate(config, os.path.join(workflow.basedir, "schemas/config.schema.yaml"))
 try:
     PLAN = build_plan(config)
@@ -55,7 +55,7 @@ def model_folder(generator):
         return f"resources/pipelines/{built}"
     if os.path.isdir(spec["model"]):
         return spec["model"]
-    return f"resources/hub/{spec['model'].replace('/', '--')}/{spec['revision'] or 'main'}"
+    return hub_folder(spec["model"], spec["revision"])
 
 
 def generator_pipeline(wildcards):

@@ -49,7 +49,7 @@ rule prefetch_weights:
     log:
         "logs/prefetch_weights/{hub_model}/{revision}.log",
     params:
-        model=lambda w: w.hub_model.replace("--", "/"),
+        model=lambda w: hub_model_id(w.hub_model),
         revision=lambda w: w.revision,
         folder=lambda w: f"resources/hub/{w.hub_model}/{w.revision}",
     conda:
