@@ -9,7 +9,7 @@ CORES ?= 2
 APT_PACKAGES := wordnet-base wordnet-sense-index
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup system venv slurm dryrun-all lint clean
+.PHONY: demo test setup system venv slurm slurm-down lint clean
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES)
@@ -40,6 +40,9 @@ $(VENV)/.installed: requirements.txt
 # A real single-node Slurm (munge, slurmctld, slurmd; cpu + gpu partitions, two fake GPUs) for the SLURM tests.
 slurm:
 	bash .ci/slurm-setup.sh
+
+slurm-down:
+	bash .ci/slurm-teardown.sh
 
 lint: setup
 	$(BIN)/snakemake --lint

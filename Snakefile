@@ -22,9 +22,13 @@ include: "rules/evaluate.smk"
 include: "rules/tables.smk"
 
 
-# Cheap aggregation and the download of weights run on the login node (GPU nodes are often offline).
+# Cheap materialisation and aggregation run on the login node (and the download of weights must: GPU nodes
+# are often offline).
 localrules:
     all,
+    wordnet,
+    clip_tokenizer,
+    generator,
     prefetch_weights,
     prompt_summary,
     tables,

@@ -17,6 +17,7 @@ rule evaluate:
     threads: 8
     resources:
         gpu=1,
+        cpus_per_task=8,  # sbatch's cpus; `threads` alone is capped by the login node's cores
         mem_mb=32000,
         runtime=120,
     conda:

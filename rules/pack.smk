@@ -19,6 +19,7 @@ rule pack:
         seed=config["seed"],
     resources:
         mem_mb=4000,
+        runtime=240,  # IN-1K: 1.3M images read from chunk tars and rewritten as shards
     conda:
         "../envs/imagenet-sd.yaml"
     script:

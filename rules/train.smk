@@ -16,6 +16,7 @@ rule train:
     threads: 8
     resources:
         gpu=1,
+        cpus_per_task=8,  # sbatch's cpus; `threads` alone is capped by the login node's cores
         mem_mb=64000,
         runtime=2880,
     conda:

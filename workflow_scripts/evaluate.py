@@ -58,7 +58,8 @@ def main(*, checkpoint, images, output, classes, training, evalset_name, evalset
 
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])
-    main(checkpoint=snakemake.input.checkpoint, images=snakemake.input.images, output=snakemake.output[0],
+    # params.images: a real evaluation set is not a DAG input (only held-out splits built here are)
+    main(checkpoint=snakemake.input.checkpoint, images=snakemake.params.images, output=snakemake.output[0],
          classes=list(snakemake.params.classes), training=dict(snakemake.params.training),
          evalset_name=snakemake.wildcards.evalset, evalset=dict(snakemake.params.evalset),
          run=snakemake.wildcards.run, threads=snakemake.threads)

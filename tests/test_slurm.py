@@ -1,0 +1,274 @@
+"""The demo through `--profile slurm` against a real Slurm (started by `make slurm` / .ci/slurm-setup.sh).
+
+One fresh copy of the repository runs the demo twice through the SLURM profile. In the first run the test
+cancels the first `generate` job as soon as Slurm runs it (scancel), so that run fails; the second run
+must finish the work. While snakemake runs, the test reads Slurm's own job records from the controller
+(`scontrol show job`, which keeps finished jobs for MinJobAge=300 s; polled every 2 s so none is missed)
+and checks them against the completion log of jobcomp/filetxt.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, SNAKEMAKE, WORKFLOW_PARTS, copy_workflow
+
+pytestmark = pytest.mark.slurm
+
+GPU_RULES = ("generate", "train", "evaluate")
+JOBCOMP_LOG = Path("/var/log/slurm/jobcomp.log")
+
+
+def _slurm_problem() -> str | None:
+    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
+        return "Slurm client tools are not installed (run `make slurm` as root to start a local Slurm)"
+    try:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=10)
+        parts = subprocess.run(["sinfo", "-h", "-o", "%P %a %G"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"Slurm does not answer: {err}"
+    if ping.returncode != 0 or "UP" not in ping.stdout:
+        return "slurmctld is not running (run `make slurm` as root to start a local Slurm)"
+    names = {line.split()[0].rstrip("*") for line in parts.stdout.splitlines() if line.strip()}
+    if not {"cpu", "gpu"} <= names or "gpu:" not in parts.stdout:
+        return f"this Slurm lacks the cpu/gpu partitions or gpu gres of .ci/slurm-setup.sh: {parts.stdout!r}"
+    return None
+
+
+_PROBLEM = _slurm_problem()
+if _PROBLEM:
+    pytestmark = [pytest.mark.slurm, pytest.mark.skip(reason=_PROBLEM)]
+
+
+# --- Slurm's records ---------------------------------------------------------------------------------
+
+def _scontrol_records() -> dict[str, dict[str, str]]:
+    out = subprocess.run(["scontrol", "show", "job", "-o"], capture_output=True, text=True, timeout=30).stdout
+    records = {}
+    for line in out.splitlines():
+        fields = dict(re.findall(r"(\w+)=(\S*)", line))
+        if "JobId" in fields:
+            records[fields["JobId"]] = fields
+    return records
+
+
+def _jobcomp_records() -> dict[str, dict[str, str]]:
+    if not JOBCOMP_LOG.exists():
+        return {}
+    records = {}
+    for line in JOBCOMP_LOG.read_text().splitlines():
+        fields = dict(re.findall(r"(\w+)=(\S*)", line))
+        if "JobId" in fields:
+            records[fields["JobId"]] = fields
+    return records
+
+
+def _rule_of(record: dict[str, str]) -> str:
+    """The plugin writes `--comment rule_<rule>_wildcards_...` (group jobs: rule_<group>_<rules>); the
+    profile names every group after its rule."""
+    comment = record.get("Comment", "")
+    assert comment.startswith("rule_"), f"job {record['JobId']} has no snakemake comment: {comment!r}"
+    rule = comment[len("rule_"):]
+    return next((name for name in sorted(RULE_NAMES, key=len, reverse=True) if rule.startswith(name)), rule)
+
+
+RULE_NAMES = ("generate", "train", "evaluate", "prompts", "prompt_summary", "pack", "tables", "wordnet",
+              "clip_tokenizer", "generator", "prefetch_weights")
+
+
+def _requests_gpu(record: dict[str, str]) -> bool:
+    return any("gpu" in record.get(key, "") for key in ("TresPerJob", "TresPerNode", "TresPerTask", "TRES"))
+
+
+# --- running snakemake ---------------------------------------------------------------------------------
+
+class SlurmRun:
+    """snakemake with the SLURM profile in `workdir`, recording Slurm's view of every job it submits."""
+
+    def __init__(self, workdir: Path, profiles: list[str], extra: list[str]):
+        self.workdir, self.records = workdir, {}
+        args = [a for p in profiles for a in ("--profile", p)] + extra
+        self.log = open(workdir / f"snakemake-{len(list(workdir.glob('snakemake-*.txt')))}.txt", "w")
+        self.proc = subprocess.Popen([*SNAKEMAKE, *args], cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, PYTHONUNBUFFERED="1"), text=True)
+
+    def poll(self) -> dict[str, dict[str, str]]:
+        for job_id, rec in _scontrol_records().items():
+            if Path(rec.get("WorkDir", "/nonexistent")) == self.workdir:
+                self.records[job_id] = rec
+        return self.records
+
+    def wait(self, timeout: float, until=None) -> bool:
+        """Poll Slurm every 2 s until snakemake exits (True) or `until(records)` holds (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll()
+            if self.proc.poll() is not None:
+                return True
+            if until is not None and until(self.records):
+                return False
+            time.sleep(2)
+        self.stop()
+        raise AssertionError(f"snakemake did not finish in {timeout:.0f} s:\n{self.output()[-4000:]}")
+
+    def stop(self) -> None:
+        """SIGINT makes the plugin scancel its jobs; then kill whatever of ours is left."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for job_id, rec in self.poll().items():
+            if rec.get("JobState") in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING"):
+                subprocess.run(["scancel", job_id], check=False)
+        self.log.close()
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()
+
+
+def _fit_profile(workdir: Path) -> str:
+    """The rules declare full-scale memory (32-64 GB); a 2-core, 24 GB CI node refuses those requests
+    (EnforcePartLimits=ALL). This extra profile keeps profiles/slurm's set-resources (partitions, GPU
+    requests, group slots) and only shrinks memory, cpus and runtime so the jobs fit the node."""
+    slurm = yaml.safe_load((workdir / "profiles/slurm/config.yaml").read_text())
+    set_resources = {rule: dict(values) for rule, values in slurm["set-resources"].items()}
+    for rule in GPU_RULES:
+        set_resources.setdefault(rule, {}).update(mem_mb=2000, cpus_per_task=1, runtime=30)
+    path = workdir / "ci-fit.yaml"
+    path.write_text(yaml.safe_dump({"set-resources": set_resources}))
+    return str(path)
+
+
+def _tree(root: Path, pattern: str) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.glob(pattern)) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def slurm_runs(tmp_path_factory, demo_run):
+    workdir = _copy_with_link(tmp_path_factory.mktemp("slurm"), source=demo_run)
+    profiles = ["slurm", "profiles/ci", _fit_profile(workdir)]
+    started = time.monotonic()
+
+    # Run 1: cancel the first generate job once Slurm runs it; --retries 0 so the failure is final.
+    first = SlurmRun(workdir, profiles, ["--retries", "0"])
+    cancelled = None
+    try:
+        def generate_running(records):
+            return any(_rule_of(r) == "generate" and r.get("JobState") == "RUNNING" for r in records.values())
+        if not first.wait(900, until=generate_running):
+            cancelled = next(j for j, r in first.records.items()
+                             if _rule_of(r) == "generate" and r.get("JobState") == "RUNNING")
+            time.sleep(3)                                      # let it write something
+            subprocess.run(["scancel", cancelled], check=True)
+            first.wait(900)
+    finally:
+        first.stop()
+    after_kill = {**_tree(workdir, "results/generated/**/*"), **_tree(workdir, "results/runs/**/*")}
+
+    # Run 2: the same command again must finish the work.
+    second = SlurmRun(workdir, profiles, [])
+    try:
+        second.wait(1500)
+    finally:
+        second.stop()
+    return dict(workdir=workdir, first=first, second=second, cancelled=cancelled, after_kill=after_kill,
+                seconds=time.monotonic() - started)
+
+
+def _copy_with_link(dest: Path, source: Path | None = None) -> Path:
+    """A copy of the workflow with the repository's top-level `slurm` link to profiles/slurm. With
+    `source` (the local demo run), the workflow is copied from there: the same snapshot as the reference."""
+    if source is None:
+        workdir = copy_workflow(dest).resolve()
+    else:
+        workdir = dest.resolve()
+        for part in dict.fromkeys(WORKFLOW_PARTS + ("envs",)):   # (conftest may list envs already)
+            if (source / part).is_dir():
+                shutil.copytree(source / part, workdir / part, ignore=shutil.ignore_patterns("__pycache__"))
+            elif (source / part).exists():
+                shutil.copy2(source / part, workdir / part)
+    if (REPO / "envs").is_dir() and not (workdir / "envs").exists():   # rules name envs/*.yaml (software-env)
+        shutil.copytree(REPO / "envs", workdir / "envs")
+    shutil.copy2(REPO / "slurm", workdir / "slurm", follow_symlinks=False)
+    return workdir
+
+
+def test_profile_name_resolves_from_the_repository_root(tmp_path):
+    """`--profile slurm` is looked up as ./slurm (never as profiles/slurm), so the repository root holds a
+    link; the implicit workflow profile profiles/default is still applied on top of it."""
+    assert (REPO / "slurm").is_symlink() and (REPO / "slurm").resolve() == (REPO / "profiles/slurm").resolve()
+    proc = subprocess.run([*SNAKEMAKE, "--profile", "slurm", "--dry-run"], cwd=_copy_with_link(tmp_path),
+                          capture_output=True, text=True, timeout=300)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-3000:]
+    assert "Using profiles slurm and workflow specific profile profiles/default" in text
+    assert "slurm_partition=gpu" in text and "gpu=1" in text
+
+
+def test_a_job_killed_by_slurm_leaves_nothing_complete_looking_and_a_rerun_finishes(slurm_runs, demo_run):
+    first, second = slurm_runs["first"], slurm_runs["second"]
+    assert slurm_runs["cancelled"], f"no generate job was seen running:\n{first.output()[-4000:]}"
+    assert first.records[slurm_runs["cancelled"]]["JobState"] == "CANCELLED"
+    assert first.proc.returncode != 0, "the run with a cancelled job should fail"
+    # Whatever the killed run left under results/ must be a finished file, byte-identical to the local run's.
+    for name, data in slurm_runs["after_kill"].items():
+        reference = demo_run / name
+        if name.endswith((".tar", ".json", ".pt", ".jsonl")):
+            assert reference.exists(), f"killed run left {name}, which the local run never wrote"
+            if name.endswith(".tar"):
+                assert data == reference.read_bytes(), f"killed run left an incomplete {name}"
+            elif name.endswith(".json"):
+                json.loads(data)                               # stats differ in timings, but must parse
+    assert second.proc.returncode == 0, second.output()[-6000:]
+    assert (slurm_runs["workdir"] / "results/tables/evaluation.md").exists()
+    dry = subprocess.run([*SNAKEMAKE, "--profile", "slurm", "--profile", "profiles/ci", "--dry-run"],
+                         cwd=slurm_runs["workdir"], capture_output=True, text=True, timeout=300)
+    assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-3000:]
+
+
+def test_gpu_rules_ran_on_the_gpu_partition_with_a_gpu_and_light_rules_took_none(slurm_runs):
+    records = {**slurm_runs["first"].records, **slurm_runs["second"].records}
+    assert records, "no Slurm job of this run was recorded"
+    by_rule: dict[str, list[dict[str, str]]] = {}
+    for rec in records.values():
+        by_rule.setdefault(_rule_of(rec), []).append(rec)
+    assert set(GPU_RULES) <= set(by_rule), f"GPU rules missing from Slurm's records: {sorted(by_rule)}"
+    for rule, recs in by_rule.items():
+        for rec in recs:
+            assert rec.get("BatchFlag") == "1", f"{rule} job {rec['JobId']} was not submitted through sbatch"
+            if rule in GPU_RULES:
+                assert rec["Partition"] == "gpu", f"{rule} job {rec['JobId']} ran on {rec['Partition']}"
+                assert _requests_gpu(rec), f"{rule} job {rec['JobId']} asked for no GPU: {rec}"
+            else:
+                assert rec["Partition"] == "cpu", f"{rule} job {rec['JobId']} ran on {rec['Partition']}"
+                assert not _requests_gpu(rec), f"light rule {rule} (job {rec['JobId']}) took a GPU: {rec}"
+    # The controller's completion log (jobcomp/filetxt) agrees on partition and final state.
+    jobcomp = _jobcomp_records()
+    for job_id, rec in records.items():
+        if job_id in jobcomp:
+            assert jobcomp[job_id]["Partition"] == rec["Partition"]
+    finished = [j for j, r in records.items() if r.get("JobState") == "COMPLETED"]
+    assert all(j in jobcomp for j in finished), "finished jobs missing from /var/log/slurm/jobcomp.log"
+
+
+def test_slurm_outputs_equal_the_local_run(slurm_runs, demo_run):
+    workdir = slurm_runs["workdir"]
+    for pattern in ("results/prompts/**/*", "results/generated/**/*.tar"):
+        local, remote = _tree(demo_run, pattern), _tree(workdir, pattern)
+        assert local, f"the local run wrote nothing matching {pattern}"
+        assert remote.keys() == local.keys(), f"{pattern}: {sorted(remote.keys() ^ local.keys())}"
+        differing = [name for name in local if local[name] != remote[name]]
+        assert not differing, f"SLURM and local runs differ in {differing}"
