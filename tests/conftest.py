@@ -1,6 +1,7 @@
 """Shared test helpers: run the real workflow with the real Snakemake on a copy of the repository."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -91,3 +92,11 @@ def demo_run(tmp_path_factory) -> Path:
     workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
     run_snakemake(workdir, timeout=1500)
     return workdir
+
+
+def load_script(name: str):
+    """A workflow script imported as a module (its Snakemake block does not run), so tests call its main()."""
+    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "workflow_scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,9 +1,9 @@
 """Evaluation: exact top-1/top-5 of a model whose ranking we control, and masking to the shared classes."""
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 import torch
 from PIL import Image
 
@@ -14,13 +14,6 @@ torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CLASSES = ["n00000001", "n00000002", "n00000003", "n00000004", "n00000005", "n00000006", "n00000007"]
 TRAINING = {"eval_resolution": 32, "batch_size": 4, "workers": 0}
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "workflow_scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def ranking_checkpoint(path: Path, classes, preference) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 import torch
 from PIL import Image
 from snakemake.utils import validate
@@ -29,13 +30,6 @@ TINY = {"seed": 0, "sample_size": 8, "unet_channels": [32, 64], "vae_channels": 
 WNID = "n01440764"
 RECORD = {"format": 1, "wnid": WNID, "class_key": WNID, "name_override": None, "recipe": "c_only", "seed": 0,
           "recipes": {"c_only": {"family": "c", "template": "a photo of a {c}", "fields": {"c": "tench"}}}}
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "workflow_scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 generate = load_script("generate")

@@ -1,8 +1,8 @@
 """CLIP's real tokenizer, the tiny random pipeline (saved, rebuilt, reloaded), and loading errors."""
-import importlib.util
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 import torch
 
 from imagenet_sd.pipeline import CLIP_VOCAB_SIZE, WeightsMissing, build_tiny_pipeline, load_pipeline
@@ -11,13 +11,6 @@ torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"seed": 0, "sample_size": 8, "unet_channels": [32, 64], "vae_channels": [32, 64], "text_hidden": 32,
         "text_layers": 1, "scheduler": "DDIM"}
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "workflow_scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 import yaml
 
 from imagenet_sd.plan import class_key
@@ -26,13 +26,6 @@ PROPOSED_KEYS = {"multiple", "scene_format"}
 
 pytestmark = pytest.mark.skipif(not (DEBIAN / "data.noun").is_file(),
                                 reason="Debian's wordnet-base is not installed (apt-get install wordnet-base wordnet-sense-index)")
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "workflow_scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

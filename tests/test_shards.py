@@ -1,5 +1,4 @@
 """Packing: real chunk tars with real JPEGs in, WebDataset shards (read back by webdataset) and an ImageFolder out."""
-import importlib.util
 import io
 import json
 import tarfile
@@ -7,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 import torch
 import webdataset as wds
 from PIL import Image
@@ -18,13 +18,6 @@ from imagenet_sd.shards import index_chunks, shuffle_across_classes
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["n01558993", "n02123045", "n02701002"]
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "workflow_scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def jpeg(color, size=16) -> bytes:

@@ -1,5 +1,4 @@
 """Training: schedules, data order, augmentations, and short real runs on tiny packed shards."""
-import importlib.util
 import io
 import json
 import tarfile
@@ -7,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 import torch
 import torchvision
 from PIL import Image
@@ -19,13 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["n01558993", "n02123045"]
 TINY = {"arch": "resnet18", "epochs": 2, "batch_size": 4, "lr": 0.4, "warmup_epochs": 1, "resolution": 32,
         "local_crops": 1, "local_resolution": 16, "eval_resolution": 32, "workers": 0, "shuffle_buffer": 8}
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "workflow_scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def chunk_tar(path: Path, wnid: str, n: int) -> Path:

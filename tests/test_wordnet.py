@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import re
 import shutil
 import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from imagenet_sd.wordnet import (DATA_FILES, LEXNAMES, WordNetError, hypernyms_in_file_order, lexnames_text,
                                  materialise, nltk_root_of, open_wordnet, synset_of, wordnet_dir)
@@ -19,13 +19,6 @@ MAN_PAGE = Path("/usr/share/man/man5/lexnames.5WN.gz")
 
 pytestmark = pytest.mark.skipif(not (DEBIAN / "data.noun").is_file(),
                                 reason="Debian's wordnet-base is not installed (apt-get install wordnet-base wordnet-sense-index)")
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "workflow_scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
