@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torchvision.datasets import ImageFolder
@@ -40,6 +41,9 @@ def match_classes(model_classes: list[str], set_classes: list[str]) -> ClassMatc
 
 def image_folder(root, model_classes: list[str], transform) -> tuple[ImageFolder, ClassMatch]:
     """The set's images whose folder is a model class, labelled by the model's class index."""
+    if not Path(root).is_dir():
+        raise FileNotFoundError(f"evaluation set folder not found: {root} (set evalsets.<name>.path to an "
+                                "ImageFolder tree with one sub-folder per wnid, as ImageNet val)")
     dataset = ImageFolder(root, transform=transform, allow_empty=True)
     with_images = sorted({dataset.classes[target] for _, target in dataset.samples})
     match = match_classes(model_classes, with_images)

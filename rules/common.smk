@@ -4,6 +4,7 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from imagenet_sd.plan import ConfigError, build_plan, hub_folder, hub_model_id, recipe_dependencies
@@ -16,6 +17,11 @@ try:
     PLAN = build_plan(config)
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}") from None
+
+for _name, _spec in config["evalsets"].items():
+    if "path" in _spec and not os.path.isdir(_spec["path"]):
+        logger.warning(f"evalsets.{_name}.path: folder {_spec['path']} does not exist yet; its evaluate jobs "
+                       "will fail until it holds the images (ImageFolder layout, one sub-folder per wnid)")
 
 WORDNET = "resources/nltk_data/corpora/wordnet/lexnames"
 TOKENIZER = "resources/clip-tokenizer/vocab.json"

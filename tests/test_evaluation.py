@@ -98,3 +98,9 @@ def test_match_classes_keeps_model_order():
     m = match_classes(["n3", "n1", "n2"], ["n2", "n3", "n9"])
     assert (m.scored, m.model_only, m.set_only) == (["n3", "n2"], ["n1"], ["n9"])
     assert m.mask(["n3", "n1", "n2"]).tolist() == [True, False, True]
+
+
+def test_a_missing_evaluation_folder_names_the_folder_and_the_expected_layout(tmp_path):
+    from imagenet_sd.evaluation import image_folder
+    with pytest.raises(FileNotFoundError, match=r"evaluation set folder not found: .*nope.*one sub-folder per wnid"):
+        image_folder(tmp_path / "nope", ["n01440764"], None)
