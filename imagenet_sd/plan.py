@@ -146,6 +146,7 @@ class Plan:
     config: dict
     clones: dict[str, Clone] = field(default_factory=dict)
     sheets: dict[str, list[ClassEntry]] = field(default_factory=dict)
+    _indexes: dict = field(default_factory=dict, repr=False)  # wildcard value -> name or class entry
 
     # ---- keys -------------------------------------------------------------------------------
     def pixel_settings(self, generator: str) -> dict:
@@ -181,25 +182,35 @@ class Plan:
                 return name
         return None
 
-    # ---- lookups by wildcard ----------------------------------------------------------------
+    # ---- lookups by wildcard (indexed once: input functions call them for every job) -------------
+    def _index(self, kind: str) -> dict:
+        cache = self._indexes
+        if kind not in cache:
+            if kind == "generator":
+                cache[kind] = {self.generator_key(name): name for name in self.config["generators"]}
+            elif kind == "recipe":
+                cache[kind] = {self.recipe_key(name): name for name in self.config["recipes"]}
+            else:
+                cache[kind] = {entry.key: entry for entries in self.sheets.values() for entry in entries}
+        return cache[kind]
+
     def by_generator_key(self, key: str) -> str:
-        for name in self.config["generators"]:
-            if self.generator_key(name) == key:
-                return name
-        raise KeyError(f"no generator in the config has key {key}")
+        try:
+            return self._index("generator")[key]
+        except KeyError:
+            raise KeyError(f"no generator in the config has key {key}") from None
 
     def by_recipe_key(self, key: str) -> str:
-        for name in self.config["recipes"]:
-            if self.recipe_key(name) == key:
-                return name
-        raise KeyError(f"no recipe in the config has key {key}")
+        try:
+            return self._index("recipe")[key]
+        except KeyError:
+            raise KeyError(f"no recipe in the config has key {key}") from None
 
     def class_entry(self, key: str) -> ClassEntry:
-        for entries in self.sheets.values():
-            for entry in entries:
-                if entry.key == key:
-                    return entry
-        raise KeyError(f"no class sheet has class key {key}")
+        try:
+            return self._index("class")[key]
+        except KeyError:
+            raise KeyError(f"no class sheet has class key {key}") from None
 
     # ---- paths ------------------------------------------------------------------------------
     @staticmethod
