@@ -10,6 +10,13 @@ Data order is a pure function of the seed: each epoch's shard order is drawn in 
 (seed, epoch, worker), and augmentations draw from torch generators the loader seeds from the main one.
 So the number of steps of every epoch is known before training starts, and a run resumed at an epoch
 boundary continues exactly as the uninterrupted run would.
+
+On several devices (`devices` > 1) the job spawns one process per GPU (DistributedDataParallel, no
+torchrun): rank r reads shards order[r::ranks] of each epoch with its own loader workers and trains on
+batch_size/ranks images per step, so a step still consumes `batch_size` images and the LR schedule is
+unchanged. Every rank takes the same number of steps per epoch (the fewest any rank's shards give).
+BatchNorm statistics are per rank, as in the usual multi-GPU ResNet recipe. Rank 0 alone writes the
+metrics and checkpoints.
 """
 from __future__ import annotations
 
@@ -17,13 +24,17 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import random
+import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 import torchvision
 import webdataset as wds
@@ -70,6 +81,23 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device(device)
 
 
+def count_devices(devices: int | str, device: torch.device, *, processes_on_cpu: bool = False) -> int:
+    """Training processes for the `devices` setting: 'auto' = every GPU this job sees (CUDA_VISIBLE_DEVICES).
+
+    Several processes on CPU (gloo) only with `processes_on_cpu`: the tests' way to run the distributed code.
+    """
+    if device.type == "cuda":
+        visible = torch.cuda.device_count()
+        wanted = visible if devices == "auto" else devices
+        if wanted > visible:
+            raise ValueError(f"devices: {wanted}, but this job sees {visible} GPU(s): request as many "
+                             f"(SLURM: set-resources train gpu) or set devices: auto")
+        return wanted
+    if devices in ("auto", 1) or processes_on_cpu:
+        return 1 if devices == "auto" else devices
+    raise ValueError(f"devices: {devices} needs as many GPUs and this job sees none; set devices: 1 or auto")
+
+
 # ---- schedules and data order ------------------------------------------------------------------------
 def warmup_cosine_schedule(peak: float, total_steps: int, warmup_steps: int, final: float = 0.0) -> np.ndarray:
     """Per-step values: linear from peak/warmup to peak over `warmup_steps`, then cosine from peak towards `final`."""
@@ -102,12 +130,21 @@ class EpochPlan:
         return sum(self.steps)
 
 
-def plan_epochs(counts: list[int], epochs: int, seed: int, workers: int, batch_size: int) -> EpochPlan:
+def plan_epochs(counts: list[int], epochs: int, seed: int, workers: int, batch_size: int,
+                ranks: int = 1) -> EpochPlan:
+    """Shard order and steps of every epoch. With several ranks, rank r reads order[r::ranks] in batches of
+    batch_size/ranks, and an epoch has the steps of the rank whose shards give the fewest."""
+    if batch_size % ranks:
+        raise ValueError(f"batch size {batch_size} does not split evenly across {ranks} devices")
+    if len(counts) < ranks:
+        raise ValueError(f"{len(counts)} shards cannot give each of {ranks} devices its own: use fewer devices")
     orders = [epoch_shard_order(len(counts), seed, e) for e in range(epochs)]
-    steps = [steps_in_epoch(counts, order, workers, batch_size) for order in orders]
+    steps = [min(steps_in_epoch(counts, order[r::ranks], workers, batch_size // ranks) for r in range(ranks))
+             for order in orders]
     if not steps[0]:
-        raise ValueError(f"batch size {batch_size} is larger than the images each of {workers} loader worker(s) "
-                         f"reads per epoch ({sum(counts)} images in {len(counts)} shards)")
+        raise ValueError(f"batch size {batch_size // ranks} is larger than the images each of {workers} loader "
+                         f"worker(s) reads per epoch ({sum(counts)} images in {len(counts)} shards, "
+                         f"{ranks} device(s))")
     return EpochPlan(orders, steps)
 
 
@@ -146,6 +183,22 @@ def make_loader(shard_paths: list[str], transform, *, batch_size: int, workers: 
 
 
 # ---- one step, one epoch -----------------------------------------------------------------------------
+def rank_and_ranks() -> tuple[int, int]:
+    """(this process's rank, number of training processes): (0, 1) unless torch.distributed is set up."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
+    """A scalar averaged over the training processes (the value itself in a single process)."""
+    if rank_and_ranks()[1] == 1:
+        return value
+    value = value.detach().clone()
+    dist.all_reduce(value)
+    return value / dist.get_world_size()
+
+
 def multicrop_logits(model, crops: list[torch.Tensor]) -> torch.Tensor:
     """One forward per crop resolution (crops of a size batched together), logits in crop order."""
     logits, start = [], 0
@@ -158,16 +211,39 @@ def multicrop_logits(model, crops: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(logits)
 
 
+class MultiCropNet(torch.nn.Module):
+    """The model applied to a list of crops (DINO's MultiCropWrapper): one module call per step, which is what
+    DistributedDataParallel wraps. `backbone` is the torchvision model, whose state_dict is saved."""
+
+    def __init__(self, backbone: torch.nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, crops: list[torch.Tensor]) -> torch.Tensor:
+        return multicrop_logits(self.backbone, crops)
+
+
+def crops_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of every crop's logits (crop-major) against its image's label, averaged over crops and images."""
+    return F.cross_entropy(logits.float(), labels.repeat(len(logits) // len(labels)))
+
+
 def multicrop_loss(model, crops: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of every crop against its image's label, averaged over crops and images."""
-    return F.cross_entropy(multicrop_logits(model, crops).float(), labels.repeat(len(crops)))
+    return crops_cross_entropy(multicrop_logits(model, crops), labels)
 
 
 class MetricsLog:
-    """metrics.jsonl: one JSON line per logged step and per epoch, flushed as written (runs are watched live)."""
+    """metrics.jsonl: one JSON line per logged step and per epoch, flushed as written (runs are watched live).
+
+    `path` None: nothing is written (ranks other than 0).
+    """
 
     def __init__(self, path, lines=()):
         self.lines = list(lines)
+        self.file = None
+        if path is None:
+            return
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.file = open(path, "w")  # noqa: SIM115 - closed in close()
         for line in self.lines:
@@ -176,42 +252,50 @@ class MetricsLog:
 
     def write(self, **record):
         self.lines.append(record)
+        if self.file is None:
+            return
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
         log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
 
     def close(self):
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
 
 
-def train_one_epoch(model, optimizer, loader, *, epoch: int, step: int, lr_schedule, stop_step: int, device,
-                    amp: bool, channels_last: bool, metrics: MetricsLog,
+def train_one_epoch(net, optimizer, loader, *, epoch: int, step: int, epoch_steps: int, lr_schedule,
+                    stop_step: int, device, amp: bool, channels_last: bool, metrics: MetricsLog,
                     log_every: int) -> tuple[int, float, int, float]:
-    """Train until the loader is exhausted or `stop_step` is reached; returns (step, mean loss, batches, seconds)."""
-    model.train()
+    """Train `epoch_steps` steps (or until `stop_step`); returns (step, mean loss, batches, seconds).
+
+    `net` maps a list of crops to logits (a MultiCropNet, or its DistributedDataParallel wrapper); losses
+    logged are means over the ranks, images/s counts the images of all ranks.
+    """
+    net.train()
+    ranks = rank_and_ranks()[1]
     memory_format = torch.channels_last if channels_last else torch.preserve_format
     loss_sum, batches, images, tick = torch.zeros((), device=device), 0, 0, time.perf_counter()
     epoch_start = tick
     for crops, labels in loader:
-        if step >= stop_step:
+        if step >= stop_step or batches >= epoch_steps:
             break
         for group in optimizer.param_groups:
             group["lr"] = float(lr_schedule[step])
         crops = [c.to(device, non_blocking=True, memory_format=memory_format) for c in crops]
         labels = labels.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = multicrop_loss(model, crops, labels)
+            loss = crops_cross_entropy(net(crops), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        step, batches, images = step + 1, batches + 1, images + len(labels)
+        step, batches, images = step + 1, batches + 1, images + len(labels) * ranks
         loss_sum += loss.detach()
         if step % log_every == 0 or step == stop_step:
             now = time.perf_counter()
-            metrics.write(event="step", step=step, epoch=epoch, loss=loss.item(), lr=float(lr_schedule[step - 1]),
-                          img_per_s=images / (now - tick))
+            metrics.write(event="step", step=step, epoch=epoch, loss=mean_over_ranks(loss).item(),
+                          lr=float(lr_schedule[step - 1]), img_per_s=images / (now - tick))
             images, tick = 0, now
-    mean_loss = (loss_sum / max(batches, 1)).item()
+    mean_loss = mean_over_ranks(loss_sum / max(batches, 1)).item()
     seconds = time.perf_counter() - epoch_start
     return step, mean_loss, batches, seconds
 
@@ -244,9 +328,14 @@ def load_resume(path: Path, identity: dict):
 
 # ---- the recipe ----------------------------------------------------------------------------------------
 def train(*, shard_paths: list[str], shard_counts: list[int], classes: list[str], training: dict, checkpoint,
-          metrics, workers: int, device: torch.device, data_id: str = "") -> dict:
-    """Train `training` on the shards; write metrics.jsonl and the checkpoint. Returns the final checkpoint dict."""
+          metrics, workers: int, device: torch.device, data_id: str = "") -> dict | None:
+    """Train `training` on the shards; write metrics.jsonl and the checkpoint. Returns the final checkpoint dict.
+
+    Inside a torch.distributed process group (see `train_on_devices`) every rank runs this on its share of
+    the data; rank 0 writes the files and returns the checkpoint dict, the other ranks return None.
+    """
     t = resolve_training(training)
+    rank, ranks = rank_and_ranks()
     on_gpu = device.type == "cuda"
     amp, channels_last = t["amp"] and on_gpu, t["channels_last"] and on_gpu
     torch.manual_seed(t["seed"])
@@ -255,8 +344,12 @@ def train(*, shard_paths: list[str], shard_counts: list[int], classes: list[str]
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=t["momentum"], weight_decay=t["weight_decay"])
+    net = MultiCropNet(model)
+    if ranks > 1:
+        torch.manual_seed(derive_seed("train-rank", t["seed"], rank))  # each rank its own augmentations
+        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device] if on_gpu else None)
 
-    plan = plan_epochs(shard_counts, t["epochs"], t["seed"], workers, t["batch_size"])
+    plan = plan_epochs(shard_counts, t["epochs"], t["seed"], workers, t["batch_size"], ranks)
     peak_lr = t["lr"] * t["batch_size"] / 256
     warmup_steps = round(t["warmup_epochs"] * plan.total_steps / t["epochs"])
     lr_schedule = warmup_cosine_schedule(peak_lr, plan.total_steps, warmup_steps)
@@ -264,38 +357,47 @@ def train(*, shard_paths: list[str], shard_counts: list[int], classes: list[str]
     log_every = max(1, min(50, plan.steps[0] // 10))
     transform = train_transform(t)
     log.info("%s, %d classes, %d images in %d shards, %d steps (%d per epoch), peak lr %.4g, %d warm-up steps, "
-             "%d workers, device %s, amp %s", t["arch"], len(classes), sum(shard_counts), len(shard_paths),
-             stop_step, plan.steps[0], peak_lr, warmup_steps, workers, device, amp)
+             "%d workers, device %s x %d, amp %s", t["arch"], len(classes), sum(shard_counts), len(shard_paths),
+             stop_step, plan.steps[0], peak_lr, warmup_steps, workers, device, ranks, amp)
 
     identity = {"training": t, "classes": list(classes), "data": data_id, "workers": workers}
+    if ranks > 1:
+        identity["devices"] = ranks
     state, start_epoch, step = load_resume(resume_path(checkpoint), identity), 0, 0
     if state:
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"] if ranks == 1 else state["rng"][rank])
         start_epoch, step = state["epoch"] + 1, state["step"]
-    metrics_log = MetricsLog(metrics, state["metrics"] if state else ())
+    metrics_log = MetricsLog(metrics if rank == 0 else None, state["metrics"] if state else ())
 
     epoch, mean_loss = start_epoch - 1, float("nan")
     try:
         for epoch in range(start_epoch, t["epochs"]):
             if step >= stop_step:
                 break
-            loader = make_loader([shard_paths[i] for i in plan.shard_orders[epoch]], transform,
-                                 batch_size=t["batch_size"], workers=workers, shuffle_buffer=t["shuffle_buffer"],
-                                 seed=derive_seed(t["seed"], epoch), pin_memory=on_gpu)
+            shards = plan.shard_orders[epoch][rank::ranks]
+            loader = make_loader([shard_paths[i] for i in shards], transform, batch_size=t["batch_size"] // ranks,
+                                 workers=workers, shuffle_buffer=t["shuffle_buffer"],
+                                 seed=derive_seed(t["seed"], epoch, *([rank] if ranks > 1 else [])),
+                                 pin_memory=on_gpu)
             step, mean_loss, batches, seconds = train_one_epoch(
-                model, optimizer, loader, epoch=epoch, step=step, lr_schedule=lr_schedule, stop_step=stop_step,
-                device=device, amp=amp, channels_last=channels_last, metrics=metrics_log, log_every=log_every)
+                net, optimizer, loader, epoch=epoch, step=step, epoch_steps=plan.steps[epoch],
+                lr_schedule=lr_schedule, stop_step=stop_step, device=device, amp=amp, channels_last=channels_last,
+                metrics=metrics_log, log_every=log_every)
             metrics_log.write(event="epoch", epoch=epoch, step=step, loss=mean_loss, seconds=seconds,
                               img_per_s=batches * t["batch_size"] / max(seconds, 1e-9))
             if epoch + 1 < t["epochs"] and step < stop_step:
-                save_atomic({"identity": identity, "epoch": epoch, "step": step, "state_dict": model.state_dict(),
-                             "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
-                             "metrics": metrics_log.lines}, resume_path(checkpoint))
+                rng = torch.get_rng_state() if ranks == 1 else gather_objects(torch.get_rng_state())
+                if rank == 0:
+                    save_atomic({"identity": identity, "epoch": epoch, "step": step, "state_dict": model.state_dict(),
+                                 "optimizer": optimizer.state_dict(), "rng": rng,
+                                 "metrics": metrics_log.lines}, resume_path(checkpoint))
     finally:
         metrics_log.close()
 
+    if rank != 0:
+        return None
     final = {
         "state_dict": cpu_state_dict(model),
         "arch": t["arch"],
@@ -312,6 +414,60 @@ def train(*, shard_paths: list[str], shard_counts: list[int], classes: list[str]
     save_atomic(final, checkpoint)
     resume_path(checkpoint).unlink(missing_ok=True)
     return final
+
+
+# ---- several devices: one process per device, started by the job itself ---------------------------------
+def gather_objects(obj) -> list:
+    """`obj` of every rank, in rank order."""
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (the process group's rendezvous; all ranks are on this node)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def train_on_devices(ranks: int, device_type: str, *, threads: int, log_path=None, **train_kwargs) -> None:
+    """`train` in `ranks` processes of this node, one per GPU (nccl), or on CPU (gloo, tests only).
+
+    The processes are spawned, not forked: a spawned process re-imports the job's script as __mp_main__,
+    so a script that calls this must guard its Snakemake block with `__name__ == "__main__"`.
+    """
+    port = free_port()
+    log.info("training in %d processes on %s, rendezvous at 127.0.0.1:%d", ranks, device_type, port)
+    torch.multiprocessing.spawn(train_rank, args=(ranks, port, device_type, threads, log_path, train_kwargs),
+                                nprocs=ranks, join=True)
+
+
+def train_rank(rank: int, ranks: int, port: int, device_type: str, threads: int, log_path, train_kwargs: dict):
+    """One spawned training process: join the process group, then run `train` on this rank's device."""
+    if log_path:
+        log_to_file_as_rank(log_path, rank)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(max(1, threads))
+    if device_type == "cuda":
+        torch.cuda.set_device(rank)
+        device, backend = torch.device("cuda", rank), "nccl"
+    else:
+        device, backend = torch.device("cpu"), "gloo"
+    dist.init_process_group(backend, rank=rank, world_size=ranks, device_id=device if backend == "nccl" else None)
+    try:
+        train(**train_kwargs, device=device)
+    finally:
+        dist.destroy_process_group()
+
+
+def log_to_file_as_rank(log_path, rank: int) -> None:
+    """Append this rank's log lines and tracebacks to the job's log: everything from rank 0, warnings from others."""
+    sys.stderr = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, force=True,
+                        handlers=[logging.StreamHandler(sys.stderr)],
+                        format=f"%(asctime)s %(levelname)s rank {rank} %(name)s: %(message)s")
+    logging.captureWarnings(True)
 
 
 def load_checkpoint_model(path, device: torch.device | str = "cpu"):

@@ -211,3 +211,98 @@ def test_resume_state_of_another_training_is_ignored(tmp_path):
     torch.save({"identity": {"training": {"lr": 0.1}}, "epoch": 0, "step": 4}, path)
     assert tr.load_resume(path, {"training": {"lr": 0.2}}) is None
     assert tr.load_resume(path, {"training": {"lr": 0.1}})["step"] == 4
+
+
+# ---- several devices: DistributedDataParallel over gloo on CPU --------------------------------------------
+def test_device_count_and_the_plan_across_ranks():
+    cpu = torch.device("cpu")
+    assert tr.count_devices("auto", cpu) == tr.count_devices(1, cpu) == 1
+    with pytest.raises(ValueError, match="sees none"):
+        tr.count_devices(2, cpu)  # a config asking for GPUs on a machine without: an error, not a silent 1
+    assert tr.count_devices(2, cpu, processes_on_cpu=True) == 2
+    plan = tr.plan_epochs([6, 6, 4], epochs=2, seed=0, workers=1, batch_size=4, ranks=2)
+    for order, steps in zip(plan.shard_orders, plan.steps):  # batches of 2 per rank; the poorer rank sets the pace
+        assert steps == min(sum([6, 6, 4][i] for i in order[r::2]) // 2 for r in range(2))
+    with pytest.raises(ValueError, match="split evenly"):
+        tr.plan_epochs([6, 6, 4], epochs=1, seed=0, workers=1, batch_size=5, ranks=2)
+    with pytest.raises(ValueError, match="fewer devices"):
+        tr.plan_epochs([6, 6, 4], epochs=1, seed=0, workers=1, batch_size=4, ranks=4)
+
+
+def test_two_processes_train_one_model_and_rank_0_alone_writes(packed, tmp_path):
+    run = run_train(packed, tmp_path / "run", devices=2)
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "metrics.jsonl"]
+    plan = tr.plan_epochs([6, 6, 4], epochs=2, seed=0, workers=1, batch_size=4, ranks=2)
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines if m["event"] == "step"] == list(range(1, plan.total_steps + 1))
+    assert [m["step"] for m in lines if m["event"] == "epoch"] == [plan.steps[0], plan.total_steps]
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert ckpt["step"] == plan.total_steps and ckpt["training"]["devices"] == 2
+    model = torchvision.models.resnet18()
+    model.fc = torch.nn.Linear(512, len(CLASSES), bias=False)
+    assert list(ckpt["state_dict"]) == list(model.state_dict())  # no `module.`/`backbone.` prefixes
+    model.load_state_dict(ckpt["state_dict"])
+
+
+def groupnorm_resnet(arch, num_classes):
+    """build_model with GroupNorm for BatchNorm: per-sample normalisation, so a batch split across ranks gives
+    the same gradients as the whole batch in one process (BatchNorm statistics are per rank by design).
+    One group: with 8, this tiny net is so ill-conditioned that float rounding grows 1e4-fold in three steps."""
+    model = tr.ARCHS[arch](weights=None, norm_layer=lambda channels: torch.nn.GroupNorm(1, channels))
+    model.fc = torch.nn.Linear(model.fc.in_features, num_classes, bias=False)
+    return model
+
+
+def rank_with_probes(rank, ranks, port, train_kwargs, out):
+    """A training rank (a spawned process: the patches are its own) that records, per epoch, the sample keys it
+    read and the batches it was given."""
+    real_shuffle, real_collate, epochs = tr.seeded_shuffle, tr.collate_crops, []
+
+    def recording_shuffle(samples, **kw):
+        epochs.append({"keys": [], "batches": []})
+        for sample in real_shuffle(samples, **kw):
+            epochs[-1]["keys"].append(sample["__key__"])
+            yield sample
+
+    def recording_collate(samples):
+        epochs[-1]["batches"].append(real_collate(samples))
+        return epochs[-1]["batches"][-1]
+
+    tr.build_model, tr.seeded_shuffle, tr.collate_crops = groupnorm_resnet, recording_shuffle, recording_collate
+    tr.train_rank(rank, ranks, port, "cpu", 1, None, train_kwargs)
+    torch.save(epochs, out / f"rank{rank}.pt")
+
+
+def test_two_ranks_on_disjoint_shards_train_as_one_process_on_both_batches(packed, tmp_path):
+    index = json.loads((packed / "train.json").read_text())
+    training = TINY | {"local_crops": 1, "weight_decay": 0.01}
+    job = {"shard_paths": [str(packed / "train" / s["name"]) for s in index["shards"]], "shard_counts": [6, 6, 4],
+           "classes": CLASSES, "training": training, "checkpoint": tmp_path / "checkpoint.pt",
+           "metrics": tmp_path / "metrics.jsonl", "workers": 0}
+    torch.multiprocessing.spawn(rank_with_probes, args=(2, tr.free_port(), job, tmp_path), nprocs=2)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    plan = tr.plan_epochs([6, 6, 4], epochs=2, seed=0, workers=1, batch_size=4, ranks=2)
+    for epoch in range(len(plan.steps)):
+        keys = [set(r[epoch]["keys"]) for r in ranks]
+        assert keys[0] and keys[1] and not keys[0] & keys[1]
+
+    # The same steps in one process, each on the two ranks' batches together: the same weights.
+    lrs = [m["lr"] for m in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
+           if m["event"] == "step"]
+    t = tr.resolve_training(training)
+    torch.manual_seed(t["seed"])
+    model = groupnorm_resnet(t["arch"], len(CLASSES))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=t["momentum"], weight_decay=t["weight_decay"])
+    batches = [pair for epoch, steps in enumerate(plan.steps)
+               for pair in zip(*(r[epoch]["batches"][:steps] for r in ranks))]
+    assert len(batches) == len(lrs) == plan.total_steps
+    for ((crops0, labels0), (crops1, labels1)), lr in zip(batches, lrs):
+        assert len(labels0) == len(labels1) == t["batch_size"] // 2
+        crops = [torch.cat(pair) for pair in zip(crops0, crops1)]
+        optimizer.param_groups[0]["lr"] = lr
+        optimizer.zero_grad()
+        tr.multicrop_loss(model, crops, torch.cat([labels0, labels1])).backward()
+        optimizer.step()
+    trained = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["state_dict"]
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(trained[name], value, rtol=1e-4, atol=1e-6, msg=name)

@@ -1,4 +1,7 @@
-"""Train a ResNet from scratch on a clone's shards; write the checkpoint and metrics.jsonl."""
+"""Train a ResNet from scratch on a clone's shards; write the checkpoint and metrics.jsonl.
+
+With `devices` > 1 (or 'auto' and several GPUs visible) this job spawns one training process per GPU.
+"""
 import json
 import logging
 from pathlib import Path
@@ -6,26 +9,43 @@ from pathlib import Path
 import torch
 
 from imagenet_sd.runtime import setup_logging
-from imagenet_sd.training import data_signature, pick_device, resolve_training, train
+from imagenet_sd.training import (
+    count_devices,
+    data_signature,
+    pick_device,
+    resolve_training,
+    train,
+    train_on_devices,
+)
 
 log = logging.getLogger("imagenet_sd.train")
 
 
-def main(*, index, shards_dir, checkpoint, metrics, training, classes, threads=1, device=None):
+def main(*, index, shards_dir, checkpoint, metrics, training, classes, threads=1, device=None, log_path=None):
+    """`device` None: the GPU if there is one. `device="cpu"` (tests) also lets `devices: N` run N gloo processes."""
     training = resolve_training(training)
     shard_index = json.loads(Path(index).read_text())
     if shard_index["classes"] != list(classes):
         raise ValueError(f"{index}: the shards were packed for other classes (or another order) than the run's")
     shard_paths = [str(Path(shards_dir) / s["name"]) for s in shard_index["shards"]]
-    torch.set_num_threads(max(1, threads))
-    workers = min(training["workers"], threads, len(shard_paths))
-    train(shard_paths=shard_paths, shard_counts=[s["count"] for s in shard_index["shards"]], classes=list(classes),
-          training=training, checkpoint=checkpoint, metrics=metrics, workers=workers, device=pick_device(device),
-          data_id=data_signature(shard_index))
+    target = pick_device(device)
+    ranks = count_devices(training["devices"], target, processes_on_cpu=device == "cpu")
+    threads_per_rank = max(1, threads // ranks)
+    torch.set_num_threads(threads_per_rank)
+    # loader workers per rank: the job's cpus are shared by the ranks, and each rank reads len/ranks shards
+    workers = min(training["workers"], threads // ranks, len(shard_paths) // ranks)
+    job = {"shard_paths": shard_paths, "shard_counts": [s["count"] for s in shard_index["shards"]],
+           "classes": list(classes), "training": training, "checkpoint": checkpoint, "metrics": metrics,
+           "workers": workers, "data_id": data_signature(shard_index)}
+    if ranks == 1:
+        train(**job, device=target)
+    else:
+        train_on_devices(ranks, target.type, threads=threads_per_rank, log_path=log_path, **job)
 
 
-if "snakemake" in globals():
+# __name__: the processes spawned for several devices import this file again, as __mp_main__
+if "snakemake" in globals() and __name__ == "__main__":
     setup_logging(snakemake.log[0])
     main(index=snakemake.input.index, shards_dir=snakemake.input.shards, checkpoint=snakemake.output.checkpoint,
          metrics=snakemake.output.metrics, training=dict(snakemake.params.training),
-         classes=list(snakemake.params.classes), threads=snakemake.threads)
+         classes=list(snakemake.params.classes), threads=snakemake.threads, log_path=snakemake.log[0])
