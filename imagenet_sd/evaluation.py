@@ -18,6 +18,20 @@ from torchvision.datasets import ImageFolder
 log = logging.getLogger(__name__)
 
 TOPK = 5
+IMAGENET1K_SYNSETS = Path(__file__).resolve().parents[1] / "data/imagenet1k_synsets.tsv"
+
+
+def folder_wnids(folders: list[str], naming: str) -> dict[str, str]:
+    """Folder name -> wnid. `wnid`: the folders are wnids (ImageNet val, Sketch, R, A). `imagenet1k_index`:
+    the folders are ImageNet-1K class indices 0..999 in the standard sorted-wnid order (ImageNetV2)."""
+    if naming == "wnid":
+        return {f: f for f in folders}
+    rows = IMAGENET1K_SYNSETS.read_text().splitlines()[1:]
+    by_index = {line.split("\t")[0]: line.split("\t")[1] for line in rows}
+    unknown = [f for f in folders if f not in by_index]
+    if unknown:
+        raise ValueError(f"folders named by ImageNet-1K class index must be 0..999; got {unknown[:5]}")
+    return {f: by_index[f] for f in folders}
 
 
 @dataclass
@@ -39,12 +53,14 @@ def match_classes(model_classes: list[str], set_classes: list[str]) -> ClassMatc
                       set_only=sorted(w for w in set_classes if w not in in_model))
 
 
-def image_folder(root, model_classes: list[str], transform) -> tuple[ImageFolder, ClassMatch]:
+def image_folder(root, model_classes: list[str], transform, naming: str = "wnid") -> tuple[ImageFolder, ClassMatch]:
     """The set's images whose folder is a model class, labelled by the model's class index."""
     if not Path(root).is_dir():
         raise FileNotFoundError(f"evaluation set folder not found: {root} (set evalsets.<name>.path to an "
                                 "ImageFolder tree with one sub-folder per wnid, as ImageNet val)")
     dataset = ImageFolder(root, transform=transform, allow_empty=True)
+    wnid_of = folder_wnids(dataset.classes, naming)
+    dataset.classes = [wnid_of[f] for f in dataset.classes]
     with_images = sorted({dataset.classes[target] for _, target in dataset.samples})
     match = match_classes(model_classes, with_images)
     model_index = {wnid: i for i, wnid in enumerate(model_classes)}

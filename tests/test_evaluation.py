@@ -104,3 +104,16 @@ def test_a_missing_evaluation_folder_names_the_folder_and_the_expected_layout(tm
     from imagenet_sd.evaluation import image_folder
     with pytest.raises(FileNotFoundError, match=r"evaluation set folder not found: .*nope.*one sub-folder per wnid"):
         image_folder(tmp_path / "nope", ["n01440764"], None)
+
+
+def test_folders_named_by_imagenet1k_index_are_matched_by_wnid(tmp_path):
+    """ImageNetV2 names its folders 0..999; index 0 is n01440764 (tench), 1 is n01443537 (goldfish)."""
+    from imagenet_sd.evaluation import image_folder as load_folder
+    root = image_folder(tmp_path / "v2", {"0": 1, "1": 2, "999": 1})
+    dataset, match = load_folder(root, ["n01443537", "n01440764"], None, naming="imagenet1k_index")
+    assert match.scored == ["n01443537", "n01440764"] and match.set_only == ["n15075141"]
+    assert sorted(dataset.targets) == [0, 0, 1]  # goldfish (model index 0) twice, tench once
+    (root / "1000").mkdir()
+    Image.new("RGB", (8, 8)).save(root / "1000" / "x.jpg")
+    with pytest.raises(ValueError, match=r"0\.\.999; got \['1000'\]"):
+        load_folder(root, ["n01440764"], None, naming="imagenet1k_index")

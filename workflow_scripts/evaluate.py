@@ -23,7 +23,8 @@ def main(*, checkpoint, images, output, classes, training, evalset_name, evalset
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
 
-    dataset, match = image_folder(images, ckpt["classes"], eval_transform(training["eval_resolution"]))
+    dataset, match = image_folder(images, ckpt["classes"], eval_transform(training["eval_resolution"]),
+                                  naming=evalset.get("folder_names", "wnid"))
     if not match.scored or not dataset.samples:
         raise ValueError(f"evaluation set {evalset_name} ({images}) has no images of the model's classes")
     if match.model_only or match.set_only:
