@@ -15,6 +15,7 @@ import re
 import string
 from pathlib import Path
 
+from imagenet_sd.runtime import schema_defaults
 from imagenet_sd.seeds import SEED_BITS, prompt_seed
 
 FORMAT = 1  # of the prompt file; load_prompt_file refuses other formats
@@ -26,22 +27,6 @@ SPLITS = ("train", "heldout")
 FIELDS = ("c", "h_c", "d_c", "b")
 N_EXAMPLES = 5  # example prompts stored in the prompt file (train indices 0..4), for people and the summary
 
-# Recipe settings and their defaults, as in schemas/config.schema.yaml (tests keep the two in step).
-# `multiple` and `scene_format` are read with these defaults until the schema offers them.
-RECIPE_DEFAULTS = {
-    "family": "c",
-    "template": None,
-    "mix": {},
-    "lemmas": "first",
-    "hypernym": "first_lemma",
-    "scenes": "data/places365_categories.txt",
-    "max_tokens": 77,
-    "overflow": "truncate",
-    "tokenizer": "resources/clip-tokenizer",
-    "multiple": "multiple",          # wording of family `multiple c, h_c`: "<multiple> <c>, <h_c>"
-    "scene_format": "comma",         # /a/apartment_building/outdoor -> comma: "apartment building, outdoor";
-                                     # paren: "apartment building (outdoor)"; name: "apartment building"
-}
 FAMILY_TEMPLATES = {
     "c": "{c}",
     "c, h_c": "{c}, {h_c}",
@@ -59,10 +44,11 @@ class PromptError(ValueError):
 # ---- recipes ------------------------------------------------------------------------------------
 def recipe_settings(name: str, recipe: dict) -> dict:
     """A recipe's settings with defaults filled in; unknown keys and values are errors naming them."""
-    unknown = set(recipe) - set(RECIPE_DEFAULTS)
+    defaults = schema_defaults("recipes")
+    unknown = set(recipe) - set(defaults)
     if unknown:
-        raise PromptError(f"recipes.{name}: unknown key(s) {sorted(unknown)}; known: {sorted(RECIPE_DEFAULTS)}")
-    settings = {**RECIPE_DEFAULTS, **recipe}
+        raise PromptError(f"recipes.{name}: unknown key(s) {sorted(unknown)}; known: {sorted(defaults)}")
+    settings = {**defaults, **recipe}
     family = settings["family"]
     if family not in (*FAMILY_TEMPLATES, "template", "mix"):
         raise PromptError(f"recipes.{name}.family: unknown family {family!r}")

@@ -38,25 +38,20 @@ import torch.distributed as dist
 import torch.nn.functional as F
 import torchvision
 import webdataset as wds
-import yaml
 
-from imagenet_sd.runtime import atomic_path, versions
+from imagenet_sd.runtime import atomic_path, schema_defaults, versions
 from imagenet_sd.seeds import derive_seed
 from imagenet_sd.transforms import train_transform
 
 log = logging.getLogger(__name__)
 
-SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 ARCHS = {"resnet50": torchvision.models.resnet50, "resnet18": torchvision.models.resnet18}
 
 
 # ---- settings and model ------------------------------------------------------------------------------
-@functools.cache
 def training_defaults() -> dict:
     """Defaults of a `trainings` entry, read from the config schema (the one place they are written)."""
-    schema = yaml.safe_load(SCHEMA.read_text())
-    props = schema["properties"]["trainings"]["additionalProperties"]["properties"]
-    return {key: spec.get("default") for key, spec in props.items()}
+    return schema_defaults("trainings")
 
 
 def resolve_training(training: dict) -> dict:

@@ -11,8 +11,8 @@ from conftest import load_script
 import yaml
 
 from imagenet_sd.plan import class_key
-from imagenet_sd.prompts import (RECIPE_DEFAULTS, PromptError, build_record, image_prompt, load_prompt_file,
-                                 load_tokenizer, read_scenes, scene_text, token_counts, truncation,
+from imagenet_sd.prompts import (PromptError, build_record, image_prompt, load_prompt_file,
+                                 load_tokenizer, read_scenes, recipe_settings, scene_text, token_counts, truncation,
                                  write_prompt_file)
 from imagenet_sd.wordnet import materialise, open_wordnet
 
@@ -21,8 +21,6 @@ DEBIAN = Path("/usr/share/wordnet")
 SCENES = str(REPO / "data/places365_categories.txt")
 CRANE_BIRD, CRANE_MACHINE, IRON = "n02012849", "n03126707", "n03584829"
 WORLD_WAR_II = "n01312096"  # not an ImageNet class; its gloss alone is far beyond 77 CLIP tokens
-# Settings not yet in the schema (proposed); read with their defaults until it offers them.
-PROPOSED_KEYS = {"multiple", "scene_format"}
 
 pytestmark = pytest.mark.skipif(not (DEBIAN / "data.noun").is_file(),
                                 reason="Debian's wordnet-base is not installed (apt-get install wordnet-base wordnet-sense-index)")
@@ -194,12 +192,15 @@ def test_load_prompt_file_refuses_other_formats(tmp_path):
         load_prompt_file(tmp_path / "p.json")
 
 
-def test_recipe_defaults_match_the_schema():
+def test_recipe_settings_take_every_default_from_the_schema():
     schema = yaml.safe_load((REPO / "schemas/config.schema.yaml").read_text())
     properties = schema["properties"]["recipes"]["additionalProperties"]["properties"]
-    assert set(properties) == set(RECIPE_DEFAULTS) - PROPOSED_KEYS | (set(properties) & PROPOSED_KEYS)
+    settings = recipe_settings("plain", {})
+    assert set(settings) == set(properties)
     for key, spec in properties.items():
-        assert spec.get("default") == RECIPE_DEFAULTS[key], key
+        assert settings[key] == spec.get("default"), key
+    with pytest.raises(PromptError, match=r"recipes.plain: unknown key\(s\) \['lemma'\]"):
+        recipe_settings("plain", {"lemma": "all"})
 
 
 def test_prompts_script_writes_identical_bytes_twice(nltk_data, tmp_path):
