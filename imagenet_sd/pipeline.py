@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from imagenet_sd.models import pick_device
+
 log = logging.getLogger("imagenet_sd.pipeline")
 
 CLIP_CONTEXT = 77  # positions of CLIP's text encoder, start and end tokens included
@@ -150,12 +152,6 @@ def build_tiny_pipeline(settings: dict, tokenizer_dir: str | os.PathLike, dest: 
 
 
 # ---- loading any pipeline -------------------------------------------------------------------------
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
 
@@ -274,7 +270,7 @@ def load_pipeline(model: str, revision: str | None = None, variant: str | None =
     pipe = from_pretrained(model, revision, variant, DTYPES[dtype], safety_checker)
     if scheduler != "default":
         pipe.scheduler = scheduler_from_config(scheduler, pipe.scheduler.config)
-    pipe.to(resolve_device(device))
+    pipe.to(pick_device(device))
     pipe.set_progress_bar_config(disable=True)
     apply_attention(pipe, attention)
     if fuse_qkv:

@@ -24,31 +24,25 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import random
-import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-import torchvision
 import webdataset as wds
 
+from imagenet_sd.distributed import gather_objects, mean_over_ranks, rank_and_ranks
+from imagenet_sd.models import build_model
 from imagenet_sd.runtime import atomic_path, schema_defaults, versions
 from imagenet_sd.seeds import derive_seed
 from imagenet_sd.transforms import train_transform
 
 log = logging.getLogger(__name__)
 
-ARCHS = {"resnet50": torchvision.models.resnet50, "resnet18": torchvision.models.resnet18}
-
-
-# ---- settings and model ------------------------------------------------------------------------------
+# ---- settings ------------------------------------------------------------------------------------
 def training_defaults() -> dict:
     """Defaults of a `trainings` entry, read from the config schema (the one place they are written)."""
     return schema_defaults("trainings")
@@ -61,36 +55,6 @@ def resolve_training(training: dict) -> dict:
     if unknown:
         raise ValueError(f"unknown training setting(s) {sorted(unknown)}; known: {sorted(defaults)}")
     return {**defaults, **training}
-
-
-def build_model(arch: str, num_classes: int) -> torch.nn.Module:
-    """torchvision ResNet from scratch with a bias-free linear classifier, as the paper's released checkpoints."""
-    model = ARCHS[arch](weights=None)
-    model.fc = torch.nn.Linear(model.fc.in_features, num_classes, bias=False)
-    return model
-
-
-def pick_device(device: str | None = None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def count_devices(devices: int | str, device: torch.device, *, processes_on_cpu: bool = False) -> int:
-    """Training processes for the `devices` setting: 'auto' = every GPU this job sees (CUDA_VISIBLE_DEVICES).
-
-    Several processes on CPU (gloo) only with `processes_on_cpu`: the tests' way to run the distributed code.
-    """
-    if device.type == "cuda":
-        visible = torch.cuda.device_count()
-        wanted = visible if devices == "auto" else devices
-        if wanted > visible:
-            raise ValueError(f"devices: {wanted}, but this job sees {visible} GPU(s): request as many "
-                             f"(SLURM: set-resources train gpu) or set devices: auto")
-        return wanted
-    if devices in ("auto", 1) or processes_on_cpu:
-        return 1 if devices == "auto" else devices
-    raise ValueError(f"devices: {devices} needs as many GPUs and this job sees none; set devices: 1 or auto")
 
 
 # ---- schedules and data order ------------------------------------------------------------------------
@@ -178,22 +142,6 @@ def make_loader(shard_paths: list[str], transform, *, batch_size: int, workers: 
 
 
 # ---- one step, one epoch -----------------------------------------------------------------------------
-def rank_and_ranks() -> tuple[int, int]:
-    """(this process's rank, number of training processes): (0, 1) unless torch.distributed is set up."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
-    """A scalar averaged over the training processes (the value itself in a single process)."""
-    if rank_and_ranks()[1] == 1:
-        return value
-    value = value.detach().clone()
-    dist.all_reduce(value)
-    return value / dist.get_world_size()
-
-
 def multicrop_logits(model, crops: list[torch.Tensor]) -> torch.Tensor:
     """One forward per crop resolution (crops of a size batched together), logits in crop order."""
     logits, start = [], 0
@@ -326,7 +274,7 @@ def train(*, shard_paths: list[str], shard_counts: list[int], classes: list[str]
           metrics, workers: int, device: torch.device, data_id: str = "") -> dict | None:
     """Train `training` on the shards; write metrics.jsonl and the checkpoint. Returns the final checkpoint dict.
 
-    Inside a torch.distributed process group (see `train_on_devices`) every rank runs this on its share of
+    Inside a torch.distributed process group (see `imagenet_sd.distributed.run_on_devices`) every rank runs this on its share of
     the data; rank 0 writes the files and returns the checkpoint dict, the other ranks return None.
     """
     t = resolve_training(training)
@@ -409,68 +357,6 @@ def train(*, shard_paths: list[str], shard_counts: list[int], classes: list[str]
     save_atomic(final, checkpoint)
     resume_path(checkpoint).unlink(missing_ok=True)
     return final
-
-
-# ---- several devices: one process per device, started by the job itself ---------------------------------
-def gather_objects(obj) -> list:
-    """`obj` of every rank, in rank order."""
-    gathered = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, obj)
-    return gathered
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on now (the process group's rendezvous; all ranks are on this node)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def train_on_devices(ranks: int, device_type: str, *, threads: int, log_path=None, **train_kwargs) -> None:
-    """`train` in `ranks` processes of this node, one per GPU (nccl), or on CPU (gloo, tests only).
-
-    The processes are spawned, not forked: a spawned process re-imports the job's script as __mp_main__,
-    so a script that calls this must guard its Snakemake block with `__name__ == "__main__"`.
-    """
-    port = free_port()
-    log.info("training in %d processes on %s, rendezvous at 127.0.0.1:%d", ranks, device_type, port)
-    torch.multiprocessing.spawn(train_rank, args=(ranks, port, device_type, threads, log_path, train_kwargs),
-                                nprocs=ranks, join=True)
-
-
-def train_rank(rank: int, ranks: int, port: int, device_type: str, threads: int, log_path, train_kwargs: dict):
-    """One spawned training process: join the process group, then run `train` on this rank's device."""
-    if log_path:
-        log_to_file_as_rank(log_path, rank)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(max(1, threads))
-    if device_type == "cuda":
-        torch.cuda.set_device(rank)
-        device, backend = torch.device("cuda", rank), "nccl"
-    else:
-        device, backend = torch.device("cpu"), "gloo"
-    dist.init_process_group(backend, rank=rank, world_size=ranks, device_id=device if backend == "nccl" else None)
-    try:
-        train(**train_kwargs, device=device)
-    finally:
-        dist.destroy_process_group()
-
-
-def log_to_file_as_rank(log_path, rank: int) -> None:
-    """Append this rank's log lines and tracebacks to the job's log: everything from rank 0, warnings from others."""
-    sys.stderr = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
-    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, force=True,
-                        handlers=[logging.StreamHandler(sys.stderr)],
-                        format=f"%(asctime)s %(levelname)s rank {rank} %(name)s: %(message)s")
-    logging.captureWarnings(True)
-
-
-def load_checkpoint_model(path, device: torch.device | str = "cpu"):
-    """(model, checkpoint dict) of a checkpoint written by `train`."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    model = build_model(ckpt["arch"], len(ckpt["classes"]))
-    model.load_state_dict(ckpt["state_dict"])
-    return model.to(device), ckpt
 
 
 def data_signature(index: dict) -> str:

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from imagenet_sd.evaluation import match_classes, topk_correct
-from imagenet_sd.training import build_model
+from imagenet_sd.models import build_model
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,6 +12,8 @@ import torchvision
 from PIL import Image
 
 from imagenet_sd import training as tr
+from imagenet_sd.distributed import count_devices, free_port, run_rank
+from imagenet_sd.models import ARCHS, build_model
 from imagenet_sd.transforms import MultiCrop, SingleCrop, eval_transform, train_transform
 
 torch.set_num_threads(1)  # other test runs share the 2 cores: 2 threads would wait on each other
@@ -121,7 +123,7 @@ def test_multicrop_forward_groups_by_resolution_and_labels_every_crop():
 
 def test_sgd_on_one_batch_lowers_the_multicrop_loss():
     torch.manual_seed(0)
-    model = tr.build_model("resnet18", 2)
+    model = build_model("resnet18", 2)
     crops = [torch.randn(4, 3, 32, 32), torch.randn(4, 3, 16, 16)]
     labels = torch.tensor([0, 1, 0, 1])
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -216,10 +218,10 @@ def test_resume_state_of_another_training_is_ignored(tmp_path):
 # ---- several devices: DistributedDataParallel over gloo on CPU --------------------------------------------
 def test_device_count_and_the_plan_across_ranks():
     cpu = torch.device("cpu")
-    assert tr.count_devices("auto", cpu) == tr.count_devices(1, cpu) == 1
+    assert count_devices("auto", cpu) == count_devices(1, cpu) == 1
     with pytest.raises(ValueError, match="sees none"):
-        tr.count_devices(2, cpu)  # a config asking for GPUs on a machine without: an error, not a silent 1
-    assert tr.count_devices(2, cpu, processes_on_cpu=True) == 2
+        count_devices(2, cpu)  # a config asking for GPUs on a machine without: an error, not a silent 1
+    assert count_devices(2, cpu, processes_on_cpu=True) == 2
     plan = tr.plan_epochs([6, 6, 4], epochs=2, seed=0, workers=1, batch_size=4, ranks=2)
     for order, steps in zip(plan.shard_orders, plan.steps):  # batches of 2 per rank; the poorer rank sets the pace
         assert steps == min(sum([6, 6, 4][i] for i in order[r::2]) // 2 for r in range(2))
@@ -248,7 +250,7 @@ def groupnorm_resnet(arch, num_classes):
     """build_model with GroupNorm for BatchNorm: per-sample normalisation, so a batch split across ranks gives
     the same gradients as the whole batch in one process (BatchNorm statistics are per rank by design).
     One group: with 8, this tiny net is so ill-conditioned that float rounding grows 1e4-fold in three steps."""
-    model = tr.ARCHS[arch](weights=None, norm_layer=lambda channels: torch.nn.GroupNorm(1, channels))
+    model = ARCHS[arch](weights=None, norm_layer=lambda channels: torch.nn.GroupNorm(1, channels))
     model.fc = torch.nn.Linear(model.fc.in_features, num_classes, bias=False)
     return model
 
@@ -269,7 +271,7 @@ def rank_with_probes(rank, ranks, port, train_kwargs, out):
         return epochs[-1]["batches"][-1]
 
     tr.build_model, tr.seeded_shuffle, tr.collate_crops = groupnorm_resnet, recording_shuffle, recording_collate
-    tr.train_rank(rank, ranks, port, "cpu", 1, None, train_kwargs)
+    run_rank(rank, ranks, port, "cpu", 1, None, tr.train, train_kwargs)
     torch.save(epochs, out / f"rank{rank}.pt")
 
 
@@ -279,7 +281,7 @@ def test_two_ranks_on_disjoint_shards_train_as_one_process_on_both_batches(packe
     job = {"shard_paths": [str(packed / "train" / s["name"]) for s in index["shards"]], "shard_counts": [6, 6, 4],
            "classes": CLASSES, "training": training, "checkpoint": tmp_path / "checkpoint.pt",
            "metrics": tmp_path / "metrics.jsonl", "workers": 0}
-    torch.multiprocessing.spawn(rank_with_probes, args=(2, tr.free_port(), job, tmp_path), nprocs=2)
+    torch.multiprocessing.spawn(rank_with_probes, args=(2, free_port(), job, tmp_path), nprocs=2)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
     plan = tr.plan_epochs([6, 6, 4], epochs=2, seed=0, workers=1, batch_size=4, ranks=2)
     for epoch in range(len(plan.steps)):

@@ -6,7 +6,8 @@ import torch
 from imagenet_sd.evaluation import TOPK, accuracies, image_folder, score
 from imagenet_sd.runtime import setup_logging, versions, write_json
 from imagenet_sd.runtime import sha256_file
-from imagenet_sd.training import load_checkpoint_model, pick_device, resolve_training
+from imagenet_sd.models import load_checkpoint_model, pick_device
+from imagenet_sd.training import resolve_training
 from imagenet_sd.transforms import eval_transform
 
 log = logging.getLogger("imagenet_sd.evaluate")

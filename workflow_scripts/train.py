@@ -9,14 +9,9 @@ from pathlib import Path
 import torch
 
 from imagenet_sd.runtime import setup_logging
-from imagenet_sd.training import (
-    count_devices,
-    data_signature,
-    pick_device,
-    resolve_training,
-    train,
-    train_on_devices,
-)
+from imagenet_sd.distributed import count_devices, run_on_devices
+from imagenet_sd.models import pick_device
+from imagenet_sd.training import data_signature, resolve_training, train
 
 log = logging.getLogger("imagenet_sd.train")
 
@@ -40,7 +35,7 @@ def main(*, index, shards_dir, checkpoint, metrics, training, classes, threads=1
     if ranks == 1:
         train(**job, device=target)
     else:
-        train_on_devices(ranks, target.type, threads=threads_per_rank, log_path=log_path, **job)
+        run_on_devices(train, ranks, target.type, threads=threads_per_rank, log_path=log_path, **job)
 
 
 # __name__: the processes spawned for several devices import this file again, as __mp_main__
