@@ -1,7 +1,7 @@
 """What a config asks for: sheets read and checked, output keys, chunk ranges and every path of the DAG.
 
 Snakemake's rules call into this module; it has no Snakemake dependency so tests import it directly.
-Paths are keyed by what determines their content (DESIGN.md): a generated chunk by generator key,
+Paths (imagenet_sd.paths) are keyed by what determines their content: a generated chunk by generator key,
 recipe key, class key, split and image range, and by nothing else.
 """
 from __future__ import annotations
@@ -10,14 +10,13 @@ import csv
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imagenet_sd import paths
+from imagenet_sd.config import ConfigError
 from imagenet_sd.prompts import PROMPTS_VERSION
 
-WNID_RE = re.compile(r"^n\d{8}$")
-SPLITS = ("train", "heldout")
 
 # Generator settings that change pixels. Everything else (batch size, chunk size, compile, attention,
 # device) is a runtime choice and stays out of the output key.
@@ -29,10 +28,6 @@ PROMPT_KEYS = ("family", "template", "mix", "lemmas", "hypernym", "scenes", "max
                "scene_format")
 
 
-class ConfigError(ValueError):
-    """A config, sheet or file problem found before any job runs. The message names the culprit."""
-
-
 def short_hash(obj) -> str:
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
@@ -41,16 +36,6 @@ def short_hash(obj) -> str:
 def class_key(wnid: str, name: str | None) -> str:
     """wnid alone, or wnid + hash of the name override: an override is a different class text."""
     return wnid if not name else f"{wnid}-{short_hash(name)}"
-
-
-def hub_folder(model: str, revision: str | None) -> str:
-    """Where the local rule prefetch_weights puts a hub pipeline: resources/hub/<org>--<name>/<revision>."""
-    return f"resources/hub/{model.replace('/', '--')}/{revision or 'main'}"
-
-
-def hub_model_id(folder_name: str) -> str:
-    """Inverse of hub_folder's first part: CompVis--stable-diffusion-v1-4 -> CompVis/stable-diffusion-v1-4."""
-    return folder_name.replace("--", "/")
 
 
 def chunk_ranges(n_images: int, chunk_size: int) -> list[tuple[int, int]]:
@@ -100,7 +85,7 @@ def read_sheet(path: str | os.PathLike) -> list[ClassEntry]:
         entries, seen = [], set()
         for line, row in enumerate(reader, start=2):
             wnid = (row.get("wnid") or "").strip()
-            if not WNID_RE.match(wnid):
+            if not paths.WNID_RE.match(wnid):
                 raise ConfigError(f"class sheet {path}, line {line}: {wnid!r} is not a WordNet noun id like n01440764")
             if wnid in seen:
                 raise ConfigError(f"class sheet {path}, line {line}: class {wnid} is listed twice")
@@ -178,7 +163,7 @@ class Plan:
         """Name of the tiny pipeline the `generator` rule builds for this generator, if any."""
         model = os.path.normpath(self.config["generators"][generator]["model"])
         for name in self.config.get("pipelines", {}):
-            if model == os.path.normpath(f"resources/pipelines/{name}"):
+            if model == os.path.normpath(paths.PIPELINE_FOLDER.format(pipeline=name)):
                 return name
         return None
 
@@ -213,22 +198,14 @@ class Plan:
             raise KeyError(f"no class sheet has class key {key}") from None
 
     # ---- paths ------------------------------------------------------------------------------
-    @staticmethod
-    def prompt_path(recipe_key: str, ckey: str) -> str:
-        return f"results/prompts/{recipe_key}/{ckey}.json"
-
-    @staticmethod
-    def chunk_path(generator_key: str, recipe_key: str, split: str, ckey: str, start: int, stop: int, ext="tar") -> str:
-        return f"results/generated/{generator_key}/{recipe_key}/{split}/{ckey}/{start:06d}-{stop:06d}.{ext}"
-
-    def clone_chunks(self, clone: str, split: str, ext="tar") -> list[str]:
+    def clone_chunks(self, clone: str, split: str, stats: bool = False) -> list[str]:
         c = self.clones[clone]
-        return [self.chunk_path(c.generator_key, c.recipe_key, split, e.key, a, b, ext)
+        return [paths.chunk(c.generator_key, c.recipe_key, split, e.key, a, b, stats)
                 for e in c.classes for a, b in c.chunks(split)]
 
     def clone_prompts(self, clone: str) -> list[str]:
         c = self.clones[clone]
-        return [self.prompt_path(c.recipe_key, e.key) for e in c.classes]
+        return [paths.PROMPTS.format(recipe_key=c.recipe_key, ckey=e.key) for e in c.classes]
 
 
 def recipe_dependencies(config: dict, recipe: str, trail=()) -> list[str]:
@@ -236,8 +213,6 @@ def recipe_dependencies(config: dict, recipe: str, trail=()) -> list[str]:
     r = config["recipes"][recipe]
     if r.get("family") != "mix":
         return []
-    if not r.get("mix"):
-        raise ConfigError(f"recipes.{recipe}: family `mix` needs a non-empty `mix` mapping of recipe -> weight")
     deps = []
     for name in r["mix"]:
         if name not in config["recipes"]:
@@ -257,9 +232,7 @@ def build_plan(config: dict, check_wnids: bool = True) -> Plan:
             known = ", ".join(sorted(config.get(section, {}))) or "none"
             raise ConfigError(f"{where}: unknown {section[:-1] if section.endswith('s') else section} {name!r} (known: {known})")
 
-    for name, r in config.get("recipes", {}).items():
-        if r.get("family") == "template" and not r.get("template"):
-            raise ConfigError(f"recipes.{name}: family `template` needs a `template` string")
+    for name in config.get("recipes", {}):
         recipe_dependencies(config, name)
     for name, cs in config.get("class_sets", {}).items():
         try:

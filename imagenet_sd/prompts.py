@@ -1,6 +1,6 @@
 """Prompt recipes of the paper over WordNet fields, and the per-class prompt file generation reads.
 
-Notation (PAPER.md): c = class name, h_c = hypernym, d_c = definition (gloss), b = a Places365 scene.
+Notation of the paper (docs/paper.md): c = class name, h_c = hypernym, d_c = definition (gloss), b = a Places365 scene.
 A prompt file holds one class's fields for its recipe (and every recipe a `mix` draws from), the templates,
 the scene list and the weights: everything the prompt of image i needs, and nothing that depends on how
 many images there are. `image_prompt(record, split, i)` is then a pure function of (seed, recipe, class,
@@ -15,7 +15,8 @@ import re
 import string
 from pathlib import Path
 
-from imagenet_sd.runtime import schema_defaults
+from imagenet_sd.paths import SPLITS
+from imagenet_sd.config import ConfigError, resolve_entry
 from imagenet_sd.seeds import SEED_BITS, prompt_seed
 
 FORMAT = 1  # of the prompt file; load_prompt_file refuses other formats
@@ -23,7 +24,6 @@ FORMAT = 1  # of the prompt file; load_prompt_file refuses other formats
 # key (imagenet_sd.plan.prompt_settings), so the new prompts and their images are written beside the old
 # ones; an edit that changes no prompt leaves it alone and regenerates nothing.
 PROMPTS_VERSION = 1
-SPLITS = ("train", "heldout")
 FIELDS = ("c", "h_c", "d_c", "b")
 N_EXAMPLES = 5  # example prompts stored in the prompt file (train indices 0..4), for people and the summary
 
@@ -34,7 +34,6 @@ FAMILY_TEMPLATES = {
     "c, h_c inside b": "{c}, {h_c} inside {b}",
     "multiple c, h_c": "{multiple} {c}, {h_c}",
 }
-SCENE_FORMATS = ("comma", "paren", "name")
 
 
 class PromptError(ValueError):
@@ -43,22 +42,11 @@ class PromptError(ValueError):
 
 # ---- recipes ------------------------------------------------------------------------------------
 def recipe_settings(name: str, recipe: dict) -> dict:
-    """A recipe's settings with defaults filled in; unknown keys and values are errors naming them."""
-    defaults = schema_defaults("recipes")
-    unknown = set(recipe) - set(defaults)
-    if unknown:
-        raise PromptError(f"recipes.{name}: unknown key(s) {sorted(unknown)}; known: {sorted(defaults)}")
-    settings = {**defaults, **recipe}
-    family = settings["family"]
-    if family not in (*FAMILY_TEMPLATES, "template", "mix"):
-        raise PromptError(f"recipes.{name}.family: unknown family {family!r}")
-    if family == "template" and not settings["template"]:
-        raise PromptError(f"recipes.{name}: family `template` needs a `template` string")
-    if family == "mix" and not settings["mix"]:
-        raise PromptError(f"recipes.{name}: family `mix` needs a non-empty `mix` mapping of recipe -> weight")
-    if settings["scene_format"] not in SCENE_FORMATS:
-        raise PromptError(f"recipes.{name}.scene_format: {settings['scene_format']!r} is not one of {SCENE_FORMATS}")
-    return settings
+    """A recipe's settings checked by the config schema and completed with its defaults."""
+    try:
+        return resolve_entry("recipes", name, recipe)
+    except ConfigError as error:
+        raise PromptError(str(error)) from None
 
 
 def recipe_template(name: str, settings: dict) -> str:

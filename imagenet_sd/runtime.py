@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import importlib.metadata
 import io
@@ -15,20 +14,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import yaml
-
-SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "webdataset", "nltk", "numpy", "pillow",
              "scikit-learn", "snakemake")
-
-
-@functools.cache
-def schema_defaults(section: str) -> dict:
-    """Defaults of one named entry of a config section (`recipes`, `trainings`, ...), read from the config
-    schema: the one place they are written."""
-    schema = yaml.safe_load(SCHEMA.read_text())
-    props = schema["properties"][section]["additionalProperties"]["properties"]
-    return {key: spec.get("default") for key, spec in props.items()}
 
 
 def export_pythonpath(root: str) -> None:

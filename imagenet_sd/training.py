@@ -36,7 +36,8 @@ import webdataset as wds
 
 from imagenet_sd.distributed import gather_objects, mean_over_ranks, rank_and_ranks
 from imagenet_sd.models import build_model
-from imagenet_sd.runtime import atomic_path, schema_defaults, versions
+from imagenet_sd.config import resolve_entry, schema_defaults
+from imagenet_sd.runtime import atomic_path, versions
 from imagenet_sd.seeds import derive_seed
 from imagenet_sd.transforms import train_transform
 
@@ -48,13 +49,9 @@ def training_defaults() -> dict:
     return schema_defaults("trainings")
 
 
-def resolve_training(training: dict) -> dict:
-    """A training entry with the schema's defaults filled in; unknown keys are errors."""
-    defaults = training_defaults()
-    unknown = set(training) - set(defaults)
-    if unknown:
-        raise ValueError(f"unknown training setting(s) {sorted(unknown)}; known: {sorted(defaults)}")
-    return {**defaults, **training}
+def resolve_training(training: dict, name: str = "training") -> dict:
+    """A training entry checked by the config schema and completed with its defaults."""
+    return resolve_entry("trainings", name, training)
 
 
 # ---- schedules and data order ------------------------------------------------------------------------

@@ -4,10 +4,14 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 
+from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from imagenet_sd.plan import ConfigError, build_plan, hub_folder, hub_model_id, recipe_dependencies
+from imagenet_sd import paths
+from imagenet_sd.config import ConfigError
+from imagenet_sd.paths import hub_folder, hub_model_id
+from imagenet_sd.plan import build_plan, recipe_dependencies
 from imagenet_sd.runtime import export_pythonpath
 from imagenet_sd.prompts import scene_files
 
@@ -23,23 +27,12 @@ for _name, _spec in config["evalsets"].items():
         logger.warning(f"evalsets.{_name}.path: folder {_spec['path']} does not exist yet; its evaluate jobs "
                        "will fail until it holds the images (ImageFolder layout, one sub-folder per wnid)")
 
-WORDNET = "resources/nltk_data/corpora/wordnet/lexnames"
-TOKENIZER = "resources/clip-tokenizer/vocab.json"
+WORDNET = paths.WORDNET
+TOKENIZER = paths.TOKENIZER
 
 
 wildcard_constraints:
-    recipe_key=r"[A-Za-z0-9][A-Za-z0-9_.+-]*-[0-9a-f]{8}",
-    generator_key=r"[A-Za-z0-9][A-Za-z0-9_.+-]*-[0-9a-f]{8}",
-    ckey=r"n\d{8}(-[0-9a-f]{8})?",
-    split="train|heldout",
-    start=r"\d{6}",
-    stop=r"\d{6}",
-    pipeline=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
-    clone=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
-    run=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
-    evalset=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
-    hub_model=r"[A-Za-z0-9][A-Za-z0-9_.-]*(--[A-Za-z0-9][A-Za-z0-9_.-]*)?",
-    revision=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    **paths.WILDCARDS,
 
 
 def recipe_params(wildcards):

@@ -1,4 +1,4 @@
-"""The rerun contract (issue 3, DESIGN.md): after a completed run, one change recomputes exactly what it touches.
+"""The rerun contract (docs/design.md): after a completed run, one change recomputes exactly what it touches.
 
 One small run is completed once (three clones over three classes, one chunk each, one tiny training run
 evaluated on a small real-image folder, tables); each case copies it (mtimes and Snakemake's metadata included), makes one change, and checks which
@@ -22,7 +22,8 @@ from conftest import REPO, copy_workflow, demo_config, parse_job_stats, run_snak
 
 from snakemake.utils import validate
 
-from imagenet_sd.plan import Plan, build_plan
+from imagenet_sd import paths
+from imagenet_sd.plan import build_plan
 
 BIG = ["n01558993", "n02123045"]   # robin, tabby
 SMALL = ["n02123045"]              # a subset of BIG, same recipe and generator (like IN-100 inside IN-1K)
@@ -107,7 +108,7 @@ def plan_of(workdir: Path):
 def chunk(workdir: Path, clone: str, ckey: str, start: int = 0, stop: int = 2) -> str:
     """Path of a train chunk tar as the plan of the workdir's config names it."""
     c = plan_of(workdir).clones[clone]
-    return Plan.chunk_path(c.generator_key, c.recipe_key, "train", ckey, start, stop)
+    return paths.chunk(c.generator_key, c.recipe_key, "train", ckey, start, stop)
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +160,7 @@ def test_name_override_regenerates_exactly_that_class(work):
     key = plan.sheets["big"][0].key
     assert key != BIG[0]
     jobs, outputs = dry_run(work)
-    assert jobs["prompts"] == 1 and outputs["prompts"] == {plan.prompt_path(plan.clones["big"].recipe_key, key)}
+    assert jobs["prompts"] == 1 and outputs["prompts"] == {paths.PROMPTS.format(recipe_key=plan.clones["big"].recipe_key, ckey=key)}
     assert generated(outputs) == {chunk(work, "big", key)}
     assert jobs["pack"] == 1 and outputs["pack"] == {"results/clones/big/train"}
     # the completed run trained and evaluated `big`: the change retrains and re-evaluates it, once
@@ -196,7 +197,7 @@ def test_adding_a_class_prompts_and_generates_only_that_class(work):
     write_sheet(work, "other", [(w, "") for w in [*OTHER, NEW_CLASS]])
     jobs, outputs = dry_run(work)
     plan = plan_of(work)
-    assert outputs["prompts"] == {plan.prompt_path(plan.clones["other"].recipe_key, NEW_CLASS)}
+    assert outputs["prompts"] == {paths.PROMPTS.format(recipe_key=plan.clones["other"].recipe_key, ckey=NEW_CLASS)}
     assert generated(outputs) == {chunk(work, "other", NEW_CLASS)}
     assert jobs["pack"] == 1
 

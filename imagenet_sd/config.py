@@ -1,0 +1,52 @@
+"""The config schema (schemas/config.schema.yaml) as the one gate for types, enums, required pairs and defaults.
+
+The Snakefile validates the whole config with it before anything else. Library functions that can also be
+called on their own (tests, notebooks) resolve one named entry through `resolve_entry`, which applies the
+same schema: no module keeps its own list of keys, defaults or allowed values.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config, sheet or file problem found before any job runs. The message names the culprit."""
+
+
+@functools.cache
+def schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def entry_schema(section: str) -> dict:
+    """The schema of one named entry of a config section (`recipes`, `trainings`, ...)."""
+    return schema()["properties"][section]["additionalProperties"]
+
+
+def schema_defaults(section: str) -> dict:
+    """Defaults of one named entry of a config section, as the schema writes them."""
+    return {key: spec.get("default") for key, spec in entry_schema(section)["properties"].items()}
+
+
+def resolve_entry(section: str, name: str, entry: dict) -> dict:
+    """One named entry checked against the schema and completed with its defaults (a new dict).
+
+    Raises ConfigError naming `section.name[.key]` and what is wrong.
+    """
+    spec = entry_schema(section)
+    validator = jsonschema.validators.validator_for(schema())(spec)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(entry))
+    if error is not None:
+        where = ".".join([section, name, *map(str, error.absolute_path)])
+        if error.validator == "additionalProperties":
+            unknown = sorted(set(error.instance) - set(spec["properties"]))
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(spec['properties'])}")
+        raise ConfigError(f"{where}: {error.message}")
+    return {**copy.deepcopy(schema_defaults(section)), **entry}

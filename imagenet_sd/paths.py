@@ -1,0 +1,75 @@
+"""The path grammar of the workflow: every output path template, written once, and the patterns of the
+names that fill it. Rules, the plan and the scripts all take their paths from here.
+
+Paths are keyed by what determines their content: a generated chunk by generator key, recipe key, split,
+class key and image range, and by nothing else, so clones that share settings share files.
+"""
+from __future__ import annotations
+
+import re
+
+SPLITS = ("train", "heldout")  # `heldout`: images of a clone generated with other seeds, for evaluation
+WNID = r"n\d{8}"  # a WordNet 3.0 noun synset id: n + the synset's byte offset in data.noun
+WNID_RE = re.compile(rf"^{WNID}$")
+NAME = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"  # names of config entries (the schema allows the same)
+HASH = r"[0-9a-f]{8}"
+
+# Snakemake wildcard patterns of the templates below.
+WILDCARDS = {
+    "recipe_key": rf"{NAME}-{HASH}",
+    "generator_key": rf"{NAME}-{HASH}",
+    "ckey": rf"{WNID}(-{HASH})?",
+    "split": "|".join(SPLITS),
+    "start": r"\d{6}",
+    "stop": r"\d{6}",
+    "pipeline": NAME,
+    "clone": NAME,
+    "run": NAME,
+    "evalset": NAME,
+    "hub_model": r"[A-Za-z0-9][A-Za-z0-9_.-]*(--[A-Za-z0-9][A-Za-z0-9_.-]*)?",
+    "revision": r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+}
+
+# ---- resources materialised on the login node ----------------------------------------------------
+WORDNET = "resources/nltk_data/corpora/wordnet/lexnames"  # written last: marks a complete copy
+TOKENIZER = "resources/clip-tokenizer/vocab.json"
+TOKENIZER_MERGES = "resources/clip-tokenizer/merges.txt"
+PIPELINE_FOLDER = "resources/pipelines/{pipeline}"
+HUB_FOLDER = "resources/hub/{hub_model}/{revision}"
+MODEL_INDEX = "{folder}/model_index.json"
+
+# ---- results -----------------------------------------------------------------------------------
+PROMPTS = "results/prompts/{recipe_key}/{ckey}.json"
+CHUNK = "results/generated/{generator_key}/{recipe_key}/{split}/{ckey}/{start}-{stop}.tar"
+CHUNK_STATS = "results/generated/{generator_key}/{recipe_key}/{split}/{ckey}/{start}-{stop}.json"
+SHARDS = "results/clones/{clone}/train"
+SHARD_INDEX = "results/clones/{clone}/train.json"
+HELDOUT = "results/clones/{clone}/heldout"
+CHECKPOINT = "results/runs/{run}/checkpoint.pt"
+METRICS = "results/runs/{run}/metrics.jsonl"
+EVALUATION = "results/runs/{run}/eval/{evalset}.json"
+PROMPT_TABLE = "results/tables/prompts.csv"
+EVALUATION_TABLE = "results/tables/evaluation.csv"
+EVALUATION_MARKDOWN = "results/tables/evaluation.md"
+
+
+def chunk(generator_key: str, recipe_key: str, split: str, ckey: str, start: int, stop: int,
+          stats: bool = False) -> str:
+    """The chunk tar (or its stats JSON) of images [start, stop) of one class and split."""
+    template = CHUNK_STATS if stats else CHUNK
+    return template.format(generator_key=generator_key, recipe_key=recipe_key, split=split, ckey=ckey,
+                           start=f"{start:06d}", stop=f"{stop:06d}")
+
+
+def hub_folder(model: str, revision: str | None) -> str:
+    """Where the local rule prefetch_weights puts a hub pipeline: resources/hub/<org>--<name>/<revision>."""
+    return HUB_FOLDER.format(hub_model=model.replace("/", "--"), revision=revision or "main")
+
+
+def hub_model_id(folder_name: str) -> str:
+    """Inverse of hub_folder's first part: CompVis--stable-diffusion-v1-4 -> CompVis/stable-diffusion-v1-4."""
+    return folder_name.replace("--", "/")
+
+
+def model_index(folder: str) -> str:
+    return MODEL_INDEX.format(folder=folder)
