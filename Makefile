@@ -9,7 +9,7 @@ CORES ?= 2
 APT_PACKAGES := wordnet-base wordnet-sense-index
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup system venv slurm slurm-down lint clean
+.PHONY: demo test test-fast setup system venv slurm slurm-down lint format clean
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES)
@@ -44,8 +44,21 @@ slurm:
 slurm-down:
 	bash .ci/slurm-teardown.sh
 
+# The unit tier: no Snakemake run, no Slurm; about a minute, for everyday work.
+test-fast: setup
+	$(BIN)/python -m pytest -m "not workflow and not e2e and not slurm" $(PYTEST_ARGS)
+
+# Python style (ruff), rule-file style (snakefmt) and Snakemake's own lints; CI runs it before the tests.
 lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile rules/
 	$(BIN)/snakemake --lint
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/snakefmt Snakefile rules/
 
 clean:
 	rm -rf results logs .snakemake

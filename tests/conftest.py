@@ -94,6 +94,20 @@ def demo_run(tmp_path_factory) -> Path:
     return workdir
 
 
+SNAKEMAKE_RUNNERS = ("run_snakemake", "planned_jobs", "copy_workflow")
+SNAKEMAKE_FIXTURES = ("built_resources", "demo_run")
+
+
+def pytest_collection_modifyitems(items):
+    """The `workflow` tier: tests of modules that run the real Snakemake, or that use a fixture that does.
+    `make test-fast` leaves them out."""
+    for item in items:
+        module = getattr(item, "module", None)
+        runs_workflow = any(name in vars(module) for name in SNAKEMAKE_RUNNERS) if module else False
+        if runs_workflow or set(SNAKEMAKE_FIXTURES) & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.workflow)
+
+
 def load_script(name: str):
     """A workflow script imported as a module (its Snakemake block does not run), so tests call its main()."""
     spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "workflow_scripts" / f"{name}.py")
