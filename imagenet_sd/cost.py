@@ -35,6 +35,7 @@ from imagenet_sd.plan import Plan, build_plan
 THROUGHPUT = Path(__file__).resolve().parents[1] / "data" / "throughput.tsv"
 THROUGHPUT_COLUMNS = ("job", "model", "resolution", "steps", "guidance", "dtype", "gpu", "images_per_second",
                       "fixed_seconds", "kind", "source")
+KIND_PREFERENCE = ("measured", "published", "estimate")
 DEFAULT_GPU = "H100"  # the card the table's estimates are quoted for when no measurement exists
 
 
@@ -69,7 +70,7 @@ def load_throughput(path: str | Path = THROUGHPUT) -> list[dict]:
             except ValueError:
                 raise ConfigError(f"throughput table {path}, line {line}: images_per_second and fixed_seconds "
                                   "must be numbers") from None
-            if row["images_per_second"] <= 0 or row["kind"] not in ("estimate", "published", "measured"):
+            if row["images_per_second"] <= 0 or row["kind"] not in KIND_PREFERENCE:
                 raise ConfigError(f"throughput table {path}, line {line}: images_per_second must be > 0 and kind "
                                   "one of estimate, published, measured")
             rows.append(row)
@@ -93,8 +94,9 @@ def precision(dtype: str) -> str:
 
 
 def table_rate(rows: list[dict], job: str, wanted: dict, gpu: str) -> Rate | None:
-    """The table row of this job on this GPU; a generator row at other `steps` is scaled linearly."""
-    for row in rows:
+    """The table row of this job on this GPU, a measured row before a published one before an estimate; a
+    generator row at other `steps` is scaled linearly."""
+    for row in sorted(rows, key=lambda r: KIND_PREFERENCE.index(r["kind"])):
         if row["job"] != job or not gpu_matches(row["gpu"], gpu):
             continue
         if any(row[k] != v for k, v in wanted.items() if k != "steps"):

@@ -150,3 +150,29 @@ def test_a_bad_throughput_row_names_its_line(tmp_path):
     (tmp_path / "t.tsv").write_text("\n".join([table[0], "\t".join(fields)]) + "\n")
     with pytest.raises(ConfigError, match="line 2"):
         cost.load_throughput(tmp_path / "t.tsv")
+
+
+def test_a_measured_table_row_replaces_the_estimate(tmp_path):
+    text = (REPO / "data/throughput.tsv").read_text()
+    estimate = next(r for r in cost.load_throughput() if r["job"] == "generate" and r["gpu"] == "H100")
+    fields = [estimate[c] if c not in ("images_per_second", "kind", "source") else "" for c in cost.THROUGHPUT_COLUMNS]
+    fields[cost.THROUGHPUT_COLUMNS.index("images_per_second")] = "4.2"
+    fields[cost.THROUGHPUT_COLUMNS.index("fixed_seconds")] = "12"
+    fields[cost.THROUGHPUT_COLUMNS.index("kind")] = "measured"
+    fields[cost.THROUGHPUT_COLUMNS.index("source")] = "bench/RESULTS.md, H100 section"
+    (tmp_path / "t.tsv").write_text(text + "\t".join(str(f) for f in fields) + "\n")  # appended after the estimate
+    wanted = {k: estimate[k] for k in ("model", "resolution", "steps", "guidance", "dtype")}
+    rate = cost.table_rate(cost.load_throughput(tmp_path / "t.tsv"), "generate", wanted, "H100")
+    assert (rate.images_per_second, rate.fixed_seconds) == (4.2, 12.0) and "measured" in rate.source
+
+
+def test_after_the_demo_nothing_is_left_and_its_own_chunks_give_the_rate(demo_run, monkeypatch):
+    """Real stats JSON written by the demo's generate jobs (on the CPU)."""
+    monkeypatch.chdir(demo_run)
+    est = cost.estimate(cost.load_config(["config.yaml"]), root=demo_run)
+    gen, train = est.generation.iloc[0], est.training.iloc[0]
+    assert gen.to_generate == 0 and gen.jobs == 0 and gen.on_disk == gen.images > 0
+    assert gen.gpu_hours == 0 and gen.on_disk_gpu_hours > 0
+    assert gen.throughput_from.startswith("measured:") and "cpu" in gen.throughput_from
+    assert train.status == "trained" and train.gpu_hours == 0
+    assert est.gpu_hours == 0
