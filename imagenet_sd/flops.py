@@ -9,8 +9,12 @@ from __future__ import annotations
 import logging
 import resource
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
 
 log = logging.getLogger("imagenet_sd.flops")
 
@@ -19,7 +23,7 @@ PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.0), ("H200", 989.0), ("GH200",
                ("L40S", 362.0), ("L4", 121.0), ("A10", 125.0), ("V100", 125.0))
 
 
-def denoiser_flops(net, latent: torch.Tensor, text_len: int) -> int | None:
+def denoiser_flops(net: torch.nn.Module, latent: torch.Tensor, text_len: int) -> int | None:
     """FLOPs of one denoiser forward for one image, counted on the meta device (no memory, no compute)."""
     from diffusers import UNet2DConditionModel
     net = getattr(net, "_orig_mod", net)
@@ -44,7 +48,7 @@ def count_flops(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
-def flops_per_image(pipe, settings: dict) -> dict | None:
+def flops_per_image(pipe: DiffusionPipeline, settings: dict) -> dict | None:
     """UNet, VAE-decoder and text-encoder FLOPs of one image at the generator's resolution, steps and guidance."""
     try:
         factor = pipe.vae_scale_factor
@@ -90,5 +94,6 @@ def efficiency(flops: dict | None, images: int, seconds: float, device_name: str
         return {"achieved_tflops": None, "peak_tflops": None, "mfu": None}
     achieved = flops["total"] * images / seconds / 1e12
     peak = peak_tflops(device_name, dtype)
-    return {"achieved_tflops": round(achieved, 3), "peak_tflops": peak,
+    # Four significant digits, not decimals: a CPU or tiny-model job runs at well under 0.001 TFLOP/s.
+    return {"achieved_tflops": float(f"{achieved:.4g}"), "peak_tflops": peak,
             "mfu": round(achieved / peak, 4) if peak else None}

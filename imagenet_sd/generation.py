@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from imagenet_sd.flops import device_report, efficiency, flops_per_image
 from imagenet_sd.prompts import load_prompt_file
 from imagenet_sd.runtime import atomic_path, sha256_file, versions, write_json
 from imagenet_sd.text2image import load_pipeline
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
 
 log = logging.getLogger("imagenet_sd.generation")
 
@@ -63,7 +66,7 @@ def noise_generators(tasks: list[ImageTask]) -> list[torch.Generator]:
     return [torch.Generator("cpu").manual_seed(t.seed) for t in tasks]
 
 
-def render(pipe, tasks: list[ImageTask], settings: dict, clock: DenoiseClock) -> torch.Tensor:
+def render(pipe: DiffusionPipeline, tasks: list[ImageTask], settings: dict, clock: DenoiseClock) -> torch.Tensor:
     """Images in [0, 1], shape (B, 3, H, W), still on the pipeline's device."""
     negative = settings.get("negative_prompt") or None
     return pipe(
@@ -116,11 +119,12 @@ def needs_warmup(device: torch.device, compiled: bool) -> bool:
 class ChunkJob:
     """One chunk being rendered: the loaded pipeline, what names the images, the pixel settings (also stored
     in every image's JSON), the runtime settings, and the job's progress."""
-    pipe: Any
+    pipe: DiffusionPipeline
     identity: ChunkIdentity
     settings: dict
     runtime: dict
     progress: ChunkProgress = field(default_factory=ChunkProgress)
+    device: torch.device = field(init=False)
 
     def __post_init__(self):
         self.device = self.pipe.device
@@ -209,7 +213,7 @@ class ChunkJob:
         }
 
 
-def load_generator(model_dir: str, settings: dict, runtime: dict):
+def load_generator(model_dir: str, settings: dict, runtime: dict) -> DiffusionPipeline:
     """The generator's pipeline from its local folder, with its pixel settings and its runtime settings."""
     return load_pipeline(
         model_dir, revision=settings.get("revision"), variant=settings.get("variant"), dtype=settings["dtype"],

@@ -8,8 +8,12 @@ and the way the parts are put together from here too.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from diffusers import StableDiffusionPipeline
 
 # Scheduler of SD v1.x (its scheduler_config.json), given to whichever scheduler class the config names.
 SD_SCHEDULER_CONFIG = {
@@ -36,7 +40,8 @@ SD14_TEXT = {
 }
 
 
-def assemble_sd_pipeline(unet, vae, text_encoder, tokenizer_dir: str | os.PathLike, scheduler):
+def assemble_sd_pipeline(unet: torch.nn.Module, vae: torch.nn.Module, text_encoder: torch.nn.Module,
+                         tokenizer_dir: str | os.PathLike, scheduler) -> StableDiffusionPipeline:
     """A StableDiffusionPipeline of the given parts and a CLIP tokenizer folder, without a safety checker."""
     from diffusers import StableDiffusionPipeline
     from transformers import CLIPTokenizer
@@ -46,7 +51,8 @@ def assemble_sd_pipeline(unet, vae, text_encoder, tokenizer_dir: str | os.PathLi
 
 
 def sd_pipeline_from_configs(unet: dict, vae: dict, text: dict, tokenizer_dir: str | os.PathLike,
-                             device: torch.device | str = "meta", dtype: torch.dtype = torch.float32):
+                             device: torch.device | str = "meta",
+                             dtype: torch.dtype = torch.float32) -> StableDiffusionPipeline:
     """SD v1.x-shaped pipeline with random weights, initialised on `device` (`meta`: shapes only, no memory)
     with SD v1.x's PNDM scheduler."""
     from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel

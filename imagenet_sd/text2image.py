@@ -10,10 +10,14 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from imagenet_sd.models import pick_device
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline, SchedulerMixin
 
 log = logging.getLogger("imagenet_sd.text2image")
 
@@ -33,7 +37,7 @@ class WeightsMissing(RuntimeError):
     """The hub is offline and the model's weights are not on disk."""
 
 
-def scheduler_from_config(name: str, config: dict):
+def scheduler_from_config(name: str, config: dict) -> SchedulerMixin:
     """The diffusers scheduler class `name` (a key of SCHEDULERS) with `config`'s noise schedule."""
     import diffusers
     if name not in SCHEDULERS:
@@ -101,7 +105,7 @@ def pipeline_components(model: str, revision: str | None) -> set[str]:
 
 
 def from_pretrained(model: str, revision: str | None, variant: str | None, dtype: torch.dtype,
-                    safety_checker: bool):
+                    safety_checker: bool) -> DiffusionPipeline:
     """The pipeline class model_index.json declares; an image-to-image or inpainting one is turned into its
     text-to-image sibling with the same components (AutoPipelineForText2Image.from_pipe, no reload)."""
     from diffusers import AutoPipelineForText2Image, DiffusionPipeline
@@ -114,12 +118,12 @@ def from_pretrained(model: str, revision: str | None, variant: str | None, dtype
     return pipe
 
 
-def denoiser(pipe):
+def denoiser(pipe: DiffusionPipeline) -> torch.nn.Module | None:
     """The network called at every step: `unet` (SD, SDXL) or `transformer` (SD3, Flux, PixArt)."""
     return getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
 
 
-def apply_attention(pipe, attention: str) -> None:
+def apply_attention(pipe: DiffusionPipeline, attention: str) -> None:
     if attention != "sdpa":
         return
     from diffusers.models.attention_processor import AttnProcessor2_0
@@ -128,19 +132,19 @@ def apply_attention(pipe, attention: str) -> None:
             module.set_attn_processor(AttnProcessor2_0())
 
 
-def apply_channels_last(pipe) -> None:
+def apply_channels_last(pipe: DiffusionPipeline) -> None:
     for module in (denoiser(pipe), getattr(pipe, "vae", None)):
         if module is not None:
             module.to(memory_format=torch.channels_last)
 
 
-def apply_fuse_qkv(pipe) -> None:
+def apply_fuse_qkv(pipe: DiffusionPipeline) -> None:
     for module in (denoiser(pipe), getattr(pipe, "vae", None)):
         if module is not None and hasattr(module, "fuse_qkv_projections"):
             module.fuse_qkv_projections()
 
 
-def apply_compile(pipe, cache_dir: str) -> None:
+def apply_compile(pipe: DiffusionPipeline, cache_dir: str) -> None:
     """torch.compile the denoiser; Inductor's caches persist in `cache_dir`, so later jobs skip most of it."""
     cache = os.path.abspath(cache_dir)
     os.makedirs(cache, exist_ok=True)
@@ -152,7 +156,7 @@ def apply_compile(pipe, cache_dir: str) -> None:
     setattr(pipe, name, torch.compile(getattr(pipe, name), fullgraph=False, dynamic=False))
 
 
-def make_fast(pipe, attention: str = "sdpa", channels_last: bool = False, fuse_qkv: bool = False,
+def make_fast(pipe: DiffusionPipeline, attention: str = "sdpa", channels_last: bool = False, fuse_qkv: bool = False,
               compile: bool = False, compile_cache: str = "resources/torch-compile-cache") -> None:
     """The output-preserving speed settings a generator entry turns on, in the order they must be applied
     (fusing replaces the attention processors the kernel choice set; compile sees the final layout)."""
@@ -168,7 +172,8 @@ def make_fast(pipe, attention: str = "sdpa", channels_last: bool = False, fuse_q
 def load_pipeline(model: str, revision: str | None = None, variant: str | None = None, dtype: str = "float16",
                   device: str = "auto", scheduler: str = "default", attention: str = "sdpa",
                   channels_last: bool = False, fuse_qkv: bool = False, compile: bool = False,
-                  compile_cache: str = "resources/torch-compile-cache", safety_checker: bool = False):
+                  compile_cache: str = "resources/torch-compile-cache",
+                  safety_checker: bool = False) -> DiffusionPipeline:
     """Any diffusers text-to-image pipeline, from a local folder or a hub id, on `device`, ready to call."""
     check_weights_available(model, revision)
     revision = None if os.path.isdir(model) else revision  # a local folder is one revision already

@@ -12,12 +12,17 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from imagenet_sd.clip_tokenizer import CLIP_BOS_ID, CLIP_CONTEXT, CLIP_EOS_ID, CLIP_VOCAB_SIZE
 from imagenet_sd.sd14 import SD_SCHEDULER_CONFIG, assemble_sd_pipeline
 from imagenet_sd.text2image import scheduler_from_config
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
 
 log = logging.getLogger("imagenet_sd.tiny_pipeline")
 
@@ -27,7 +32,7 @@ def group_count(channels: list[int]) -> int:
     return math.gcd(32, *channels)
 
 
-def tiny_unet(settings: dict):
+def tiny_unet(settings: dict) -> UNet2DConditionModel:
     from diffusers import UNet2DConditionModel
     channels = list(settings["unet_channels"])
     levels = len(channels)
@@ -41,7 +46,7 @@ def tiny_unet(settings: dict):
         norm_num_groups=group_count(channels))
 
 
-def tiny_vae(settings: dict):
+def tiny_vae(settings: dict) -> AutoencoderKL:
     from diffusers import AutoencoderKL
     channels = list(settings["vae_channels"])
     return AutoencoderKL(
@@ -50,7 +55,7 @@ def tiny_vae(settings: dict):
         norm_num_groups=group_count(channels), sample_size=settings["sample_size"] * 2 ** (len(channels) - 1))
 
 
-def tiny_text_encoder(settings: dict):
+def tiny_text_encoder(settings: dict) -> CLIPTextModel:
     from transformers import CLIPTextConfig, CLIPTextModel
     hidden = settings["text_hidden"]
     config = CLIPTextConfig(

@@ -50,8 +50,9 @@ def prompt_file(tmp_path_factory):
 def job_arguments(out: Path, model_dir, prompt_file, start=0, stop=4, **overrides) -> dict:
     """run_generate's arguments, as the generate rule's script passes them."""
     entry = generator_entry(**overrides)
+    stem = out / f"{start:06d}-{stop:06d}"
     return {"prompt_file": str(prompt_file), "model_dir": str(model_dir),
-            "tar_path": str(out / f"{start:06d}-{stop:06d}.tar"), "stats_path": str(out / f"{start:06d}-{stop:06d}.json"),
+            "tar_path": f"{stem}.tar", "stats_path": f"{stem}.json",
             "generator": "tiny", "settings": {**{k: entry[k] for k in PIXEL_KEYS}, "seed": 0},
             "runtime": {k: entry[k] for k in gen.RUNTIME_KEYS}, "split": "train", "start": start, "stop": stop}
 
@@ -153,7 +154,8 @@ def modified_pipeline(tiny_pipeline_dir, dest: Path, edit) -> Path:
 
 @pytest.mark.parametrize("kind,bias", [("black", -10.0), ("nan", float("nan"))])
 def test_images_failing_every_attempt_are_counted_and_flagged(kind, bias, tiny_pipeline_dir, prompt_file, tmp_path):
-    broken = modified_pipeline(tiny_pipeline_dir, tmp_path / "broken", lambda conv: (conv.weight.zero_(), conv.bias.fill_(bias)))
+    broken = modified_pipeline(tiny_pipeline_dir, tmp_path / "broken",
+                               lambda conv: (conv.weight.zero_(), conv.bias.fill_(bias)))
     tar, stats = run_chunk(tmp_path, broken, prompt_file, stop=2, max_retries=2)
     assert stats["failures"][kind] == 2 * 3 and stats["regenerated"] == 2 * 2 and stats["unresolved"] == 2
     _, _, metas = read_chunk(tar)
@@ -191,7 +193,8 @@ def test_black_image_is_redrawn_with_the_next_seed(tiny_pipeline_dir, prompt_fil
     assert meta["attempt"] == 1 and meta["failed"] is None and meta["seed"] == second.seed
 
 
-KILLED_JOB = "import json, sys; from imagenet_sd.generation import run_generate; run_generate(**json.loads(sys.argv[1]))"
+KILLED_JOB = ("import json, sys; "
+              "from imagenet_sd.generation import run_generate; run_generate(**json.loads(sys.argv[1]))")
 
 
 def test_killed_job_leaves_no_final_tar(tiny_pipeline_dir, prompt_file, tmp_path):
