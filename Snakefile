@@ -28,7 +28,7 @@ localrules:
     all,
     wordnet,
     clip_tokenizer,
-    generator,
+    tiny_pipeline,
     prefetch_weights,
     prompt_summary,
     tables,

@@ -10,7 +10,6 @@ cancel drift; the last line is the median of the per-pair ratios job / bare.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import sys
@@ -24,21 +23,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from imagenet_sd.pipeline import build_clip_tokenizer, build_tiny_pipeline  # noqa: E402
+from imagenet_sd.clip_tokenizer import build_clip_tokenizer  # noqa: E402
+from imagenet_sd.generation import RUNTIME_KEYS, run_generate  # noqa: E402
 from imagenet_sd.plan import build_plan  # noqa: E402
 from imagenet_sd.seeds import image_seed  # noqa: E402
+from imagenet_sd.tiny_pipeline import build_tiny_pipeline  # noqa: E402
 
 WNID = "n01440764"
 RECORD = {"format": 1, "wnid": WNID, "class_key": WNID, "name_override": None, "recipe": "bench", "seed": 0,
           "recipes": {"bench": {"family": "c, d_c", "template": "{c}, {d_c}",
                                 "fields": {"c": "tench", "d_c": "freshwater dace-like game fish of Europe"}}}}
-
-
-def load_generate_script():
-    spec = importlib.util.spec_from_file_location("generate", ROOT / "workflow_scripts/generate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def demo_generator() -> tuple[dict, dict]:
@@ -59,12 +53,11 @@ def elapsed(since: tuple[float, float]) -> tuple[float, float]:
     return now[0] - since[0], now[1] - since[1]
 
 
-def run_job(generate, work: Path, model_dir: Path, prompt_file: Path, settings: dict, entry: dict,
-            n: int) -> tuple[float, float]:
+def run_job(work: Path, model_dir: Path, prompt_file: Path, settings: dict, entry: dict, n: int) -> tuple[float, float]:
     started = clocks()
-    generate.main(prompt_file=prompt_file, model_dir=str(model_dir), tar_path=work / "chunk.tar",
-                  stats_path=work / "chunk.json", generator="tiny", settings=settings,
-                  runtime={k: entry[k] for k in generate.RUNTIME_KEYS}, split="train", start=0, stop=n)
+    run_generate(prompt_file=prompt_file, model_dir=str(model_dir), tar_path=work / "chunk.tar",
+                 stats_path=work / "chunk.json", generator="tiny", settings=settings,
+                 runtime={k: entry[k] for k in RUNTIME_KEYS}, split="train", start=0, stop=n)
     return elapsed(started)
 
 
@@ -91,7 +84,6 @@ def main(images: int, repeats: int) -> float:
     config, entry = demo_generator()
     plan = build_plan(config, check_wnids=False)
     settings = plan.pixel_settings("tiny")
-    generate = load_generate_script()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model_dir = build_tiny_pipeline(config["pipelines"]["tiny-sd"], build_clip_tokenizer(tmp / "tokenizer"),
@@ -100,7 +92,7 @@ def main(images: int, repeats: int) -> float:
         prompt_file.write_text(json.dumps(RECORD))
         (tmp / "job").mkdir()
         (tmp / "bare").mkdir()
-        job = lambda: run_job(generate, tmp / "job", model_dir, prompt_file, settings, entry, images)  # noqa: E731
+        job = lambda: run_job(tmp / "job", model_dir, prompt_file, settings, entry, images)  # noqa: E731
         bare = lambda: run_bare(tmp / "bare", model_dir, settings, entry, images)  # noqa: E731
         job(), bare()  # first calls pay one-off costs (imports, oneDNN kernel creation) on both sides
         wall, cpu = [], []

@@ -1,11 +1,11 @@
 """Stable Diffusion v1.4 generation speed on one GPU: eager fp16 baseline vs the project's fastest settings.
 
 SD v1.4's architecture (UNet, VAE, CLIP ViT-L/14 text encoder, PNDM scheduler) is built from its public
-component configs written below, with random weights: nothing is downloaded. 512x512, 50 steps,
+component configs (imagenet_sd/sd14.py), with random weights: nothing is downloaded. 512x512, 50 steps,
 classifier-free guidance (scale 7.5), batch 1/8/32/64. For each batch size it prints images/s, MFU against a
 bf16 matmul peak measured in the same run, peak memory, and the largest pixel difference to the baseline.
 Both sides render through the `generate` job's code (`imagenet_sd.generation.render`, per-image seeds);
-the fast side adds `imagenet_sd.pipeline`'s channels_last, fused QKV and torch.compile.
+the fast side adds `imagenet_sd.text2image.make_fast`: channels_last, fused QKV and torch.compile.
 Budget: under 8 minutes on an H100 (`--budget-s` skips what would not fit and says so).
 
     python bench/generation_gpu.py                 # on a GPU node
@@ -28,28 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from imagenet_sd import generation as gen  # noqa: E402
-from imagenet_sd import pipeline as pl  # noqa: E402
+from imagenet_sd.chunks import ImageTask  # noqa: E402
+from imagenet_sd.clip_tokenizer import build_clip_tokenizer  # noqa: E402
+from imagenet_sd.flops import flops_per_image  # noqa: E402
+from imagenet_sd.sd14 import SD14_TEXT, SD14_UNET, SD14_VAE, sd_pipeline_from_configs  # noqa: E402
+from imagenet_sd.text2image import DTYPES, make_fast  # noqa: E402
 
-# Public configs of CompVis/stable-diffusion-v1-4 (unet/, vae/, text_encoder/ config.json; scheduler: PNDM).
-SD14_UNET = {
-    "sample_size": 64, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
-    "block_out_channels": [320, 640, 1280, 1280], "attention_head_dim": 8, "cross_attention_dim": 768,
-    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-    "act_fn": "silu", "norm_num_groups": 32, "norm_eps": 1e-5, "flip_sin_to_cos": True, "freq_shift": 0,
-    "downsample_padding": 1, "mid_block_scale_factor": 1, "center_input_sample": False,
-}
-SD14_VAE = {
-    "sample_size": 512, "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2,
-    "block_out_channels": [128, 256, 512, 512], "act_fn": "silu", "norm_num_groups": 32,
-    "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
-}
-SD14_TEXT = {
-    "vocab_size": 49408, "max_position_embeddings": 77, "hidden_size": 768, "intermediate_size": 3072,
-    "num_hidden_layers": 12, "num_attention_heads": 12, "hidden_act": "quick_gelu", "projection_dim": 768,
-    "layer_norm_eps": 1e-5, "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 49407,
-}
-# The same shapes, shrunk, for a CPU smoke run.
+# SD v1.4's shapes, shrunk, for a CPU smoke run.
 SMOKE_UNET = {**SD14_UNET, "sample_size": 8, "block_out_channels": [32, 64], "layers_per_block": 1,
               "cross_attention_dim": 32, "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
               "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"]}
@@ -85,29 +70,15 @@ def smoke_setup() -> Setup:
 
 def build_sd14(setup: Setup, tokenizer_dir: Path):
     """StableDiffusionPipeline with SD v1.4's components, random weights, on the device in the bench dtype."""
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-    torch.manual_seed(0)
-    dtype = pl.DTYPES[setup.dtype]
-    with torch.device(setup.device):  # initialise where the weights will live: seconds, not minutes
-        unet = UNet2DConditionModel(**setup.unet).to(dtype)
-        vae = AutoencoderKL(**setup.vae).to(dtype)
-        text = CLIPTextModel(CLIPTextConfig(**setup.text)).to(dtype)
-    pipe = StableDiffusionPipeline(
-        unet=unet, vae=vae, text_encoder=text, tokenizer=CLIPTokenizer.from_pretrained(tokenizer_dir),
-        scheduler=PNDMScheduler.from_config(pl.SD_SCHEDULER_CONFIG), safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False)
+    pipe = sd_pipeline_from_configs(setup.unet, setup.vae, setup.text, tokenizer_dir, setup.device,
+                                    DTYPES[setup.dtype])
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
-def make_fast(pipe, setup: Setup, cache_dir: Path) -> None:
+def make_fast_settings(pipe, setup: Setup, cache_dir: Path) -> None:
     """The project's output-preserving speed settings (what a generator entry turns on)."""
-    pl.apply_attention(pipe, "sdpa")
-    pl.apply_fuse_qkv(pipe)
-    pl.apply_channels_last(pipe)
-    if setup.compile:
-        pl.apply_compile(pipe, str(cache_dir))
+    make_fast(pipe, "sdpa", channels_last=True, fuse_qkv=True, compile=setup.compile, compile_cache=str(cache_dir))
 
 
 def matmul_peak_tflops(device: torch.device, smoke: bool) -> float:
@@ -125,8 +96,8 @@ def matmul_peak_tflops(device: torch.device, smoke: bool) -> float:
     return 2 * n ** 3 / best / 1e12
 
 
-def tasks_for(batch: int) -> list[gen.ImageTask]:
-    return [gen.ImageTask(i, PROMPTS[i % len(PROMPTS)], seed=1000 + i) for i in range(batch)]
+def tasks_for(batch: int) -> list[ImageTask]:
+    return [ImageTask(i, PROMPTS[i % len(PROMPTS)], seed=1000 + i) for i in range(batch)]
 
 
 def timed_render(pipe, tasks, settings, device) -> tuple[float, np.ndarray]:
@@ -181,9 +152,9 @@ def main(smoke: bool, budget_s: float) -> None:
     setup = smoke_setup() if smoke else full_setup()
     torch.set_grad_enabled(False)
     with tempfile.TemporaryDirectory() as tmp:
-        pipe = build_sd14(setup, pl.build_clip_tokenizer(Path(tmp) / "tokenizer"))
+        pipe = build_sd14(setup, build_clip_tokenizer(Path(tmp) / "tokenizer"))
         settings = {"steps": setup.steps, "guidance_scale": 7.5, "height": setup.size, "width": setup.size}
-        flops = gen.flops_per_image(pipe, settings)
+        flops = flops_per_image(pipe, settings)
         peak = matmul_peak_tflops(setup.device, smoke)
         name = torch.cuda.get_device_name(setup.device) if setup.device.type == "cuda" else "cpu"
         print(f"device {name}; measured matmul peak {peak:.4g} TFLOP/s; "
@@ -195,7 +166,7 @@ def main(smoke: bool, budget_s: float) -> None:
         if one and max(baselines) in baselines and one[0] != max(baselines):
             diff = np.abs(baselines[one[0]]["pixels"][0].astype(int) - baselines[max(baselines)]["pixels"][0].astype(int))
             print(f"eager image 0, batch {one[0]} vs batch {max(baselines)}: max pixel diff {diff.max()}", flush=True)
-        make_fast(pipe, setup, Path(tmp) / "compile-cache")
+        make_fast_settings(pipe, setup, Path(tmp) / "compile-cache")
         run_side("fast", pipe, setup, flops, peak, deadline, baselines)
     print(f"total {time.monotonic() - started:.0f} s")
 

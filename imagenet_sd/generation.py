@@ -1,67 +1,39 @@
-"""One generate job: the images [start, stop) of one class and split, rendered in batches, written as one tar.
+"""One generate job: the images [start, stop) of one class and split, rendered in batches on the pipeline's
+device and written as one chunk tar plus its stats JSON. `run_generate` is the whole job.
 
-- Each image has its own noise generator seeded from (global seed, generator, recipe, class, split, index,
-  attempt), drawn on the CPU: pixels do not depend on batch size, chunking or device order.
+- Each image's initial noise comes from its own CPU generator, seeded per image (see chunks.ChunkIdentity):
+  pixels do not depend on batch size, chunking or device order.
 - The GPU never waits for JPEG encoding or the tar: a writer thread does both, in index order.
 - An all-black or NaN image is re-drawn with the next attempt's seed, up to max_retries, and counted.
 - The tar is written under a temporary name and renamed when complete; its bytes are deterministic.
 """
 from __future__ import annotations
 
-import io
-import json
 import logging
-import queue
-import resource
-import tarfile
-import threading
+import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from PIL import Image
 
-from imagenet_sd.prompts import image_prompt
-from imagenet_sd.runtime import add_tar_member
-from imagenet_sd.seeds import image_seed
+from imagenet_sd.chunks import ChunkIdentity, ChunkWriter, ImageTask, Rendered
+from imagenet_sd.flops import device_report, efficiency, flops_per_image
+from imagenet_sd.prompts import load_prompt_file
+from imagenet_sd.runtime import atomic_path, sha256_file, versions, write_json
+from imagenet_sd.text2image import load_pipeline
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
 
 log = logging.getLogger("imagenet_sd.generation")
 
-QUEUED_BATCHES = 4  # batches the writer may lag behind before the GPU loop waits (bounds host memory)
-# Dense fp16/bf16 tensor-core peaks (TFLOP/s, vendor data sheets), matched against the device name in order.
-PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.0), ("H200", 989.0), ("GH200", 989.0), ("A100", 312.0),
-               ("L40S", 362.0), ("L4", 121.0), ("A10", 125.0), ("V100", 125.0))
-
-
-# ---- what to render ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ImageTask:
-    index: int
-    prompt: str
-    seed: int
-    attempt: int = 0
-
-
-@dataclass(frozen=True)
-class ChunkIdentity:
-    """What names one chunk's images: it, and nothing else, determines prompts and seeds."""
-    record: dict = field(hash=False)
-    generator: str
-    split: str
-
-    def seed(self, index: int, attempt: int) -> int:
-        r = self.record
-        return image_seed(r["seed"], self.generator, r["recipe"], r["wnid"], self.split, index, attempt)
-
-    def task(self, index: int, attempt: int = 0) -> ImageTask:
-        return ImageTask(index, image_prompt(self.record, self.split, index), self.seed(index, attempt), attempt)
-
-    def retry(self, task: ImageTask) -> ImageTask:
-        return replace(task, attempt=task.attempt + 1, seed=self.seed(task.index, task.attempt + 1))
-
-    def key(self, index: int) -> str:
-        return f"{self.record['wnid']}_{index:06d}"
+# What the job reads from its generator's config entry itself, outside the rule's params: these settings
+# change speed, not pixels, so changing them reruns nothing.
+RUNTIME_KEYS = ("batch_size", "device", "attention", "channels_last", "fuse_qkv", "compile", "compile_cache")
+PHASES = ("load", "warmup", "denoise", "decode", "write")
 
 
 def batches(items: list, size: int) -> list[list]:
@@ -94,7 +66,7 @@ def noise_generators(tasks: list[ImageTask]) -> list[torch.Generator]:
     return [torch.Generator("cpu").manual_seed(t.seed) for t in tasks]
 
 
-def render(pipe, tasks: list[ImageTask], settings: dict, clock: DenoiseClock) -> torch.Tensor:
+def render(pipe: DiffusionPipeline, tasks: list[ImageTask], settings: dict, clock: DenoiseClock) -> torch.Tensor:
     """Images in [0, 1], shape (B, 3, H, W), still on the pipeline's device."""
     negative = settings.get("negative_prompt") or None
     return pipe(
@@ -117,232 +89,155 @@ def to_pixels(images: torch.Tensor) -> np.ndarray:
     return (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
+# ---- the job -----------------------------------------------------------------------------------
 @dataclass
-class Rendered:
-    task: ImageTask
-    pixels: np.ndarray
-    failure: str | None = None
-
-
-@dataclass
-class PhaseTimes:
-    """Wall seconds of the job's critical path; they add up to the job's time."""
+class ChunkProgress:
+    """What a chunk job has measured and counted so far. The phase seconds are wall time of the job's
+    critical path: they add up to the job's time."""
     load: float = 0.0
     warmup: float = 0.0
     denoise: float = 0.0
     decode: float = 0.0
-    write: float = 0.0
-
-    def as_dict(self) -> dict:
-        return {k: round(v, 4) for k, v in vars(self).items()}
-
-
-@dataclass
-class Counts:
+    write: float = 0.0  # only the time the render loop waits for the writer thread
     images: int = 0
     steady: int = 0  # images rendered after the warm-up batch
     failures: dict = field(default_factory=lambda: {"black": 0, "nan": 0})
     regenerated: int = 0
     unresolved: int = 0
+    writer_busy: float = 0.0  # seconds the writer thread spent encoding and writing, beside the render loop
+
+    def seconds(self, total: float) -> dict:
+        return {**{phase: round(getattr(self, phase), 4) for phase in PHASES}, "total": round(total, 4)}
 
 
-def render_timed(pipe, tasks, settings, device, times: PhaseTimes, warmup: bool) -> tuple[torch.Tensor, np.ndarray]:
-    clock = DenoiseClock(device)
-    started = time.perf_counter()
-    images = render(pipe, tasks, settings, clock)
-    pixels = to_pixels(images)
-    finished = time.perf_counter()
-    if warmup:
-        times.warmup += finished - started
-    else:
-        denoise_end = clock.end or finished
-        times.denoise += denoise_end - started
-        times.decode += finished - denoise_end
-    return images, pixels
-
-
-def render_with_retries(pipe, tasks, identity: ChunkIdentity, settings, device, times, counts: Counts,
-                        warmup: bool) -> list[Rendered]:
-    """Render a batch; re-draw its black or NaN images with the next attempt's seed, in smaller batches."""
-    images, pixels = render_timed(pipe, tasks, settings, device, times, warmup)
-    results = [Rendered(t, p, f) for t, p, f in zip(tasks, pixels, failure_kinds(images, pixels))]
-    for _ in range(settings["max_retries"]):
-        failed = [i for i, r in enumerate(results) if r.failure]
-        if not failed:
-            break
-        for i in failed:
-            counts.failures[results[i].failure] += 1
-            log.warning("image %d (attempt %d) is %s: re-drawing with a new seed",
-                        results[i].task.index, results[i].task.attempt, results[i].failure)
-        retries = [identity.retry(results[i].task) for i in failed]
-        images, pixels = render_timed(pipe, retries, settings, device, times, warmup)
-        counts.regenerated += len(retries)
-        for i, task, p, f in zip(failed, retries, pixels, failure_kinds(images, pixels)):
-            results[i] = Rendered(task, p, f)
-    for r in results:
-        if r.failure:
-            counts.failures[r.failure] += 1
-            counts.unresolved += 1
-            log.error("image %d still %s after %d re-draws: stored with failed=%r in its json",
-                      r.task.index, r.failure, settings["max_retries"], r.failure)
-    return results
-
-
-# ---- writing -----------------------------------------------------------------------------------
-def encode_jpeg(pixels: np.ndarray, quality: int, storage_size: int | None) -> bytes:
-    image = Image.fromarray(pixels)
-    if storage_size:
-        scale = storage_size / min(image.size)
-        if scale < 1:
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            image = image.resize(size, Image.LANCZOS)
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
-
-
-def image_metadata(r: Rendered, identity: ChunkIdentity, settings: dict) -> dict:
-    rec = identity.record
-    return {"key": identity.key(r.task.index), "prompt": r.task.prompt, "seed": r.task.seed,
-            "attempt": r.task.attempt, "index": r.task.index, "split": identity.split, "wnid": rec["wnid"],
-            "class_key": rec["class_key"], "recipe": rec["recipe"], "generator": identity.generator,
-            "settings": settings, "failed": r.failure}
-
-
-
-class ChunkWriter:
-    """Writes rendered batches into a tar from a background thread: JPEG encoding off the GPU's path."""
-
-    def __init__(self, path, identity: ChunkIdentity, settings: dict):
-        self.path, self.identity, self.settings = path, identity, settings
-        self.queue: queue.Queue = queue.Queue(maxsize=QUEUED_BATCHES)
-        self.error: BaseException | None = None
-        self.busy = 0.0
-        self.thread = threading.Thread(target=self._run, name="chunk-writer", daemon=True)
-        self.thread.start()
-
-    def put(self, results: list[Rendered]) -> None:
-        self._raise_error()
-        self.queue.put(results)
-
-    def close(self) -> None:
-        """Wait until everything queued is in the tar and the tar is closed."""
-        self.queue.put(None)
-        self.thread.join()
-        self._raise_error()
-
-    def _raise_error(self):
-        if self.error is not None:
-            raise RuntimeError("the chunk writer failed") from self.error
-
-    def _run(self):
-        try:
-            with tarfile.open(self.path, "w", format=tarfile.USTAR_FORMAT) as tar:
-                while (results := self.queue.get()) is not None:
-                    started = time.perf_counter()
-                    for r in results:
-                        self._write(tar, r)
-                    self.busy += time.perf_counter() - started
-        except BaseException as error:  # noqa: BLE001 - handed to the main thread
-            self.error = error
-            while self.queue.get() is not None:  # unblock a producer waiting on a full queue
-                pass
-
-    def _write(self, tar, r: Rendered):
-        key = self.identity.key(r.task.index)
-        jpeg = encode_jpeg(r.pixels, self.settings["jpeg_quality"], self.settings.get("storage_size"))
-        meta = json.dumps(image_metadata(r, self.identity, self.settings), sort_keys=True, ensure_ascii=False)
-        add_tar_member(tar, f"{key}.jpg", jpeg)
-        add_tar_member(tar, f"{key}.json", meta.encode("utf-8"))
-
-
-# ---- the job -----------------------------------------------------------------------------------
 def needs_warmup(device: torch.device, compiled: bool) -> bool:
     """First batch is timed as warm-up where it pays one-off costs (CUDA kernels, autotuning, compilation)."""
     return device.type == "cuda" or compiled
 
 
-def generate_images(pipe, tasks: list[ImageTask], identity: ChunkIdentity, settings: dict, batch_size: int,
-                    writer: ChunkWriter, times: PhaseTimes, counts: Counts, warmup_first: bool) -> None:
-    device = pipe.device
-    for number, batch in enumerate(batches(tasks, batch_size)):
-        warmup = warmup_first and number == 0
-        results = render_with_retries(pipe, batch, identity, settings, device, times, counts, warmup)
-        counts.steady += 0 if warmup else len(results)
-        waited = time.perf_counter()
-        writer.put(results)
-        times.write += time.perf_counter() - waited
-        counts.images += len(results)
+@dataclass
+class ChunkJob:
+    """One chunk being rendered: the loaded pipeline, what names the images, the pixel settings (also stored
+    in every image's JSON), the runtime settings, and the job's progress."""
+    pipe: DiffusionPipeline
+    identity: ChunkIdentity
+    settings: dict
+    runtime: dict
+    progress: ChunkProgress = field(default_factory=ChunkProgress)
+    device: torch.device = field(init=False)
+
+    def __post_init__(self):
+        self.device = self.pipe.device
+
+    def render_timed(self, tasks: list[ImageTask], warmup: bool) -> tuple[torch.Tensor, np.ndarray]:
+        clock = DenoiseClock(self.device)
+        started = time.perf_counter()
+        images = render(self.pipe, tasks, self.settings, clock)
+        pixels = to_pixels(images)
+        finished = time.perf_counter()
+        if warmup:
+            self.progress.warmup += finished - started
+        else:
+            denoise_end = clock.end or finished
+            self.progress.denoise += denoise_end - started
+            self.progress.decode += finished - denoise_end
+        return images, pixels
+
+    def render_with_retries(self, tasks: list[ImageTask], warmup: bool) -> list[Rendered]:
+        """Render a batch; re-draw its black or NaN images with the next attempt's seed, in smaller batches."""
+        progress, max_retries = self.progress, self.settings["max_retries"]
+        images, pixels = self.render_timed(tasks, warmup)
+        results = [Rendered(t, p, f) for t, p, f in zip(tasks, pixels, failure_kinds(images, pixels))]
+        for _ in range(max_retries):
+            failed = [i for i, r in enumerate(results) if r.failure]
+            if not failed:
+                break
+            for i in failed:
+                progress.failures[results[i].failure] += 1
+                log.warning("image %d (attempt %d) is %s: re-drawing with a new seed",
+                            results[i].task.index, results[i].task.attempt, results[i].failure)
+            retries = [self.identity.retry(results[i].task) for i in failed]
+            images, pixels = self.render_timed(retries, warmup)
+            progress.regenerated += len(retries)
+            for i, task, p, f in zip(failed, retries, pixels, failure_kinds(images, pixels)):
+                results[i] = Rendered(task, p, f)
+        for r in results:
+            if r.failure:
+                progress.failures[r.failure] += 1
+                progress.unresolved += 1
+                log.error("image %d still %s after %d re-draws: stored with failed=%r in its json",
+                          r.task.index, r.failure, max_retries, r.failure)
+        return results
+
+    def render_into(self, tasks: list[ImageTask], writer: ChunkWriter) -> None:
+        warmup_first = needs_warmup(self.device, self.runtime["compile"])
+        for number, batch in enumerate(batches(tasks, self.runtime["batch_size"])):
+            warmup = warmup_first and number == 0
+            results = self.render_with_retries(batch, warmup)
+            self.progress.steady += 0 if warmup else len(results)
+            waited = time.perf_counter()
+            writer.put(results)
+            self.progress.write += time.perf_counter() - waited
+            self.progress.images += len(results)
+
+    def write_chunk(self, tasks: list[ImageTask], tar_path: Path) -> None:
+        """Render `tasks` into the tar at `tar_path`, which appears only once complete."""
+        with atomic_path(tar_path) as partial:
+            writer = ChunkWriter(partial, self.identity, self.settings)
+            try:
+                self.render_into(tasks, writer)
+            finally:
+                waited = time.perf_counter()
+                writer.close()
+                self.progress.write += time.perf_counter() - waited
+        self.progress.writer_busy = writer.busy
+
+    def stats(self, start: int, stop: int, wall: float, flops: dict | None, tar_path: Path) -> dict:
+        """The chunk's stats JSON: counts, phase seconds, throughput, memory, FLOPs, MFU and provenance."""
+        p, identity = self.progress, self.identity
+        device = device_report(self.device)
+        steady_seconds = p.denoise + p.decode
+        return {
+            "images": p.images, "start": start, "stop": stop, "split": identity.split,
+            "wnid": identity.record["wnid"], "class_key": identity.record["class_key"],
+            "recipe": identity.record["recipe"], "generator": identity.generator,
+            "failures": p.failures, "regenerated": p.regenerated, "unresolved": p.unresolved,
+            "seconds": p.seconds(wall),
+            "images_per_second": round(p.images / wall, 4) if wall else None,
+            "steady_images_per_second": round(p.steady / steady_seconds, 4) if p.steady else None,
+            **device, **efficiency(flops, p.images, wall, device["device"], self.settings["dtype"]),
+            "flops_per_image": flops, "model": self.settings["model"], "revision": self.settings.get("revision"),
+            "settings": self.settings, "runtime": self.runtime, "versions": versions(),
+            "tar_sha256": sha256_file(tar_path), "tar_bytes": tar_path.stat().st_size,
+            "writer_busy_seconds": round(p.writer_busy, 4),
+        }
 
 
-# ---- statistics --------------------------------------------------------------------------------
-def denoiser_flops(net, latent: torch.Tensor, text_len: int) -> int | None:
-    """FLOPs of one denoiser forward for one image, counted on the meta device (no memory, no compute)."""
-    from diffusers import UNet2DConditionModel
-    net = getattr(net, "_orig_mod", net)
-    if not isinstance(net, UNet2DConditionModel) or net.config.addition_embed_type is not None:
-        return None  # SDXL-style extra conditioning or a transformer denoiser: no estimate
-    meta = on_meta(lambda: type(net).from_config(net.config))
-    context = torch.empty(1, text_len, net.config.cross_attention_dim, device="meta")
-    return count_flops(lambda: meta(latent, 10, context))
+def load_generator(model_dir: str, settings: dict, runtime: dict) -> DiffusionPipeline:
+    """The generator's pipeline from its local folder, with its pixel settings and its runtime settings."""
+    return load_pipeline(
+        model_dir, revision=settings.get("revision"), variant=settings.get("variant"), dtype=settings["dtype"],
+        device=runtime["device"], scheduler=settings["scheduler"], attention=runtime["attention"],
+        channels_last=runtime["channels_last"], fuse_qkv=runtime["fuse_qkv"], compile=runtime["compile"],
+        compile_cache=runtime["compile_cache"], safety_checker=settings["safety_checker"])
 
 
-def on_meta(build):
-    """Build a module on the meta device. Only the build runs under the device context: a forward run inside
-    it would pay a Python-level interception on every torch call."""
-    with torch.device("meta"):
-        return build()
-
-
-def count_flops(fn) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
-
-
-def flops_per_image(pipe, settings: dict) -> dict | None:
-    """UNet, VAE-decoder and text-encoder FLOPs of one image at the generator's resolution, steps and guidance."""
-    try:
-        factor = pipe.vae_scale_factor
-        text_len = pipe.tokenizer.model_max_length
-        latent = torch.empty(1, pipe.vae.config.latent_channels, settings["height"] // factor,
-                             settings["width"] // factor, device="meta")
-        unet = denoiser_flops(pipe.unet, latent, text_len)
-        if unet is None:
-            return None
-        vae = on_meta(lambda: type(pipe.vae).from_config(pipe.vae.config))
-        text = on_meta(lambda: type(pipe.text_encoder)(pipe.text_encoder.config))
-        vae_flops = count_flops(lambda: vae.decode(latent))
-        text_flops = count_flops(lambda: text(torch.zeros(1, text_len, dtype=torch.long, device="meta")))
-    except Exception as error:  # noqa: BLE001 - an estimate must never fail a job
-        log.warning("no FLOP estimate for %s: %s", type(pipe).__name__, error)
-        return None
-    passes = 2 if settings["guidance_scale"] > 1 else 1  # classifier-free guidance: conditional + unconditional
-    steps = settings["steps"]
-    total = passes * (steps * unet + text_flops) + vae_flops
-    return {"unet_forward": unet, "vae_decode": vae_flops, "text_encoder": text_flops, "passes_per_step": passes,
-            "steps": steps, "total": total}
-
-
-def peak_tflops(device_name: str, dtype: str) -> float | None:
-    if dtype not in ("float16", "bfloat16"):
-        return None
-    return next((peak for name, peak in PEAK_TFLOPS if name in device_name), None)
-
-
-def device_report(device: torch.device) -> dict:
-    if device.type == "cuda":
-        return {"device": torch.cuda.get_device_name(device),
-                "peak_memory_bytes": torch.cuda.max_memory_allocated(device), "peak_memory_kind": "cuda_max_allocated"}
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-    return {"device": "cpu", "peak_memory_bytes": rss, "peak_memory_kind": "process_max_rss"}
-
-
-def efficiency(flops: dict | None, images: int, seconds: float, device_name: str, dtype: str) -> dict:
-    if not flops or not seconds:
-        return {"achieved_tflops": None, "peak_tflops": None, "mfu": None}
-    achieved = flops["total"] * images / seconds / 1e12
-    peak = peak_tflops(device_name, dtype)
-    return {"achieved_tflops": round(achieved, 3), "peak_tflops": peak,
-            "mfu": round(achieved / peak, 4) if peak else None}
+def run_generate(*, prompt_file: str | os.PathLike, model_dir: str, tar_path: str | os.PathLike,
+                 stats_path: str | os.PathLike, generator: str, settings: dict, runtime: dict, split: str,
+                 start: int, stop: int) -> dict:
+    """The `generate` job: images [start, stop) of one class and split -> one chunk tar + its stats JSON.
+    `settings` are the generator's pixel settings (in the output key), `runtime` its RUNTIME_KEYS."""
+    started = time.perf_counter()
+    tar_path = Path(tar_path)
+    identity = ChunkIdentity(load_prompt_file(prompt_file), generator, split)
+    tasks = [identity.task(i) for i in range(start, stop)]
+    job = ChunkJob(load_generator(model_dir, settings, runtime), identity, settings, runtime)
+    flops = flops_per_image(job.pipe, settings)
+    job.progress.load = time.perf_counter() - started
+    job.write_chunk(tasks, tar_path)
+    wall = time.perf_counter() - started
+    stats = job.stats(start, stop, wall, flops, tar_path)
+    write_json(stats_path, stats)
+    log.info("%d images in %.1f s (%.3f img/s), %d re-drawn, %d unresolved", job.progress.images, wall,
+             stats["images_per_second"], job.progress.regenerated, job.progress.unresolved)
+    return stats

@@ -24,23 +24,23 @@ rule clip_tokenizer:
     conda:
         "../envs/imagenet-sd.yaml"
     script:
-        "../workflow_scripts/clip_tokenizer.py"
+        "../workflow_scripts/build_clip_tokenizer.py"
 
 
-rule generator:
+rule tiny_pipeline:
     input:
         tokenizer=ancient(TOKENIZER),
     output:
         "resources/pipelines/{pipeline}/model_index.json",
     log:
-        "logs/generator/{pipeline}.log",
+        "logs/tiny_pipeline/{pipeline}.log",
     params:
         settings=lambda w: config["pipelines"][w.pipeline],
         folder=lambda w: f"resources/pipelines/{w.pipeline}",
     conda:
         "../envs/imagenet-sd.yaml"
     script:
-        "../workflow_scripts/build_pipeline.py"
+        "../workflow_scripts/build_tiny_pipeline.py"
 
 
 rule prefetch_weights:

@@ -17,6 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_PARTS = ("Snakefile", "rules", "workflow_scripts", "imagenet_sd", "schemas", "config", "data",
                   "config.yaml", "profiles", "envs")
 SNAKEMAKE = [str(Path(sys.executable).with_name("snakemake"))]
+# A `pipelines` config entry for tests: the smallest tiny pipeline (16x16 images) that still has SD's layout.
+TINY_PIPELINE = {"seed": 0, "sample_size": 8, "unet_channels": [32, 64], "vae_channels": [32, 64],
+                 "text_hidden": 32, "text_layers": 1, "scheduler": "DDIM"}
 
 
 def copy_workflow(dest: Path, config: dict | None = None) -> Path:
@@ -106,6 +109,20 @@ def pytest_collection_modifyitems(items):
         runs_workflow = any(name in vars(module) for name in SNAKEMAKE_RUNNERS) if module else False
         if runs_workflow or set(SNAKEMAKE_FIXTURES) & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.workflow)
+
+
+@pytest.fixture(scope="session")
+def clip_tokenizer_dir(tmp_path_factory) -> Path:
+    """CLIP's tokenizer, written once per session by the library (the rule's script calls the same function)."""
+    from imagenet_sd.clip_tokenizer import build_clip_tokenizer
+    return build_clip_tokenizer(tmp_path_factory.mktemp("clip-tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline_dir(tmp_path_factory, clip_tokenizer_dir) -> Path:
+    """The TINY_PIPELINE pipeline folder, built once per session (tests must not modify it)."""
+    from imagenet_sd.tiny_pipeline import build_tiny_pipeline
+    return build_tiny_pipeline(TINY_PIPELINE, clip_tokenizer_dir, tmp_path_factory.mktemp("tiny") / "tiny-sd")
 
 
 def load_script(name: str):

@@ -1,5 +1,4 @@
 """The generate job on a real (tiny, random) diffusers pipeline: chunk tars, determinism, retries, stats."""
-import importlib.util
 import io
 import json
 import os
@@ -12,27 +11,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import load_script
 import torch
 from PIL import Image
 from snakemake.utils import validate
 
 from imagenet_sd import generation as gen
-from imagenet_sd.pipeline import SD_SCHEDULER_CONFIG, build_clip_tokenizer, build_tiny_pipeline, load_pipeline
+from imagenet_sd.chunks import ChunkIdentity
+from imagenet_sd.flops import flops_per_image
 from imagenet_sd.plan import PIXEL_KEYS
-from imagenet_sd.seeds import image_seed
 from imagenet_sd.runtime import sha256_file
+from imagenet_sd.sd14 import SD14_TEXT, SD14_UNET, SD14_VAE, sd_pipeline_from_configs
+from imagenet_sd.seeds import image_seed
+from imagenet_sd.text2image import load_pipeline
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"seed": 0, "sample_size": 8, "unet_channels": [32, 64], "vae_channels": [32, 64], "text_hidden": 32,
-        "text_layers": 1, "scheduler": "DDIM"}
 WNID = "n01440764"
 RECORD = {"format": 1, "wnid": WNID, "class_key": WNID, "name_override": None, "recipe": "c_only", "seed": 0,
           "recipes": {"c_only": {"family": "c", "template": "a photo of a {c}", "fields": {"c": "tench"}}}}
-
-
-generate = load_script("generate")
 
 
 def generator_entry(**overrides) -> dict:
@@ -45,26 +41,25 @@ def generator_entry(**overrides) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("generation")
-    return build_tiny_pipeline(TINY, build_clip_tokenizer(root / "tokenizer"), root / "tiny-sd")
-
-
-@pytest.fixture(scope="module")
 def prompt_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("prompts") / f"{WNID}.json"
     path.write_text(json.dumps(RECORD))
     return path
 
 
-def run_chunk(out: Path, model_dir, prompt_file, start=0, stop=4, **overrides) -> tuple[Path, dict]:
+def job_arguments(out: Path, model_dir, prompt_file, start=0, stop=4, **overrides) -> dict:
+    """run_generate's arguments, as the generate rule's script passes them."""
     entry = generator_entry(**overrides)
-    settings = {**{k: entry[k] for k in PIXEL_KEYS}, "seed": 0}
-    tar = out / f"{start:06d}-{stop:06d}.tar"
-    stats = generate.main(prompt_file=prompt_file, model_dir=str(model_dir), tar_path=tar,
-                          stats_path=out / f"{start:06d}-{stop:06d}.json", generator="tiny", settings=settings,
-                          runtime={k: entry[k] for k in generate.RUNTIME_KEYS}, split="train", start=start, stop=stop)
-    return tar, stats
+    stem = out / f"{start:06d}-{stop:06d}"
+    return {"prompt_file": str(prompt_file), "model_dir": str(model_dir),
+            "tar_path": f"{stem}.tar", "stats_path": f"{stem}.json",
+            "generator": "tiny", "settings": {**{k: entry[k] for k in PIXEL_KEYS}, "seed": 0},
+            "runtime": {k: entry[k] for k in gen.RUNTIME_KEYS}, "split": "train", "start": start, "stop": stop}
+
+
+def run_chunk(out: Path, model_dir, prompt_file, start=0, stop=4, **overrides) -> tuple[Path, dict]:
+    arguments = job_arguments(out, model_dir, prompt_file, start, stop, **overrides)
+    return Path(arguments["tar_path"]), gen.run_generate(**arguments)
 
 
 def read_chunk(tar: Path) -> tuple[list[tarfile.TarInfo], dict, dict]:
@@ -77,13 +72,13 @@ def read_chunk(tar: Path) -> tuple[list[tarfile.TarInfo], dict, dict]:
 
 
 @pytest.fixture(scope="module")
-def chunk_b4(tiny_dir, prompt_file, tmp_path_factory):
-    return run_chunk(tmp_path_factory.mktemp("b4"), tiny_dir, prompt_file, batch_size=4)
+def chunk_b4(tiny_pipeline_dir, prompt_file, tmp_path_factory):
+    return run_chunk(tmp_path_factory.mktemp("b4"), tiny_pipeline_dir, prompt_file, batch_size=4)
 
 
-def test_batch_size_changes_pixels_by_one_rounding_step_at_most(tiny_dir, prompt_file):
-    pipe = load_pipeline(str(tiny_dir), dtype="float32", device="cpu")
-    identity = gen.ChunkIdentity(RECORD, "tiny", "train")
+def test_batch_size_changes_pixels_by_one_rounding_step_at_most(tiny_pipeline_dir, prompt_file):
+    pipe = load_pipeline(str(tiny_pipeline_dir), dtype="float32", device="cpu")
+    identity = ChunkIdentity(RECORD, "tiny", "train")
     tasks = [identity.task(i) for i in range(4)]
     settings = generator_entry()
     one = np.concatenate([gen.to_pixels(gen.render(pipe, [t], settings, gen.DenoiseClock(pipe.device)))
@@ -95,8 +90,8 @@ def test_batch_size_changes_pixels_by_one_rounding_step_at_most(tiny_dir, prompt
     assert (one != four).mean() < 1e-3
 
 
-def test_chunk_with_batch_1_equals_batch_4_up_to_jpeg_rounding(chunk_b4, tiny_dir, prompt_file, tmp_path):
-    tar1, _ = run_chunk(tmp_path, tiny_dir, prompt_file, batch_size=1)
+def test_chunk_with_batch_1_equals_batch_4_up_to_jpeg_rounding(chunk_b4, tiny_pipeline_dir, prompt_file, tmp_path):
+    tar1, _ = run_chunk(tmp_path, tiny_pipeline_dir, prompt_file, batch_size=1)
     members1, images1, metas1 = read_chunk(tar1)
     members4, images4, metas4 = read_chunk(chunk_b4[0])
     assert [m.name for m in members1] == [m.name for m in members4]
@@ -111,9 +106,9 @@ def test_chunk_with_batch_1_equals_batch_4_up_to_jpeg_rounding(chunk_b4, tiny_di
         assert diff.max() <= 32, name
 
 
-def test_tar_is_ordered_and_byte_identical_across_runs(chunk_b4, tiny_dir, prompt_file, tmp_path):
+def test_tar_is_ordered_and_byte_identical_across_runs(chunk_b4, tiny_pipeline_dir, prompt_file, tmp_path):
     tar, _ = chunk_b4
-    again, _ = run_chunk(tmp_path, tiny_dir, prompt_file, batch_size=4)
+    again, _ = run_chunk(tmp_path, tiny_pipeline_dir, prompt_file, batch_size=4)
     assert tar.read_bytes() == again.read_bytes()
     members, images, metas = read_chunk(tar)
     expected = [f"{WNID}_{i:06d}.{ext}" for i in range(4) for ext in ("jpg", "json")]
@@ -148,9 +143,9 @@ def test_stats_fields_are_present_and_sane(chunk_b4):
     assert stats["tar_sha256"] == sha256_file(tar) and stats["tar_bytes"] == tar.stat().st_size
 
 
-def modified_pipeline(tiny_dir, dest: Path, edit) -> Path:
+def modified_pipeline(tiny_pipeline_dir, dest: Path, edit) -> Path:
     """The tiny pipeline with an edit to the VAE decoder's last layer, saved as a real pipeline folder."""
-    pipe = load_pipeline(str(tiny_dir), dtype="float32", device="cpu")
+    pipe = load_pipeline(str(tiny_pipeline_dir), dtype="float32", device="cpu")
     with torch.no_grad():
         edit(pipe.vae.decoder.conv_out)
     pipe.save_pretrained(dest)
@@ -158,8 +153,9 @@ def modified_pipeline(tiny_dir, dest: Path, edit) -> Path:
 
 
 @pytest.mark.parametrize("kind,bias", [("black", -10.0), ("nan", float("nan"))])
-def test_images_failing_every_attempt_are_counted_and_flagged(kind, bias, tiny_dir, prompt_file, tmp_path):
-    broken = modified_pipeline(tiny_dir, tmp_path / "broken", lambda conv: (conv.weight.zero_(), conv.bias.fill_(bias)))
+def test_images_failing_every_attempt_are_counted_and_flagged(kind, bias, tiny_pipeline_dir, prompt_file, tmp_path):
+    broken = modified_pipeline(tiny_pipeline_dir, tmp_path / "broken",
+                               lambda conv: (conv.weight.zero_(), conv.bias.fill_(bias)))
     tar, stats = run_chunk(tmp_path, broken, prompt_file, stop=2, max_retries=2)
     assert stats["failures"][kind] == 2 * 3 and stats["regenerated"] == 2 * 2 and stats["unresolved"] == 2
     _, _, metas = read_chunk(tar)
@@ -175,9 +171,9 @@ def raw_decoder_max(pipe, task, settings) -> float:
     return pipe.vae.decode(latents / pipe.vae.config.scaling_factor).sample.max().item()
 
 
-def test_black_image_is_redrawn_with_the_next_seed(tiny_dir, prompt_file, tmp_path):
-    pipe = load_pipeline(str(tiny_dir), dtype="float32", device="cpu")
-    identity, settings = gen.ChunkIdentity(RECORD, "tiny", "train"), generator_entry()
+def test_black_image_is_redrawn_with_the_next_seed(tiny_pipeline_dir, prompt_file, tmp_path):
+    pipe = load_pipeline(str(tiny_pipeline_dir), dtype="float32", device="cpu")
+    identity, settings = ChunkIdentity(RECORD, "tiny", "train"), generator_entry()
     with torch.no_grad():
         for index in range(8):
             first, second = identity.task(index), identity.task(index, attempt=1)
@@ -189,7 +185,7 @@ def test_black_image_is_redrawn_with_the_next_seed(tiny_dir, prompt_file, tmp_pa
     # Shift the decoder's output so that this image's first draw is all below -1 (black after clamping) and
     # its second draw is not: blackness now depends on the seed, as a safety checker's blanking does.
     shift = (m0 + m1) / 2 + 1
-    darker = modified_pipeline(tiny_dir, tmp_path / "darker", lambda conv: conv.bias.sub_(shift))
+    darker = modified_pipeline(tiny_pipeline_dir, tmp_path / "darker", lambda conv: conv.bias.sub_(shift))
     tar, stats = run_chunk(tmp_path, darker, prompt_file, start=index, stop=index + 1)
     assert stats["failures"]["black"] == 1 and stats["regenerated"] == 1 and stats["unresolved"] == 0
     _, _, metas = read_chunk(tar)
@@ -197,24 +193,16 @@ def test_black_image_is_redrawn_with_the_next_seed(tiny_dir, prompt_file, tmp_pa
     assert meta["attempt"] == 1 and meta["failed"] is None and meta["seed"] == second.seed
 
 
-KILLED_JOB = """
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("generate", sys.argv[1])
-module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
-module.main(**json.loads(sys.argv[2]))
-"""
+KILLED_JOB = ("import json, sys; "
+              "from imagenet_sd.generation import run_generate; run_generate(**json.loads(sys.argv[1]))")
 
 
-def test_killed_job_leaves_no_final_tar(tiny_dir, prompt_file, tmp_path):
-    entry = generator_entry(batch_size=1)
-    tar = tmp_path / "000000-000500.tar"
-    kwargs = {"prompt_file": str(prompt_file), "model_dir": str(tiny_dir), "tar_path": str(tar),
-              "stats_path": str(tar.with_suffix(".json")), "generator": "tiny", "split": "train", "start": 0,
-              "stop": 500, "settings": {**{k: entry[k] for k in PIXEL_KEYS}, "seed": 0},
-              "runtime": {k: entry[k] for k in generate.RUNTIME_KEYS}}
+def test_killed_job_leaves_no_final_tar(tiny_pipeline_dir, prompt_file, tmp_path):
+    kwargs = job_arguments(tmp_path, tiny_pipeline_dir, prompt_file, start=0, stop=500, batch_size=1)
+    tar = Path(kwargs["tar_path"])
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    job = subprocess.Popen([sys.executable, "-c", KILLED_JOB, str(ROOT / "workflow_scripts/generate.py"),
-                            json.dumps(kwargs)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    job = subprocess.Popen([sys.executable, "-c", KILLED_JOB, json.dumps(kwargs)], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while not any(p.stat().st_size > 0 for p in tmp_path.glob(".*partial")):  # a member is being written
@@ -228,19 +216,9 @@ def test_killed_job_leaves_no_final_tar(tiny_dir, prompt_file, tmp_path):
     assert not tar.exists() and not tar.with_suffix(".json").exists()
 
 
-def test_flop_count_of_sd14_matches_the_papers_arithmetic(tmp_path):
+def test_flop_count_of_sd14_matches_the_papers_arithmetic(clip_tokenizer_dir):
     """SD v1.4 (the GPU bench's configs, built on the meta device): ~0.8 TFLOP per UNet pass, ~83 per image."""
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "bench/generation_gpu.py")
-    bench = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # its dataclass looks itself up there
-    spec.loader.exec_module(bench)
-    with torch.device("meta"):
-        unet, vae = UNet2DConditionModel(**bench.SD14_UNET), AutoencoderKL(**bench.SD14_VAE)
-        text = CLIPTextModel(CLIPTextConfig(**bench.SD14_TEXT))
-    pipe = StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=text,
-                                   scheduler=PNDMScheduler.from_config(SD_SCHEDULER_CONFIG), tokenizer=CLIPTokenizer.from_pretrained(build_clip_tokenizer(tmp_path)),
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    flops = gen.flops_per_image(pipe, {"height": 512, "width": 512, "steps": 50, "guidance_scale": 7.5})
+    pipe = sd_pipeline_from_configs(SD14_UNET, SD14_VAE, SD14_TEXT, clip_tokenizer_dir, device="meta")
+    flops = flops_per_image(pipe, {"height": 512, "width": 512, "steps": 50, "guidance_scale": 7.5})
     assert flops["unet_forward"] == pytest.approx(0.80e12, rel=0.02)
     assert flops["total"] == pytest.approx(83e12, rel=0.02)

@@ -39,11 +39,8 @@ def wn(nltk_data):
 
 
 @pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory) -> str:
-    pipeline = pytest.importorskip("imagenet_sd.pipeline")
-    if not hasattr(pipeline, "build_clip_tokenizer"):
-        pytest.skip("imagenet_sd.pipeline.build_clip_tokenizer not written yet")
-    return str(pipeline.build_clip_tokenizer(tmp_path_factory.mktemp("tok") / "clip-tokenizer"))
+def tokenizer_dir(clip_tokenizer_dir) -> str:
+    return str(clip_tokenizer_dir)
 
 
 def make(wn, wnid, recipe, name=None, seed=0, **recipes):

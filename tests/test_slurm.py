@@ -82,7 +82,7 @@ def _rule_of(record: dict[str, str]) -> str:
 
 
 RULE_NAMES = ("generate", "train", "evaluate", "prompts", "prompt_summary", "pack", "tables", "wordnet",
-              "clip_tokenizer", "generator", "prefetch_weights")
+              "clip_tokenizer", "tiny_pipeline", "prefetch_weights")
 
 
 def _requests_gpu(record: dict[str, str]) -> bool:

@@ -1,0 +1,99 @@
+"""FLOPs of one generated image, and the model FLOP utilisation (MFU) a job reached, for its stats JSON.
+
+FLOPs are counted with PyTorch's FlopCounterMode on copies of the networks built on the meta device: no
+memory, no compute, a fraction of a second even for SD v1.4. MFU is measured against the card's data-sheet
+dense fp16/bf16 tensor-core peak; nothing here changes an image.
+"""
+from __future__ import annotations
+
+import logging
+import resource
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
+log = logging.getLogger("imagenet_sd.flops")
+
+# Dense fp16/bf16 tensor-core peaks (TFLOP/s, vendor data sheets), matched against the device name in order.
+PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.0), ("H200", 989.0), ("GH200", 989.0), ("A100", 312.0),
+               ("L40S", 362.0), ("L4", 121.0), ("A10", 125.0), ("V100", 125.0))
+
+
+def denoiser_flops(net: torch.nn.Module, latent: torch.Tensor, text_len: int) -> int | None:
+    """FLOPs of one denoiser forward for one image, counted on the meta device (no memory, no compute)."""
+    from diffusers import UNet2DConditionModel
+    net = getattr(net, "_orig_mod", net)
+    if not isinstance(net, UNet2DConditionModel) or net.config.addition_embed_type is not None:
+        return None  # SDXL-style extra conditioning or a transformer denoiser: no estimate
+    meta = on_meta(lambda: type(net).from_config(net.config))
+    context = torch.empty(1, text_len, net.config.cross_attention_dim, device="meta")
+    return count_flops(lambda: meta(latent, 10, context))
+
+
+def on_meta(build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    """Build a module on the meta device. Only the build runs under the device context: a forward run inside
+    it would pay a Python-level interception on every torch call."""
+    with torch.device("meta"):
+        return build()
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def flops_per_image(pipe: DiffusionPipeline, settings: dict) -> dict | None:
+    """UNet, VAE-decoder and text-encoder FLOPs of one image at the generator's resolution, steps and guidance."""
+    try:
+        factor = pipe.vae_scale_factor
+        text_len = pipe.tokenizer.model_max_length
+        latent = torch.empty(1, pipe.vae.config.latent_channels, settings["height"] // factor,
+                             settings["width"] // factor, device="meta")
+        unet = denoiser_flops(pipe.unet, latent, text_len)
+        if unet is None:
+            return None
+        vae = on_meta(lambda: type(pipe.vae).from_config(pipe.vae.config))
+        text = on_meta(lambda: type(pipe.text_encoder)(pipe.text_encoder.config))
+        vae_flops = count_flops(lambda: vae.decode(latent))
+        text_flops = count_flops(lambda: text(torch.zeros(1, text_len, dtype=torch.long, device="meta")))
+    except Exception as error:  # noqa: BLE001 - an estimate must never fail a job
+        log.warning("no FLOP estimate for %s: %s", type(pipe).__name__, error)
+        return None
+    passes = 2 if settings["guidance_scale"] > 1 else 1  # classifier-free guidance: conditional + unconditional
+    steps = settings["steps"]
+    total = passes * (steps * unet + text_flops) + vae_flops
+    return {"unet_forward": unet, "vae_decode": vae_flops, "text_encoder": text_flops, "passes_per_step": passes,
+            "steps": steps, "total": total}
+
+
+def peak_tflops(device_name: str, dtype: str) -> float | None:
+    """Data-sheet dense tensor-core peak of the card for a half-precision dtype; None when unknown."""
+    if dtype not in ("float16", "bfloat16"):
+        return None
+    return next((peak for name, peak in PEAK_TFLOPS if name in device_name), None)
+
+
+def device_report(device: torch.device) -> dict:
+    """The device's name and the job's peak memory (GPU: allocated by torch; CPU: the process's max RSS)."""
+    if device.type == "cuda":
+        return {"device": torch.cuda.get_device_name(device),
+                "peak_memory_bytes": torch.cuda.max_memory_allocated(device), "peak_memory_kind": "cuda_max_allocated"}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    return {"device": "cpu", "peak_memory_bytes": rss, "peak_memory_kind": "process_max_rss"}
+
+
+def efficiency(flops: dict | None, images: int, seconds: float, device_name: str, dtype: str) -> dict:
+    """Achieved TFLOP/s over `seconds`, the card's peak and their ratio (MFU); None where not known."""
+    if not flops or not seconds:
+        return {"achieved_tflops": None, "peak_tflops": None, "mfu": None}
+    achieved = flops["total"] * images / seconds / 1e12
+    peak = peak_tflops(device_name, dtype)
+    # Four significant digits, not decimals: a CPU or tiny-model job runs at well under 0.001 TFLOP/s.
+    return {"achieved_tflops": float(f"{achieved:.4g}"), "peak_tflops": peak,
+            "mfu": round(achieved / peak, 4) if peak else None}
