@@ -94,6 +94,18 @@ def demo_run(tmp_path_factory) -> Path:
     return workdir
 
 
+@pytest.fixture(scope="session")
+def ci_user():
+    """An ordinary user (tests/ci_user.py) who runs the workflow as on a cluster: no root, the administrator's
+    Python. None when this session cannot make one (it is not root, or there is no useradd)."""
+    from ci_user import unprivileged_user, why_unavailable
+    if why_unavailable():
+        yield None
+        return
+    with unprivileged_user() as user:
+        yield user
+
+
 def load_script(name: str):
     """A workflow script imported as a module (its Snakemake block does not run), so tests call its main()."""
     spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "workflow_scripts" / f"{name}.py")
