@@ -47,12 +47,21 @@ def test_a_second_make_demo_schedules_nothing(user_demo):
     assert "Nothing to be done" in second.stdout, second.stdout[-4000:]
 
 
+def test_make_setup_without_root_names_the_missing_debian_packages_and_goes_on(ci_user):
+    """No WordNet files where Debian puts them: the user is told which packages would help; no apt-get."""
+    clone = ci_user.clone(REPO, "setup-check")
+    out = ci_user.run(["make", "setup", "WORDNET_DIR=/nonexistent/wordnet"], clone, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "would help: wordnet-base wordnet-sense-index" in out.stdout, out.stdout
+    assert "installing Debian packages" not in out.stdout
+
+
 def test_the_user_wrote_only_under_its_clone_and_its_home(user_demo, ci_user):
     """Nothing of the user's outside its home (no /tmp or /dev/shm leftovers either, SLURM runs included);
     inside its home, only the clone, a SLURM test's copy and the cache/config directories."""
     assert ci_user.files_outside_home() == []
     home = {p.name for p in ci_user.home.iterdir()} - user_demo["home_before"]
-    assert home <= {CLONE, "slurm-demo"} | HOME_DIRS, sorted(home)
+    assert home <= {CLONE, "setup-check", "slurm-demo"} | HOME_DIRS, sorted(home)
     written = sorted(str(p.relative_to(ci_user.home)) for d in HOME_DIRS & home
                      for p in (ci_user.home / d).iterdir())
     print("cache/config written:", written)
