@@ -41,7 +41,8 @@ system:
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing Debian packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else \
 	  echo "note: these Debian packages would help:$$missing (an administrator installs them with apt-get)."; \
 	  echo "      Going on without them: WordNet comes from NLTK_DATA, config wordnet.nltk_data, or a download"; \
@@ -57,7 +58,7 @@ endif
 
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
-	  echo "$(PYTHON) ($$(command -v $(PYTHON) || echo not found)) is not Python 3.11 or newer, which Snakemake 9 needs." >&2; \
+	  echo "$(PYTHON) ($$(command -v $(PYTHON) || echo not found)) is not Python 3.11 or newer (Snakemake 9)." >&2; \
 	  echo "Load one (module load python/3.11), activate a conda env (conda env create -f envs/imagenet-sd.yaml)," >&2; \
 	  echo "or name it: make demo PYTHON=/path/to/python3.11" >&2; exit 1; }
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \

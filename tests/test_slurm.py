@@ -1,11 +1,11 @@
 """The demo through `--profile slurm` against a real Slurm (started by `make slurm` / .ci/slurm-setup.sh).
 
 One fresh copy of the repository runs the demo twice through the SLURM profile, started by an ordinary user
-when the test session can make one (tests/ci_user.py: a root session, as in CI), so the jobs run as that user. In the first run the test
-cancels the first `generate` job as soon as Slurm runs it (scancel), so that run fails; the second run
-must finish the work. While snakemake runs, the test reads Slurm's own job records from the controller
-(`scontrol show job`, which keeps finished jobs for MinJobAge=300 s; polled every 2 s so none is missed)
-and checks them against the completion log of jobcomp/filetxt.
+when the test session can make one (tests/ci_user.py: a root session, as in CI), so the jobs run as that user.
+In the first run the test cancels the first `generate` job as soon as Slurm runs it (scancel), so that run
+fails; the second run must finish the work. While snakemake runs, the test reads Slurm's own job records from
+the controller (`scontrol show job`, which keeps finished jobs for MinJobAge=300 s; polled every 2 s so none
+is missed) and checks them against the completion log of jobcomp/filetxt.
 """
 from __future__ import annotations
 

@@ -124,8 +124,8 @@ def test_from_an_nltk_data_zip(root, tmp_path):
 
 def test_no_wordnet_anywhere_and_offline_names_the_three_ways_out(tmp_path):
     with pytest.raises(WordNetError) as error:
-        materialise(tmp_path / "out", nltk_data=None, debian_dir=tmp_path / "empty", environ={"NLTK_DATA": str(tmp_path)},
-                    index_url=NOWHERE)
+        materialise(tmp_path / "out", nltk_data=None, debian_dir=tmp_path / "empty",
+                    environ={"NLTK_DATA": str(tmp_path)}, index_url=NOWHERE)
     message = str(error.value)
     assert "downloading it failed" in message and "nonexistent" in message          # why the download failed
     assert "NLTK_DATA" in message and "wordnet.nltk_data" in message                 # 1: an nltk_data folder
