@@ -12,6 +12,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -50,14 +51,14 @@ class CIUser:
     def popen(self, cmd: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
         """`cmd` as this user (no shell, no su in between, so signals reach `cmd` itself)."""
         return subprocess.Popen(cmd, cwd=cwd, env=self.env, user=self.uid, group=self.gid, extra_groups=[],
-                                umask=0o022, **kwargs)
+                                umask=0o022, start_new_session=True, **kwargs)
 
     def run(self, cmd: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
         with self.popen(cmd, cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
             try:
                 out, _ = proc.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)   # make and every job it started
                 out, _ = proc.communicate()
                 raise AssertionError(f"{' '.join(cmd)} ran past {timeout} s as {self.name}:\n{out[-4000:]}") from None
         return subprocess.CompletedProcess(cmd, proc.returncode, out, None)

@@ -26,7 +26,7 @@ HOME_DIRS = {".cache", ".config"}
 def user_demo(ci_user):
     home_before = {p.name for p in ci_user.home.iterdir()}   # useradd's skeleton files
     clone = ci_user.clone(REPO, CLONE)
-    first = ci_user.run(["make", "demo"], clone, timeout=1500)
+    first = ci_user.run(["make", "demo"], clone, timeout=2400)   # 4-6 minutes on 2 idle cores
     second = ci_user.run(["make", "demo"], clone, timeout=600)
     return dict(clone=clone, first=first, second=second, home_before=home_before)
 
