@@ -255,9 +255,10 @@ def test_a_job_killed_by_slurm_leaves_nothing_complete_looking_and_a_rerun_finis
 
 
 def test_jobs_ran_as_the_user_who_started_snakemake(slurm_runs):
-    user = slurm_runs["user"] or type("Me", (), {"name": pwd.getpwuid(os.getuid()).pw_name})
+    """Slurm's UserId=<name>(<uid>) of every job: the user whose snakemake submitted it."""
+    user = slurm_runs["user"].name if slurm_runs["user"] else pwd.getpwuid(os.getuid()).pw_name
     records = {**slurm_runs["first"].records, **slurm_runs["second"].records}
-    assert records and {r["UserId"].split("(")[0] for r in records.values()} == {user.name}
+    assert records and {r["UserId"].split("(")[0] for r in records.values()} == {user}
 
 
 def test_gpu_rules_ran_on_the_gpu_partition_with_a_gpu_and_light_rules_took_none(slurm_runs):
