@@ -16,6 +16,7 @@ from pathlib import Path
 from imagenet_sd import paths
 from imagenet_sd.config import ConfigError
 from imagenet_sd.prompts import PROMPTS_VERSION
+from imagenet_sd.wordnet import unknown_wnids, wordnet_data_noun
 
 
 # Generator settings that change pixels. Everything else (batch size, chunk size, compile, attention,
@@ -95,35 +96,6 @@ def read_sheet(path: str | os.PathLike) -> list[ClassEntry]:
     if not entries:
         raise ConfigError(f"class sheet {path} lists no class")
     return entries
-
-
-def wordnet_data_noun(config: dict) -> Path | None:
-    """data.noun of the WordNet this config will use, if it is already on disk (for early wnid checks)."""
-    candidates = []
-    if config.get("wordnet", {}).get("nltk_data"):
-        candidates.append(Path(config["wordnet"]["nltk_data"]) / "corpora" / "wordnet" / "data.noun")
-    candidates.append(Path("resources/nltk_data/corpora/wordnet/data.noun"))
-    candidates.append(Path(config.get("wordnet", {}).get("debian_dir", "/usr/share/wordnet")) / "data.noun")
-    return next((p for p in candidates if p.is_file()), None)
-
-
-def unknown_wnids(wnids, data_noun: Path) -> list[str]:
-    """wnids whose offset is not the start of a synset line in data.noun (n + byte offset = wnid)."""
-    bad = []
-    with open(data_noun, "rb") as f:
-        size = f.seek(0, 2)
-        for wnid in wnids:
-            offset = int(wnid[1:])
-            if offset >= size:
-                bad.append(wnid)
-                continue
-            # A synset line starts at the byte offset its id names, right after a newline.
-            f.seek(max(offset - 1, 0))
-            head = f.read(10 if offset else 9)
-            expected = (b"\n" if offset else b"") + wnid[1:].encode() + b" "
-            if head != expected:
-                bad.append(wnid)
-    return bad
 
 
 @dataclass

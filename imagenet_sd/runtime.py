@@ -24,6 +24,16 @@ def export_pythonpath(root: str) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
 
 
+def export_cache_dirs() -> None:
+    """Keep library caches in the user's cache directory (inherited by every job, SLURM ones included).
+
+    PyTorch's compiler cache defaults to /tmp/torchinductor_<user>, which merely importing torchvision
+    creates; on a shared login node that is a leftover per user and run outside the user's own space.
+    """
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache / "torch" / "inductor"))
+
+
 def setup_logging(log_path: str | os.PathLike | None) -> logging.Logger:
     """Human log lines (and Python warnings/tracebacks via stderr) go to the rule's log file."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]

@@ -1,25 +1,31 @@
-"""WordNet 3.0 for NLTK, offline: materialised under a private nltk_data root, read from that root only.
+"""WordNet 3.0 for NLTK: found, materialised under a private nltk_data root, and read from that root only.
+
+Where it comes from, first found wins: an nltk_data folder the user already has (config `wordnet.nltk_data`,
+else the roots in the NLTK_DATA environment variable), Debian's `wordnet-base` + `wordnet-sense-index`
+files, or, on a machine with internet, `nltk.download('wordnet')` into the project's resources. All are the
+same WordNet 3.0 data files, so prompts do not depend on the source.
 
 NLTK 3.10 reads corpora only from roots on `nltk.data.path` / `NLTK_DATA` and refuses symlinks that leave
-the root, so the files are copied (never linked). Debian's `wordnet-base` + `wordnet-sense-index` hold
-everything NLTK needs except `lexnames`, WordNet's fixed list of lexicographer files (man page
-lexnames.5WN), which is written here from the list below.
+the root, so the files are copied (never linked). Debian's files hold everything NLTK needs except
+`lexnames`, WordNet's fixed list of lexicographer files (man page lexnames.5WN), written from the list below.
 """
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import shutil
+import tempfile
 import warnings
 import zipfile
 from pathlib import Path
 
+from imagenet_sd.paths import WNID_RE
 from imagenet_sd.runtime import atomic_path
 
 log = logging.getLogger(__name__)
 
-WNID_RE = re.compile(r"^n(\d{8})$")
 
 # The files WordNetCorpusReader opens (nltk.corpus.reader.wordnet.WordNetCorpusReader._FILES), lexnames
 # excluded: it is written last, as the marker that the folder is complete.
@@ -45,11 +51,16 @@ LEXNAMES = (
 )
 CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
 
+DEBIAN_DIR = "/usr/share/wordnet"
 HOW_TO_GET = (
-    "Install Debian's WordNet 3.0 files (`sudo apt-get install wordnet-base wordnet-sense-index`, which fill "
-    "/usr/share/wordnet; set config wordnet.debian_dir if they live elsewhere), or, with internet, run "
-    "`python -c \"import nltk; nltk.download('wordnet', download_dir='/some/nltk_data')\"` and set config "
-    "wordnet.nltk_data: /some/nltk_data."
+    "Three ways to provide WordNet 3.0: (1) an nltk_data folder holding corpora/wordnet or "
+    "corpora/wordnet.zip, named by the NLTK_DATA environment variable or config wordnet.nltk_data (made on "
+    "any machine with internet by `python -m nltk.downloader -d /some/nltk_data wordnet`, i.e. "
+    "nltk.download('wordnet', download_dir='/some/nltk_data')); (2) Debian's files: "
+    "`sudo apt-get install wordnet-base wordnet-sense-index` (they fill /usr/share/wordnet; set config "
+    "wordnet.debian_dir if they live elsewhere); (3) run the `wordnet` rule once on a machine with internet, "
+    "such as a login node (`snakemake resources/nltk_data/corpora/wordnet/lexnames`): it downloads WordNet "
+    "into resources/nltk_data itself."
 )
 
 
@@ -107,39 +118,96 @@ def _from_zip(src: Path, dest: Path) -> str:
         return zf.read(members["lexnames"]).decode() if "lexnames" in members else lexnames_text()
 
 
-def materialise(root: str | Path, *, nltk_data: str | Path | None = None,
-                debian_dir: str | Path = "/usr/share/wordnet") -> Path:
+def nltk_data_roots(environ=None) -> list[Path]:
+    """The nltk_data roots named by the NLTK_DATA environment variable (os.pathsep-separated), in order."""
+    value = (os.environ if environ is None else environ).get("NLTK_DATA", "")
+    return [Path(p).expanduser() for p in value.split(os.pathsep) if p]
+
+
+def _in_nltk_data(root: Path) -> Path | None:
+    """corpora/wordnet (a folder with data.noun) or corpora/wordnet.zip under an nltk_data root, if any."""
+    folder = wordnet_dir(root)
+    if (folder / "data.noun").is_file():
+        return folder
+    archive = folder.with_suffix(".zip")
+    return archive if archive.is_file() else None
+
+
+def find_source(*, nltk_data: str | Path | None = None, debian_dir: str | Path = DEBIAN_DIR,
+                environ=None) -> tuple[str, Path] | None:
+    """(kind, path) of the first WordNet on disk: config nltk_data, NLTK_DATA's roots, Debian's files.
+
+    None when there is none (the caller may then download). A config `nltk_data` that holds no WordNet is
+    an error rather than a reason to look elsewhere: the user named that folder on purpose.
+    """
+    if nltk_data:
+        found = _in_nltk_data(Path(nltk_data))
+        if found is None:
+            raise WordNetError(f"config wordnet.nltk_data is {nltk_data}, but neither {wordnet_dir(nltk_data)} "
+                               f"nor {wordnet_dir(nltk_data).with_suffix('.zip')} exists. {HOW_TO_GET}")
+        return "config wordnet.nltk_data", found
+    for root in nltk_data_roots(environ):
+        found = _in_nltk_data(root)
+        if found is not None:
+            return "NLTK_DATA", found
+    if (Path(debian_dir) / "data.noun").is_file():
+        return "Debian's files", Path(debian_dir)
+    return None
+
+
+def _download(dest_root: Path, index_url: str | None) -> tuple[Path, Path]:
+    """nltk.download('wordnet') into a fresh folder under `dest_root`: (that folder, what it holds)."""
+    import nltk.downloader
+
+    dest_root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=".download-", dir=dest_root))
+    try:
+        ok = nltk.downloader.Downloader(server_index_url=index_url).download(
+            "wordnet", download_dir=str(folder), quiet=True, raise_on_error=True)
+        found = _in_nltk_data(folder) if ok else None
+        if found is None:
+            raise WordNetError("nltk.download('wordnet') reported a failure")
+    except Exception as error:
+        shutil.rmtree(folder, ignore_errors=True)
+        reason = error if isinstance(error, WordNetError) else f"{type(error).__name__}: {error}"
+        raise WordNetError(f"WordNet 3.0 not found on this machine (no config wordnet.nltk_data, no WordNet "
+                           f"in NLTK_DATA, no Debian files), and downloading it failed ({reason}). "
+                           f"{HOW_TO_GET}") from None
+    return folder, found
+
+
+def materialise(root: str | Path, *, nltk_data: str | Path | None = None, debian_dir: str | Path = DEBIAN_DIR,
+                environ=None, index_url: str | None = None) -> Path:
     """Copy WordNet 3.0 into `root`/corpora/wordnet and return the path of its `lexnames`, written last.
 
-    Source: `nltk_data` (a folder holding corpora/wordnet or corpora/wordnet.zip) when given, else
-    Debian's files in `debian_dir`. Raises WordNetError saying how to get WordNet when neither exists.
+    Source: the first of find_source's, else nltk.download('wordnet') from NLTK's data server (`index_url`,
+    default NLTK's) into a temporary folder under `root`, removed once copied. Raises WordNetError naming
+    the three ways to provide WordNet when there is none and the download fails.
     """
     dest = wordnet_dir(root)
     marker = dest / "lexnames"
     marker.unlink(missing_ok=True)  # a stale marker must not vouch for files about to be replaced
+    found = find_source(nltk_data=nltk_data, debian_dir=debian_dir, environ=environ)
+    download = None
+    if found is None:
+        log.info("no WordNet on this machine: downloading it with nltk.download('wordnet')")
+        download, path = _download(Path(root), index_url)
+        found = ("nltk.download", path)
+    kind, path = found
     dest.mkdir(parents=True, exist_ok=True)
-    if nltk_data:
-        folder, archive = wordnet_dir(nltk_data), wordnet_dir(nltk_data).with_suffix(".zip")
-        if folder.is_dir():
-            log.info("copying WordNet from nltk_data folder %s", folder)
-            lexnames = _from_folder(folder, dest, None)
-        elif archive.is_file():
-            log.info("extracting WordNet from %s", archive)
-            lexnames = _from_zip(archive, dest)
-        else:
-            raise WordNetError(f"config wordnet.nltk_data is {nltk_data}, but neither {folder} nor {archive} "
-                               f"exists. {HOW_TO_GET}")
-    else:
-        debian = Path(debian_dir)
-        if not (debian / "data.noun").is_file():
-            raise WordNetError(f"WordNet 3.0 not found: no data.noun in {debian} and config wordnet.nltk_data "
-                               f"is not set. {HOW_TO_GET}")
-        log.info("copying Debian's WordNet from %s (lexnames written from WordNet's fixed list)", debian)
-        lexnames = _from_folder(debian, dest, lexnames_text())
+    try:
+        log.info("copying WordNet from %s: %s", kind, path)
+        if path.suffix == ".zip":
+            lexnames = _from_zip(path, dest)
+        else:  # Debian ships no lexnames; NLTK's folders do, and it is the same fixed list
+            lexnames = _from_folder(path, dest, lexnames_text() if kind == "Debian's files" else None)
+    finally:
+        if download is not None:
+            shutil.rmtree(download, ignore_errors=True)
     version = check_wordnet_files(dest)
     with atomic_path(marker) as tmp:
         tmp.write_text(lexnames)
-    log.info("WordNet %s ready in %s", version, dest)
+    log.info("WordNet %s ready in %s (from %s)", version, dest, kind)
     return marker
 
 
@@ -197,18 +265,17 @@ def _open_reader(root: str):
 
 def synset_of(wn, wnid: str):
     """The noun synset of an ImageNet-style wnid (`n` + 8-digit byte offset into data.noun)."""
-    match = WNID_RE.match(wnid or "")
-    if not match:
+    if not WNID_RE.match(wnid or ""):
         raise WordNetError(f"{wnid!r} is not a wnid: expected `n` followed by 8 digits, like n01440764")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            synset = wn.synset_from_pos_and_offset("n", int(match.group(1)))
+            synset = wn.synset_from_pos_and_offset("n", int(wnid[1:]))
         except Exception:  # an offset past the end of data.noun, or inside a line
             synset = None
     if synset is None:
         raise WordNetError(f"{wnid} is not a WordNet 3.0 noun synset (no synset starts at offset "
-                           f"{int(match.group(1))} of data.noun)")
+                           f"{int(wnid[1:])} of data.noun)")
     return synset
 
 
@@ -230,3 +297,35 @@ def hypernyms_in_file_order(wn, synset) -> list:
         if found:
             return found
     return []
+
+
+def wordnet_data_noun(config: dict, environ=None) -> Path | None:
+    """data.noun of the WordNet this config will use, if it is already on disk as a plain file (for early
+    wnid checks, before any job runs): the materialised copy first, then find_source's folders in order."""
+    wordnet = config.get("wordnet", {})
+    candidates = [Path("resources/nltk_data/corpora/wordnet/data.noun")]
+    if wordnet.get("nltk_data"):
+        candidates.append(wordnet_dir(wordnet["nltk_data"]) / "data.noun")
+    else:
+        candidates += [wordnet_dir(root) / "data.noun" for root in nltk_data_roots(environ)]
+        candidates.append(Path(wordnet.get("debian_dir", DEBIAN_DIR)) / "data.noun")
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def unknown_wnids(wnids, data_noun: Path) -> list[str]:
+    """wnids whose offset is not the start of a synset line in data.noun (n + byte offset = wnid)."""
+    bad = []
+    with open(data_noun, "rb") as f:
+        size = f.seek(0, 2)
+        for wnid in wnids:
+            offset = int(wnid[1:])
+            if offset >= size:
+                bad.append(wnid)
+                continue
+            # A synset line starts at the byte offset its id names, right after a newline.
+            f.seek(max(offset - 1, 0))
+            head = f.read(10 if offset else 9)
+            expected = (b"\n" if offset else b"") + wnid[1:].encode() + b" "
+            if head != expected:
+                bad.append(wnid)
+    return bad

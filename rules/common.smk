@@ -12,10 +12,11 @@ from imagenet_sd import paths
 from imagenet_sd.config import ConfigError
 from imagenet_sd.paths import hub_folder, hub_model_id
 from imagenet_sd.plan import build_plan, recipe_dependencies
-from imagenet_sd.runtime import export_pythonpath
+from imagenet_sd.runtime import export_cache_dirs, export_pythonpath
 from imagenet_sd.prompts import scene_files
 
 export_pythonpath(workflow.basedir)  # scripts run in child processes, locally and inside SLURM jobs
+export_cache_dirs()  # no library cache in /tmp
 validate(config, os.path.join(workflow.basedir, "schemas/config.schema.yaml"))
 try:
     PLAN = build_plan(config)

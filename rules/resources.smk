@@ -1,6 +1,8 @@
 # Local materialisation of what GPU jobs must find on disk: WordNet, CLIP's tokenizer, pipelines.
 
 
+# WordNet 3.0 from an existing nltk_data (config, NLTK_DATA), Debian's files, or nltk.download: a local
+# rule, so a download happens on the login node, where there is internet.
 rule wordnet:
     output:
         WORDNET,

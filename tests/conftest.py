@@ -125,6 +125,18 @@ def tiny_pipeline_dir(tmp_path_factory, clip_tokenizer_dir) -> Path:
     return build_tiny_pipeline(TINY_PIPELINE, clip_tokenizer_dir, tmp_path_factory.mktemp("tiny") / "tiny-sd")
 
 
+@pytest.fixture(scope="session")
+def ci_user():
+    """An ordinary user (tests/ci_user.py) who runs the workflow as on a cluster: no root, the administrator's
+    Python. None when this session cannot make one (it is not root, or there is no useradd)."""
+    from ci_user import unprivileged_user, why_unavailable
+    if why_unavailable():
+        yield None
+        return
+    with unprivileged_user() as user:
+        yield user
+
+
 def load_script(name: str):
     """A workflow script imported as a module (its Snakemake block does not run), so tests call its main()."""
     spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "workflow_scripts" / f"{name}.py")

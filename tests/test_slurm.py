@@ -1,15 +1,17 @@
 """The demo through `--profile slurm` against a real Slurm (started by `make slurm` / .ci/slurm-setup.sh).
 
-One fresh copy of the repository runs the demo twice through the SLURM profile. In the first run the test
-cancels the first `generate` job as soon as Slurm runs it (scancel), so that run fails; the second run
-must finish the work. While snakemake runs, the test reads Slurm's own job records from the controller
-(`scontrol show job`, which keeps finished jobs for MinJobAge=300 s; polled every 2 s so none is missed)
-and checks them against the completion log of jobcomp/filetxt.
+One fresh copy of the repository runs the demo twice through the SLURM profile, started by an ordinary user
+when the test session can make one (tests/ci_user.py: a root session, as in CI), so the jobs run as that user.
+In the first run the test cancels the first `generate` job as soon as Slurm runs it (scancel), so that run
+fails; the second run must finish the work. While snakemake runs, the test reads Slurm's own job records from
+the controller (`scontrol show job`, which keeps finished jobs for MinJobAge=300 s; polled every 2 s so none
+is missed) and checks them against the completion log of jobcomp/filetxt.
 """
 from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -94,12 +96,16 @@ def _requests_gpu(record: dict[str, str]) -> bool:
 class SlurmRun:
     """snakemake with the SLURM profile in `workdir`, recording Slurm's view of every job it submits."""
 
-    def __init__(self, workdir: Path, profiles: list[str], extra: list[str]):
+    def __init__(self, workdir: Path, profiles: list[str], extra: list[str], user=None):
         self.workdir, self.records = workdir, {}
         args = [a for p in profiles for a in ("--profile", p)] + extra
         self.log = open(workdir / f"snakemake-{len(list(workdir.glob('snakemake-*.txt')))}.txt", "w")
-        self.proc = subprocess.Popen([*SNAKEMAKE, *args], cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, PYTHONUNBUFFERED="1"), text=True)
+        if user is None:
+            self.proc = subprocess.Popen([*SNAKEMAKE, *args], cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT,
+                                         env=dict(os.environ, PYTHONUNBUFFERED="1"), text=True)
+        else:  # the user's own snakemake process: it submits, so Slurm runs the jobs as that user
+            self.proc = user.popen([*user.snakemake, *args], workdir, stdout=self.log, stderr=subprocess.STDOUT,
+                                   text=True)
 
     def poll(self) -> dict[str, dict[str, str]]:
         for job_id, rec in _scontrol_records().items():
@@ -157,13 +163,17 @@ def _tree(root: Path, pattern: str) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def slurm_runs(tmp_path_factory, demo_run):
-    workdir = _copy_with_link(tmp_path_factory.mktemp("slurm"), source=demo_run)
+def slurm_runs(tmp_path_factory, demo_run, ci_user):
+    dest = tmp_path_factory.mktemp("slurm") if ci_user is None else ci_user.home / "slurm-demo"
+    dest.mkdir(exist_ok=True)
+    workdir = _copy_with_link(dest, source=demo_run)
     profiles = ["slurm", "profiles/ci", _fit_profile(workdir)]
+    if ci_user is not None:
+        ci_user.give(workdir)
     started = time.monotonic()
 
     # Run 1: cancel the first generate job once Slurm runs it; --retries 0 so the failure is final.
-    first = SlurmRun(workdir, profiles, ["--retries", "0"])
+    first = SlurmRun(workdir, profiles, ["--retries", "0"], user=ci_user)
     cancelled = None
     try:
         def generate_running(records):
@@ -179,13 +189,13 @@ def slurm_runs(tmp_path_factory, demo_run):
     after_kill = {**_tree(workdir, "results/generated/**/*"), **_tree(workdir, "results/runs/**/*")}
 
     # Run 2: the same command again must finish the work.
-    second = SlurmRun(workdir, profiles, [])
+    second = SlurmRun(workdir, profiles, [], user=ci_user)
     try:
         second.wait(1500)
     finally:
         second.stop()
     return dict(workdir=workdir, first=first, second=second, cancelled=cancelled, after_kill=after_kill,
-                seconds=time.monotonic() - started)
+                seconds=time.monotonic() - started, user=ci_user)
 
 
 def _copy_with_link(dest: Path, source: Path | None = None) -> Path:
@@ -234,9 +244,21 @@ def test_a_job_killed_by_slurm_leaves_nothing_complete_looking_and_a_rerun_finis
                 json.loads(data)                               # stats differ in timings, but must parse
     assert second.proc.returncode == 0, second.output()[-6000:]
     assert (slurm_runs["workdir"] / "results/tables/evaluation.md").exists()
-    dry = subprocess.run([*SNAKEMAKE, "--profile", "slurm", "--profile", "profiles/ci", "--dry-run"],
-                         cwd=slurm_runs["workdir"], capture_output=True, text=True, timeout=300)
-    assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-3000:]
+    dry_run = ["--profile", "slurm", "--profile", "profiles/ci", "--dry-run"]
+    if slurm_runs["user"] is None:
+        dry = subprocess.run([*SNAKEMAKE, *dry_run], cwd=slurm_runs["workdir"], capture_output=True, text=True,
+                             timeout=300)
+        text = dry.stdout + dry.stderr
+    else:
+        text = slurm_runs["user"].run([*slurm_runs["user"].snakemake, *dry_run], slurm_runs["workdir"], 300).stdout
+    assert "Nothing to be done" in text, text[-3000:]
+
+
+def test_jobs_ran_as_the_user_who_started_snakemake(slurm_runs):
+    """Slurm's UserId=<name>(<uid>) of every job: the user whose snakemake submitted it."""
+    user = slurm_runs["user"].name if slurm_runs["user"] else pwd.getpwuid(os.getuid()).pw_name
+    records = {**slurm_runs["first"].records, **slurm_runs["second"].records}
+    assert records and {r["UserId"].split("(")[0] for r in records.values()} == {user}
 
 
 def test_gpu_rules_ran_on_the_gpu_partition_with_a_gpu_and_light_rules_took_none(slurm_runs):
