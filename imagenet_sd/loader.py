@@ -121,6 +121,15 @@ def make_loader(dataset: ShardStreams, workers: int, pin_memory: bool) -> torch.
                                        prefetch_factor=4 if workers else None)
 
 
+def close_loader(loader: torch.utils.data.DataLoader) -> None:
+    """Stop the persistent workers now. Left to garbage collection, they may outlive the exit handler of
+    multiprocessing, which stops daemon processes with SIGTERM (ignored by these workers) and then waits."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
+    loader._iterator = None
+
+
 def epoch_batches(loader, dataset: ShardStreams, epoch: int, batch_counts: list[int], position: int, steps: int):
     """Batches `position` to `steps` of the epoch in round-robin order. The DataLoader already delivers its
     workers' batches round-robin; the buffer only guards that order, so it holds at most a few batches."""

@@ -33,7 +33,7 @@ import torch
 
 from imagenet_sd.distributed import rank_and_ranks
 from imagenet_sd.gpu_augment import augment_batch, view_policies
-from imagenet_sd.loader import ShardStreams, epoch_batches, make_loader, stream_batch_counts
+from imagenet_sd.loader import ShardStreams, close_loader, epoch_batches, make_loader, stream_batch_counts
 from imagenet_sd.models import MultiCropNet, attach_head, build_model, crops_cross_entropy, export_state
 from imagenet_sd.resume import StopSignals, TrainingStopped, load_resume, resume_path, save_resume
 from imagenet_sd.runtime import atomic_path, schema_defaults, versions
@@ -303,8 +303,9 @@ def train(*, shard_paths: list[str], shard_counts: list[int], classes: list[str]
     plan = plan_epochs(shard_counts, t["epochs"], t["seed"], workers, t["batch_size"], ranks)
     peak_lr = t["lr"] * t["batch_size"] / 256
     lr = warmup_cosine_schedule(peak_lr, plan.total_steps, warmup_steps(t, plan.total_steps))
-    identity = {"training": t, "classes": list(classes), "data": data_id, "loader_streams": max(workers, 1),
-                "devices": ranks}
+    # what the weights depend on (how often states are saved does not)
+    identity = {"training": {k: v for k, v in t.items() if k != "save_every_minutes"}, "classes": list(classes),
+                "data": data_id, "loader_streams": max(workers, 1), "devices": ranks}
     state = load_resume(checkpoint, identity)
     if state:
         model.load_state_dict(state["model"])
@@ -325,6 +326,7 @@ def train(*, shard_paths: list[str], shard_counts: list[int], classes: list[str]
             mean_loss = run_epochs(run, state)
         finally:
             run.metrics.close()
+            close_loader(run.loader)
     return save_final(run, classes, mean_loss, data_id) if rank == 0 else None
 
 
