@@ -118,7 +118,7 @@ def worker_init(_worker_id: int) -> None:
 def make_loader(dataset: ShardStreams, workers: int, pin_memory: bool) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=pin_memory,
                                        persistent_workers=workers > 0, worker_init_fn=worker_init,
-                                       prefetch_factor=4 if workers else None)
+                                       prefetch_factor=2 if workers else None)
 
 
 def close_loader(loader: torch.utils.data.DataLoader) -> None:
