@@ -256,9 +256,9 @@ def test_device_crops_are_pil_crops_of_the_same_box():
     yy, xx = np.mgrid[0:48, 0:64]
     arr = np.stack([128 + 100 * np.sin(xx / 7), 128 + 100 * np.cos(yy / 5), 128 + 60 * np.sin((xx + yy) / 9)], -1)
     img = Image.fromarray(arr.astype(np.uint8))
-    images = torch.from_numpy(np.asarray(img)).permute(2, 0, 1)[None]
+    images = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None]
     for box, size in (((9, 4, 41, 36), 48), ((2, 3, 62, 45), 20)):  # enlarged and shrunk
-        pil = torch.from_numpy(np.asarray(img.resize((size, size), Image.BICUBIC, box=box))).permute(2, 0, 1) / 255
+        pil = torch.from_numpy(np.array(img.resize((size, size), Image.BICUBIC, box=box))).permute(2, 0, 1) / 255
         crop = ga.roi_align(images.float(), torch.tensor([[0.0, *box]]), size, 1.0, 0, True)[0] / 255
         shifted = ga.roi_align(images.float(), torch.tensor([[0.0, box[0] + 2, *box[1:]]]), size, 1.0, 0, True)[0]
         error = (crop - pil).abs().mean()
