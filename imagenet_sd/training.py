@@ -1,47 +1,48 @@
 """Supervised training of a torchvision ResNet from scratch on a clone's WebDataset shards.
 
-The recipe (t-ReX / the paper): SGD with momentum, LR = lr x batch/256 with linear warm-up then cosine
-decay, precomputed per step as in DINO; DINO's multi-crop augmentation where every crop carries the
-image's label and the loss is averaged over all crops. `train()` is the whole recipe on one screen; the
-functions above it are its parts.
+The recipe (t-ReX / the paper): SGD with momentum, weight decay on weights only (not on BatchNorm parameters
+and biases), LR = lr x batch/256 with linear warm-up then cosine decay, precomputed per step as in DINO;
+DINO's multi-crop augmentation where every crop carries the image's label and the loss is averaged over all
+crops; a linear or cosine-softmax head, optionally after a projector that the checkpoint leaves out.
+`train()` is the whole recipe; the functions above it are its parts.
 
-Data order is a pure function of the seed: each epoch's shard order is drawn in the main process from
-(seed, epoch), each loader worker reads every n-th shard of it and shuffles samples in a buffer seeded by
-(seed, epoch, worker), and augmentations draw from torch generators the loader seeds from the main one.
-So the number of steps of every epoch is known before training starts, and a run resumed at an epoch
-boundary continues exactly as the uninterrupted run would.
+Loader workers only decode (imagenet_sd.loader); crops and colour augmentations run batched on the training
+device (imagenet_sd.gpu_augment), drawn from a generator seeded per step. Data order is a pure function of
+the seed, so the steps of every epoch are known before training starts, and a run stopped after any step
+(a stop signal, see imagenet_sd.resume) continues exactly as the uninterrupted run would.
 
 On several devices (`devices` > 1) the job spawns one process per GPU (DistributedDataParallel, no
 torchrun): rank r reads shards order[r::ranks] of each epoch with its own loader workers and trains on
 batch_size/ranks images per step, so a step still consumes `batch_size` images and the LR schedule is
 unchanged. Every rank takes the same number of steps per epoch (the fewest any rank's shards give).
-BatchNorm statistics are per rank, as in the usual multi-GPU ResNet recipe. Rank 0 alone writes the
-metrics and checkpoints.
+BatchNorm statistics are synchronised across GPUs (SyncBatchNorm) unless `sync_batchnorm` is off. Rank 0
+alone writes the metrics and checkpoints.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-import webdataset as wds
 
-from imagenet_sd.distributed import gather_objects, mean_over_ranks, rank_and_ranks
-from imagenet_sd.models import build_model
+from imagenet_sd.distributed import rank_and_ranks
+from imagenet_sd.gpu_augment import augment_batch, view_policies
+from imagenet_sd.loader import ShardStreams, close_loader, epoch_batches, make_loader, stream_batch_counts
+from imagenet_sd.models import MultiCropNet, attach_head, build_model, crops_cross_entropy, export_state
+from imagenet_sd.resume import StopSignals, TrainingStopped, load_resume, resume_path, save_resume
 from imagenet_sd.config import resolve_entry, schema_defaults
 from imagenet_sd.runtime import atomic_path, versions
 from imagenet_sd.seeds import derive_seed
-from imagenet_sd.transforms import train_transform
+from imagenet_sd.train_log import MetricsLog, Tally
 
 log = logging.getLogger(__name__)
+
 
 # ---- settings ------------------------------------------------------------------------------------
 def training_defaults() -> dict:
@@ -52,6 +53,13 @@ def training_defaults() -> dict:
 def resolve_training(training: dict, name: str = "training") -> dict:
     """A training entry checked by the config schema and completed with its defaults."""
     return resolve_entry("trainings", name, training)
+
+
+def warmup_steps(t: dict, total_steps: int) -> int:
+    """`warmup_fraction` of the run when set (robust to short runs), else `warmup_epochs` worth of steps."""
+    if t["warmup_fraction"] is not None:
+        return round(t["warmup_fraction"] * total_steps)
+    return round(t["warmup_epochs"] * total_steps / t["epochs"])
 
 
 # ---- schedules and data order ------------------------------------------------------------------------
@@ -71,9 +79,8 @@ def epoch_shard_order(num_shards: int, seed: int, epoch: int) -> list[int]:
 
 
 def steps_in_epoch(counts: list[int], order: list[int], workers: int, batch_size: int) -> int:
-    """Full batches an epoch yields: worker w reads shards order[w::workers] and drops its last partial batch."""
-    workers = max(workers, 1)
-    return sum(sum(counts[i] for i in order[w::workers]) // batch_size for w in range(workers))
+    """Full batches an epoch yields: stream w reads shards order[w::workers] and drops its last partial batch."""
+    return sum(stream_batch_counts(counts, order, max(workers, 1), batch_size))
 
 
 @dataclass
@@ -104,166 +111,178 @@ def plan_epochs(counts: list[int], epochs: int, seed: int, workers: int, batch_s
     return EpochPlan(orders, steps)
 
 
-# ---- data loading ------------------------------------------------------------------------------------
-def worker_id() -> int:
-    info = torch.utils.data.get_worker_info()
-    return info.id if info is not None else 0
+# ---- model, loss, optimiser ----------------------------------------------------------------------------
+def parameter_groups(model: torch.nn.Module, weight_decay: float, decay_norm_and_bias: bool) -> list[dict]:
+    """Weight decay on weight matrices and kernels only; BatchNorm parameters and biases (1-d) go undecayed."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if decay_norm_and_bias:
+        return [{"params": params, "weight_decay": weight_decay}]
+    return [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
 
 
-def seeded_shuffle(samples, bufsize: int, seed: int):
-    """webdataset's sample shuffle buffer with a generator seeded per (run seed + epoch, worker)."""
-    rng = random.Random(derive_seed("train-samples", seed, worker_id()))
-    return wds.shuffle(bufsize, initial=bufsize, rng=rng)(samples)
+def build_network(t: dict, num_classes: int, device: torch.device, ranks: int):
+    """(model as trained, the module a step calls, optimiser). Same initial weights on every rank."""
+    torch.manual_seed(t["seed"])
+    model = attach_head(build_model(t["arch"], num_classes), t)
+    if ranks > 1 and t["sync_batchnorm"] and device.type == "cuda":  # SyncBatchNorm runs on GPUs only
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
+    if t["channels_last"] and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(parameter_groups(model, t["weight_decay"], t["decay_norm_and_bias"]), lr=0.0,
+                                momentum=t["momentum"])
+    net = MultiCropNet(torch.compile(model) if t["compile"] else model)
+    if ranks > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device] if device.type == "cuda" else None, gradient_as_bucket_view=True)
+    return model, net, optimizer
 
 
-def collate_crops(samples):
-    """[(crops, label), ...] -> ([batch of crop 0, batch of crop 1, ...], labels)."""
-    crops, labels = zip(*samples)
-    return [torch.stack(views) for views in zip(*crops)], torch.tensor(labels, dtype=torch.long)
+# ---- the loop ------------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """Everything the loop needs, built once by train()."""
+    t: dict
+    model: torch.nn.Module
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    plan: EpochPlan
+    lr: np.ndarray
+    dataset: ShardStreams
+    loader: torch.utils.data.DataLoader
+    shard_counts: list[int]
+    metrics: MetricsLog
+    checkpoint: Path
+    identity: dict
+    stop: StopSignals
+    step: int = 0
+    rank: int = 0
+    ranks: int = 1
+    last_save: float = field(default_factory=time.monotonic)
+
+    @property
+    def stop_step(self) -> int:
+        return min(self.plan.total_steps, self.t["max_steps"] or self.plan.total_steps)
+
+    @property
+    def log_every(self) -> int:
+        return max(1, min(50, self.plan.steps[0] // 10))
 
 
-def make_loader(shard_paths: list[str], transform, *, batch_size: int, workers: int, shuffle_buffer: int,
-                seed: int, pin_memory: bool = False):
-    """One epoch over `shard_paths` in the given order: shards split across workers, samples shuffled in a buffer."""
-    pipeline = wds.DataPipeline(
-        wds.SimpleShardList(shard_paths),
-        wds.split_by_worker,
-        wds.tarfile_to_samples(),
-        functools.partial(seeded_shuffle, bufsize=shuffle_buffer, seed=seed),
-        wds.decode("pil"),
-        wds.to_tuple("jpg", "cls"),
-        wds.map_tuple(transform, int),
-        wds.batched(batch_size, collation_fn=collate_crops, partial=False),
-    )
-    return wds.WebLoader(pipeline, batch_size=None, num_workers=workers, pin_memory=pin_memory)
+def train_step(run: Run, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on a uint8 batch: augment on the device, forward all crops, backward, update.
+    Returns the loss and how many global crops (the first view) were classified right."""
+    for group in run.optimizer.param_groups:
+        group["lr"] = float(run.lr[run.step])
+    on_gpu = run.device.type == "cuda"
+    images = batch.images.to(run.device, non_blocking=True)
+    labels = batch.labels.to(run.device, non_blocking=True)
+    generator = torch.Generator().manual_seed(derive_seed("augment", run.t["seed"], run.rank, run.step))
+    crops = augment_batch(images, batch.sizes, view_policies(run.t), generator)
+    if run.t["channels_last"] and on_gpu:
+        crops = [c.contiguous(memory_format=torch.channels_last) for c in crops]
+    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.t["amp"] and on_gpu):
+        logits = run.net(crops)
+    loss = crops_cross_entropy(logits, labels)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    return loss, (logits[:len(labels)].argmax(1) == labels).sum()
 
 
-# ---- one step, one epoch -----------------------------------------------------------------------------
-def multicrop_logits(model, crops: list[torch.Tensor]) -> torch.Tensor:
-    """One forward per crop resolution (crops of a size batched together), logits in crop order."""
-    logits, start = [], 0
-    while start < len(crops):
-        end = start
-        while end < len(crops) and crops[end].shape[-2:] == crops[start].shape[-2:]:
-            end += 1
-        logits.append(model(torch.cat(crops[start:end])))
-        start = end
-    return torch.cat(logits)
+def stop_or_save(run: Run) -> tuple[bool, bool]:
+    """(a stop signal arrived, a periodic save is due), agreed by all ranks (checked every 10 steps there)."""
+    due = run.rank == 0 and time.monotonic() - run.last_save >= 60 * run.t["save_every_minutes"]
+    flags = [run.stop.received is not None, due]
+    if run.ranks > 1:
+        if run.step % 10:
+            return False, False
+        agreed = torch.tensor(flags, dtype=torch.int32, device=run.device)
+        torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
+        flags = agreed.tolist()
+    return bool(flags[0]), bool(flags[1])
 
 
-class MultiCropNet(torch.nn.Module):
-    """The model applied to a list of crops (DINO's MultiCropWrapper): one module call per step, which is what
-    DistributedDataParallel wraps. `backbone` is the torchvision model, whose state_dict is saved."""
-
-    def __init__(self, backbone: torch.nn.Module):
-        super().__init__()
-        self.backbone = backbone
-
-    def forward(self, crops: list[torch.Tensor]) -> torch.Tensor:
-        return multicrop_logits(self.backbone, crops)
-
-
-def crops_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of every crop's logits (crop-major) against its image's label, averaged over crops and images."""
-    return F.cross_entropy(logits.float(), labels.repeat(len(logits) // len(labels)))
+def save_state(run: Run, epoch: int, position: int, epoch_tally: Tally) -> None:
+    """The resume state: continue with batch `position` of `epoch` (rank 0 writes, all ranks check the loss)."""
+    epoch_tally.summary(run.ranks)  # never save weights trained on a non-finite loss
+    if run.rank == 0:
+        save_resume({"identity": run.identity, "epoch": epoch, "batch": position, "step": run.step,
+                     "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+                     "metrics": run.metrics.lines,
+                     "epoch_sums": [epoch_tally.loss.item(), epoch_tally.correct.item(), epoch_tally.batches,
+                                    epoch_tally.images]}, run.checkpoint)
+    run.last_save = time.monotonic()
 
 
-def multicrop_loss(model, crops: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of every crop against its image's label, averaged over crops and images."""
-    return crops_cross_entropy(multicrop_logits(model, crops), labels)
-
-
-class MetricsLog:
-    """metrics.jsonl: one JSON line per logged step and per epoch, flushed as written (runs are watched live).
-
-    `path` None: nothing is written (ranks other than 0).
-    """
-
-    def __init__(self, path, lines=()):
-        self.lines = list(lines)
-        self.file = None
-        if path is None:
+def train_epoch(run: Run, epoch: int, position: int, epoch_tally: Tally) -> None:
+    """Batches `position`.. of the epoch (or until the run's last step), logging and saving as they go."""
+    shards = run.plan.shard_orders[epoch][run.rank::run.ranks]
+    counts = stream_batch_counts(run.shard_counts, shards, run.dataset.streams, run.dataset.batch_size)
+    interval = Tally.zero(run.device)
+    for batch in epoch_batches(run.loader, run.dataset, epoch, counts, position, run.plan.steps[epoch]):
+        loss, correct = train_step(run, batch)
+        position, run.step = position + 1, run.step + 1
+        for tally in (interval, epoch_tally):
+            tally.add(loss, correct, len(batch.labels))
+        if run.step % run.log_every == 0 or run.step == run.stop_step:
+            run.metrics.write(event="step", step=run.step, epoch=epoch, lr=float(run.lr[run.step - 1]),
+                              **interval.summary(run.ranks))
+            interval = Tally.zero(run.device)
+        stop, due = stop_or_save(run)
+        if stop or due:
+            save_state(run, epoch, position, epoch_tally)
+        if stop:
+            raise TrainingStopped(
+                f"stopped by {run.stop.received} after step {run.step} (epoch {epoch}, batch {position} of "
+                f"{run.plan.steps[epoch]}); {resume_path(run.checkpoint)} continues from there. The job fails "
+                "on purpose: its retry (or the next run) resumes it")
+        if run.step >= run.stop_step:
             return
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(path, "w")  # noqa: SIM115 - closed in close()
-        for line in self.lines:
-            self.file.write(json.dumps(line) + "\n")
-        self.file.flush()
-
-    def write(self, **record):
-        self.lines.append(record)
-        if self.file is None:
-            return
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
-        log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-
-    def close(self):
-        if self.file is not None:
-            self.file.close()
 
 
-def train_one_epoch(net, optimizer, loader, *, epoch: int, step: int, epoch_steps: int, lr_schedule,
-                    stop_step: int, device, amp: bool, channels_last: bool, metrics: MetricsLog,
-                    log_every: int) -> tuple[int, float, int, float]:
-    """Train `epoch_steps` steps (or until `stop_step`); returns (step, mean loss, batches, seconds).
-
-    `net` maps a list of crops to logits (a MultiCropNet, or its DistributedDataParallel wrapper); losses
-    logged are means over the ranks, images/s counts the images of all ranks.
-    """
-    net.train()
-    ranks = rank_and_ranks()[1]
-    memory_format = torch.channels_last if channels_last else torch.preserve_format
-    loss_sum, batches, images, tick = torch.zeros((), device=device), 0, 0, time.perf_counter()
-    epoch_start = tick
-    for crops, labels in loader:
-        if step >= stop_step or batches >= epoch_steps:
-            break
-        for group in optimizer.param_groups:
-            group["lr"] = float(lr_schedule[step])
-        crops = [c.to(device, non_blocking=True, memory_format=memory_format) for c in crops]
-        labels = labels.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = crops_cross_entropy(net(crops), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step, batches, images = step + 1, batches + 1, images + len(labels) * ranks
-        loss_sum += loss.detach()
-        if step % log_every == 0 or step == stop_step:
-            now = time.perf_counter()
-            metrics.write(event="step", step=step, epoch=epoch, loss=mean_over_ranks(loss).item(),
-                          lr=float(lr_schedule[step - 1]), img_per_s=images / (now - tick))
-            images, tick = 0, now
-    mean_loss = mean_over_ranks(loss_sum / max(batches, 1)).item()
-    seconds = time.perf_counter() - epoch_start
-    return step, mean_loss, batches, seconds
+def run_epochs(run: Run, state: dict | None) -> float:
+    """All remaining epochs; returns the last epoch's mean loss."""
+    epoch, position, mean_loss = (state["epoch"], state["batch"], float("nan")) if state else (0, 0, float("nan"))
+    while epoch < run.t["epochs"] and run.step < run.stop_step:
+        tally = Tally.zero(run.device)
+        if state and epoch == state["epoch"]:
+            loss, correct, tally.batches, tally.images = state["epoch_sums"]
+            tally.loss += loss
+            tally.correct += correct
+        train_epoch(run, epoch, position, tally)
+        summary = tally.summary(run.ranks)
+        mean_loss = summary["loss"]
+        run.metrics.write(event="epoch", epoch=epoch, step=run.step, loss=mean_loss, train_top1=summary["top1"],
+                          seconds=time.perf_counter() - tally.since, img_per_s=summary["img_per_s"])
+        epoch, position = epoch + 1, 0
+        if epoch < run.t["epochs"] and run.step < run.stop_step:
+            save_state(run, epoch, 0, Tally.zero(run.device))
+    return mean_loss
 
 
-# ---- checkpoints -------------------------------------------------------------------------------------
-def save_atomic(obj, path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def cpu_state_dict(model) -> dict:
-    return {k: v.detach().to("cpu", memory_format=torch.contiguous_format) for k, v in model.state_dict().items()}
-
-
-def resume_path(checkpoint) -> Path:
-    return Path(checkpoint).with_suffix(".resume.pt")
-
-
-def load_resume(path: Path, identity: dict):
-    """The state saved at the end of an epoch by an interrupted run of the same training on the same data."""
-    if not path.is_file():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if state.get("identity") != identity:
-        log.info("ignoring %s: it belongs to another training or other data", path)
-        return None
-    log.info("resuming from %s after epoch %d (step %d)", path, state["epoch"], state["step"])
-    return state
+def save_final(run: Run, classes: list[str], mean_loss: float, data_id: str) -> dict:
+    state_dict, head_state = export_state(run.model, run.t)
+    final = {
+        "state_dict": state_dict,
+        "head_state_dict": head_state,
+        "arch": run.t["arch"],
+        "num_classes": len(classes),
+        "classes": list(classes),
+        "head": f"fc = Linear(in_features, num_classes, bias=False) ({run.t['head']} head)" if head_state is None
+        else f"{run.t['head']} head after a projector, in head_state_dict; state_dict is the encoder",
+        "training": run.t,
+        "step": run.step,
+        "final_loss": mean_loss,
+        "data": data_id,
+        "versions": versions(),
+    }
+    with atomic_path(run.checkpoint) as tmp:
+        torch.save(final, tmp)
+    resume_path(run.checkpoint).unlink(missing_ok=True)
+    return final
 
 
 # ---- the recipe ----------------------------------------------------------------------------------------
@@ -271,93 +290,44 @@ def train(*, shard_paths: list[str], shard_counts: list[int], classes: list[str]
           metrics, workers: int, device: torch.device, data_id: str = "") -> dict | None:
     """Train `training` on the shards; write metrics.jsonl and the checkpoint. Returns the final checkpoint dict.
 
-    Inside a torch.distributed process group (see `imagenet_sd.distributed.run_on_devices`) every rank runs this on its share of
-    the data; rank 0 writes the files and returns the checkpoint dict, the other ranks return None.
+    Inside a torch.distributed process group (see `imagenet_sd.distributed.run_on_devices`) every rank runs
+    this on its share of the data; rank 0 writes the files and returns the checkpoint dict, the others None.
     """
     t = resolve_training(training)
     rank, ranks = rank_and_ranks()
-    on_gpu = device.type == "cuda"
-    amp, channels_last = t["amp"] and on_gpu, t["channels_last"] and on_gpu
-    torch.manual_seed(t["seed"])
-
-    model = build_model(t["arch"], len(classes)).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=t["momentum"], weight_decay=t["weight_decay"])
-    net = MultiCropNet(model)
-    if ranks > 1:
-        torch.manual_seed(derive_seed("train-rank", t["seed"], rank))  # each rank its own augmentations
-        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device] if on_gpu else None)
-
+    torch.backends.cudnn.benchmark = device.type == "cuda"
+    model, net, optimizer = build_network(t, len(classes), device, ranks)
     plan = plan_epochs(shard_counts, t["epochs"], t["seed"], workers, t["batch_size"], ranks)
     peak_lr = t["lr"] * t["batch_size"] / 256
-    warmup_steps = round(t["warmup_epochs"] * plan.total_steps / t["epochs"])
-    lr_schedule = warmup_cosine_schedule(peak_lr, plan.total_steps, warmup_steps)
-    stop_step = min(plan.total_steps, t["max_steps"] or plan.total_steps)
-    log_every = max(1, min(50, plan.steps[0] // 10))
-    transform = train_transform(t)
-    log.info("%s, %d classes, %d images in %d shards, %d steps (%d per epoch), peak lr %.4g, %d warm-up steps, "
-             "%d workers, device %s x %d, amp %s", t["arch"], len(classes), sum(shard_counts), len(shard_paths),
-             stop_step, plan.steps[0], peak_lr, warmup_steps, workers, device, ranks, amp)
-
-    identity = {"training": t, "classes": list(classes), "data": data_id, "workers": workers}
-    if ranks > 1:
-        identity["devices"] = ranks
-    state, start_epoch, step = load_resume(resume_path(checkpoint), identity), 0, 0
+    lr = warmup_cosine_schedule(peak_lr, plan.total_steps, warmup_steps(t, plan.total_steps))
+    # what the weights depend on (how often states are saved does not)
+    identity = {"training": {k: v for k, v in t.items() if k != "save_every_minutes"}, "classes": list(classes),
+                "data": data_id, "loader_streams": max(workers, 1), "devices": ranks}
+    state = load_resume(checkpoint, identity)
     if state:
-        model.load_state_dict(state["state_dict"])
+        model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"] if ranks == 1 else state["rng"][rank])
-        start_epoch, step = state["epoch"] + 1, state["step"]
-    metrics_log = MetricsLog(metrics if rank == 0 else None, state["metrics"] if state else ())
-
-    epoch, mean_loss = start_epoch - 1, float("nan")
-    try:
-        for epoch in range(start_epoch, t["epochs"]):
-            if step >= stop_step:
-                break
-            shards = plan.shard_orders[epoch][rank::ranks]
-            loader = make_loader([shard_paths[i] for i in shards], transform, batch_size=t["batch_size"] // ranks,
-                                 workers=workers, shuffle_buffer=t["shuffle_buffer"],
-                                 seed=derive_seed(t["seed"], epoch, *([rank] if ranks > 1 else [])),
-                                 pin_memory=on_gpu)
-            step, mean_loss, batches, seconds = train_one_epoch(
-                net, optimizer, loader, epoch=epoch, step=step, epoch_steps=plan.steps[epoch],
-                lr_schedule=lr_schedule, stop_step=stop_step, device=device, amp=amp, channels_last=channels_last,
-                metrics=metrics_log, log_every=log_every)
-            metrics_log.write(event="epoch", epoch=epoch, step=step, loss=mean_loss, seconds=seconds,
-                              img_per_s=batches * t["batch_size"] / max(seconds, 1e-9))
-            if epoch + 1 < t["epochs"] and step < stop_step:
-                rng = torch.get_rng_state() if ranks == 1 else gather_objects(torch.get_rng_state())
-                if rank == 0:
-                    save_atomic({"identity": identity, "epoch": epoch, "step": step, "state_dict": model.state_dict(),
-                                 "optimizer": optimizer.state_dict(), "rng": rng,
-                                 "metrics": metrics_log.lines}, resume_path(checkpoint))
-    finally:
-        metrics_log.close()
-
-    if rank != 0:
-        return None
-    final = {
-        "state_dict": cpu_state_dict(model),
-        "arch": t["arch"],
-        "num_classes": len(classes),
-        "classes": list(classes),
-        "head": "fc = Linear(in_features, num_classes, bias=False)",
-        "training": t,
-        "epoch": epoch,
-        "step": step,
-        "final_loss": mean_loss,
-        "data": data_id,
-        "versions": versions(),
-    }
-    save_atomic(final, checkpoint)
-    resume_path(checkpoint).unlink(missing_ok=True)
-    return final
+    dataset = ShardStreams(shard_paths, [order[rank::ranks] for order in plan.shard_orders], streams=max(workers, 1),
+                           batch_size=t["batch_size"] // ranks, shuffle_buffer=t["shuffle_buffer"], seed=t["seed"],
+                           rank=rank)
+    log.info("%s, %s head, %d classes, %d images in %d shards, %d steps (%d in the first epoch), peak lr %.4g, "
+             "%d warm-up steps, %d workers, device %s x %d, amp %s", t["arch"], t["head"], len(classes),
+             sum(shard_counts), len(shard_paths), plan.total_steps, plan.steps[0], peak_lr,
+             warmup_steps(t, plan.total_steps), workers, device, ranks, t["amp"] and device.type == "cuda")
+    with StopSignals() as stop:
+        run = Run(t, model, net, optimizer, device, plan, lr, dataset,
+                  make_loader(dataset, workers, pin_memory=device.type == "cuda"), list(shard_counts),
+                  MetricsLog(metrics if rank == 0 else None, state["metrics"] if state else ()), Path(checkpoint),
+                  identity, stop, step=state["step"] if state else 0, rank=rank, ranks=ranks)
+        try:
+            mean_loss = run_epochs(run, state)
+        finally:
+            run.metrics.close()
+            close_loader(run.loader)
+    return save_final(run, classes, mean_loss, data_id) if rank == 0 else None
 
 
 def data_signature(index: dict) -> str:
     """What identifies the training data: the shard list with counts and hashes (for resume checks)."""
     shards = [[s["name"], s["count"], s["sha256"]] for s in index["shards"]]
     return hashlib.sha256(json.dumps([index["classes"], shards]).encode()).hexdigest()
-

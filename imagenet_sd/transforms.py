@@ -1,8 +1,10 @@
-"""Training augmentations (DINO's multi-crop, or a simple one) and the evaluation transform.
+"""The evaluation transform, and the per-image PIL training augmentations (DINO's multi-crop, or a simple one).
 
-Every training transform returns a list of crops of one image; with the supervised loss each crop carries
-the image's label (as in t-ReX), so multi-crop simply means more, smaller labelled views per image.
-All randomness comes from torch's generator, which the data loader seeds per worker from the run's seed.
+Training itself augments whole batches on the training device (imagenet_sd.gpu_augment); the per-image
+pipelines here are its reference: the distributions it must reproduce (tests compare their statistics) and
+the "old" side of bench/training_cpu.py. Every training transform returns a list of crops of one image;
+with the supervised loss each crop carries the image's label (as in t-ReX), so multi-crop simply means
+more, smaller labelled views per image.
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 GLOBAL_CROP_SCALE = (0.25, 1.0)
 LOCAL_CROP_SCALE = (0.05, 0.25)
 SIMPLE_CROP_SCALE = (0.08, 1.0)  # torchvision's RandomResizedCrop default, the usual ImageNet recipe
+JITTER = (0.4, 0.4, 0.2, 0.1)  # DINO's colour jitter: brightness, contrast, saturation, hue
+BLUR_RADIUS = (0.1, 2.0)  # DINO's Gaussian blur: radius (PIL: the standard deviation) uniform in this range
+SOLARIZE_THRESHOLD = 128
 EVAL_RESIZE_RATIO = 256 / 224
 
 
@@ -27,7 +32,7 @@ def uniform(low: float, high: float) -> float:
 class GaussianBlur:
     """DINO's blur: with probability p, a PIL Gaussian blur of radius uniform in [0.1, 2]."""
 
-    def __init__(self, p: float, radius_min: float = 0.1, radius_max: float = 2.0):
+    def __init__(self, p: float, radius_min: float = BLUR_RADIUS[0], radius_max: float = BLUR_RADIUS[1]):
         self.p, self.radius_min, self.radius_max = p, radius_min, radius_max
 
     def __call__(self, img):
@@ -46,7 +51,7 @@ def normalize() -> T.Compose:
 def flip_and_color_jitter() -> T.Compose:
     return T.Compose([
         T.RandomHorizontalFlip(p=0.5),
-        T.RandomApply([T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)], p=0.8),
+        T.RandomApply([T.ColorJitter(*JITTER)], p=0.8),
         T.RandomGrayscale(p=0.2),
     ])
 
@@ -61,7 +66,7 @@ class MultiCrop:
             T.RandomResizedCrop(resolution, scale=GLOBAL_CROP_SCALE, interpolation=bicubic),
             flip_and_color_jitter(),
             GaussianBlur(p=0.2),
-            T.RandomSolarize(threshold=128, p=0.2),
+            T.RandomSolarize(threshold=SOLARIZE_THRESHOLD, p=0.2),
             normalize(),
         ])
         self.local_transform = T.Compose([

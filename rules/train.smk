@@ -1,4 +1,5 @@
-# ResNet-50 from scratch on a clone's shards.
+# ResNet-50 from scratch on a clone's shards. A job stopped by a signal (SLURM's warning before the time
+# limit) saves a resume state and fails; the retries resume it (docs/training.md).
 
 
 rule train:
@@ -19,6 +20,7 @@ rule train:
         cpus_per_task=8,  # sbatch's cpus; `threads` alone is capped by the login node's cores
         mem_mb=64000,
         runtime=2880,
+    retries: 3  # each try resumes where the previous one stopped (time limit, preemption, node failure)
     conda:
         "../envs/imagenet-sd.yaml"
     script:

@@ -1,7 +1,12 @@
-"""Training: schedules, data order, augmentations, and short real runs on tiny packed shards."""
+"""Training: schedules, data order, batched augmentations against the PIL reference, heads, the loader's
+resumable order, and short real runs on tiny packed shards (learning, stop signals, SIGKILL, several ranks)."""
 import io
 import json
+import signal
+import subprocess
+import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +15,18 @@ from conftest import load_script
 import torch
 import torchvision
 from PIL import Image
+from torchvision import transforms as TV
+from torchvision.transforms import RandomResizedCrop as T_RRC
 
+from imagenet_sd import gpu_augment as ga
+from imagenet_sd import loader as ld
 from imagenet_sd import training as tr
 from imagenet_sd.distributed import count_devices, free_port, run_rank
-from imagenet_sd.models import ARCHS, build_model
-from imagenet_sd.transforms import MultiCrop, SingleCrop, eval_transform, train_transform
+from imagenet_sd.models import (ARCHS, attach_head, build_model, export_state, load_checkpoint_model,
+                                multicrop_logits, multicrop_loss)
+from imagenet_sd.resume import ResumeMismatch, load_resume
+from imagenet_sd.transforms import (GaussianBlur, MultiCrop, SingleCrop, eval_transform, flip_and_color_jitter,
+                                    normalize, train_transform)
 
 torch.set_num_threads(1)  # other test runs share the 2 cores: 2 threads would wait on each other
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,10 +127,8 @@ def test_multicrop_forward_groups_by_resolution_and_labels_every_crop():
             return torch.zeros(len(x), 2).index_fill_(1, torch.tensor([0]), 1.0) * x.mean()
 
     crops = [torch.ones(3, 3, 8, 8), torch.ones(3, 3, 4, 4), torch.ones(3, 3, 4, 4)]
-    logits = tr.multicrop_logits(Probe(), crops)
+    logits = multicrop_logits(Probe(), crops)
     assert calls == [(3, 3, 8, 8), (6, 3, 4, 4)] and logits.shape == (9, 2)
-    batch = tr.collate_crops([([torch.zeros(3, 8, 8), torch.zeros(3, 4, 4)], 1)] * 5)
-    assert [tuple(c.shape) for c in batch[0]] == [(5, 3, 8, 8), (5, 3, 4, 4)] and batch[1].tolist() == [1] * 5
 
 
 def test_sgd_on_one_batch_lowers_the_multicrop_loss():
@@ -129,12 +139,200 @@ def test_sgd_on_one_batch_lowers_the_multicrop_loss():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     losses = []
     for _ in range(6):
-        loss = tr.multicrop_loss(model, crops, labels)
+        loss = multicrop_loss(model, crops, labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_parameter_groups_decay_weights_only():
+    model = attach_head(build_model("resnet18", 3), tr.resolve_training({"head": "cosine", "projector": [16, 8]}))
+    decayed, undecayed = tr.parameter_groups(model, 1e-4, decay_norm_and_bias=False)
+    norm_and_bias = {id(p) for m in model.modules() for p in m.parameters(recurse=False)
+                     if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)) or p.ndim == 1}
+    assert {id(p) for p in undecayed["params"]} == norm_and_bias and undecayed["weight_decay"] == 0
+    assert {id(model.conv1.weight), id(model.fc[-1].weight)} <= {id(p) for p in decayed["params"]}
+    assert len(decayed["params"]) + len(undecayed["params"]) == len(list(model.parameters()))
+    assert len(tr.parameter_groups(model, 1e-4, decay_norm_and_bias=True)) == 1
+
+
+def test_warmup_as_a_fraction_of_the_run():
+    assert tr.warmup_steps(tr.resolve_training({"epochs": 100, "warmup_epochs": 10}), 1000) == 100
+    short = tr.resolve_training({"epochs": 2, "warmup_epochs": 10, "warmup_fraction": 0.25})
+    assert tr.warmup_steps(short, 40) == 10
+
+
+@pytest.mark.parametrize("head", [{"head": "cosine"}, {"head": "linear", "projector": [32, 16]},
+                                  {"head": "cosine", "projector": [16]}], ids=["cosine", "linear+projector",
+                                                                              "cosine+projector"])
+def test_checkpoint_heads_score_as_the_trained_model(head, tmp_path):
+    t = tr.resolve_training(head)
+    torch.manual_seed(0)
+    model = attach_head(build_model("resnet18", 5), t)
+    model.train()
+    model(torch.randn(8, 3, 32, 32))  # move BatchNorm statistics off their initial values
+    model.eval()
+    state, head_state = export_state(model, t)
+    torch.save({"state_dict": state, "head_state_dict": head_state, "arch": "resnet18", "classes": list("abcde"),
+                "training": t}, tmp_path / "c.pt")
+    x = torch.randn(6, 3, 32, 32)
+    with torch.no_grad():
+        trained = model(x)
+        loaded = load_checkpoint_model(tmp_path / "c.pt")[0].eval()(x)
+    if t["projector"]:  # the torchvision state_dict is the encoder alone; the head travels beside it
+        assert not any(k.startswith("fc.") for k in state) and head_state
+        torch.testing.assert_close(loaded, trained)
+    else:  # a plain torchvision ResNet with a bias-free fc that ranks classes as the cosine head does
+        plain = torchvision.models.resnet18()
+        plain.fc = torch.nn.Linear(512, 5, bias=False)
+        plain.load_state_dict(state)
+        assert head_state is None
+        assert torch.equal(loaded.argsort(1), trained.argsort(1))
+
+
+# ---- batched augmentations against the per-image PIL reference ---------------------------------------------
+def smooth_images(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """Colourful uint8 images with edges and gradients (so blur, jitter and crops all change statistics)."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, 4, 4, generator=g)
+    images = torch.nn.functional.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
+    images = images + 0.25 * (torch.rand(n, 1, size, size, generator=g) > 0.8)  # sparse bright speckles
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def image_statistics(x: torch.Tensor) -> dict:
+    """Per-channel mean, per-image std, colourfulness, gradient energy (blur) and inversion (solarize)."""
+    return {"mean": x.mean(dim=(0, 2, 3)), "std": x.std(dim=(2, 3)).mean(0),
+            "chroma": (x.max(1).values - x.min(1).values).mean(), "gray": ((x.max(1).values - x.min(1).values)
+                                                                          .amax(dim=(1, 2)) < 0.02).float().mean(),
+            "grad": (x[..., 1:] - x[..., :-1]).abs().mean()}
+
+
+def test_batched_photometric_augmentations_match_the_pil_pipeline():
+    images = smooth_images(64, 32)
+    draws = 12
+    reference = TV.Compose([flip_and_color_jitter(), GaussianBlur(p=0.5), TV.RandomSolarize(128, p=0.2), TV.ToTensor()])
+    torch.manual_seed(0)
+    pil = torch.stack([reference(Image.fromarray(img.permute(1, 2, 0).numpy()))
+                       for _ in range(draws) for img in images])
+    view = ga.ViewPolicy(32, 1, (1.0, 1.0), jitter_p=0.8, gray_p=0.2, blur_p=0.5, solarize_p=0.2)
+    g = torch.Generator().manual_seed(0)
+    batched = torch.cat([ga.random_solarize(ga.random_blur(ga.random_grayscale(ga.color_jitter(
+        images.float() / 255, view.jitter_p, g), view.gray_p, g), view.blur_p, g), view.solarize_p, g)
+        for _ in range(draws)])
+    plain = image_statistics(images.float() / 255)
+    a, b = image_statistics(pil), image_statistics(batched)
+    print({k: (a[k].tolist(), b[k].tolist(), plain[k].tolist()) for k in a})
+    for key in ("mean", "std", "chroma", "grad"):
+        assert torch.allclose(a[key], b[key], rtol=0.05, atol=0.005), (key, a[key], b[key], plain[key])
+        assert not torch.allclose(a[key], plain[key], rtol=0.05, atol=0.005)  # the statistics see the augmentations
+    # grayscale outputs (p = 0.2, plus jitter-desaturated ones): binomial, 768 draws, std 0.015 each
+    assert abs(a["gray"] - b["gray"]) < 0.05 and abs(b["gray"] - 0.2) < 0.05
+    norm = ga.normalize(batched[:4])
+    torch.testing.assert_close(norm, torch.stack([normalize().transforms[1](x) for x in batched[:4]]))
+
+
+def test_crop_sampler_is_torchvision_random_resized_crop():
+    sizes = torch.tensor([[64, 64]] * 3000 + [[30, 90]] * 1000)
+    boxes = ga.crop_boxes(sizes, (0.25, 1.0), torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    ref = []
+    for h, w in sizes.tolist():
+        i, j, ch, cw = T_RRC.get_params(Image.new("RGB", (w, h)), (0.25, 1.0), ga.RATIO)
+        ref.append((j, i, j + cw, i + ch))
+    ref = torch.tensor(ref, dtype=torch.float64)
+    for b in (boxes, ref):
+        assert (b[:, :2] >= 0).all() and (b[:, 2] <= sizes[:, 1]).all() and (b[:, 3] <= sizes[:, 0]).all()
+    def summary(b):
+        w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+        return torch.stack([(w * h / sizes.prod(1)).mean(), (w / h).log().mean(), (w / h).log().std(),
+                            (b[:, 0] / sizes[:, 1]).mean(), (b[:, 1] / sizes[:, 0]).mean()])
+    torch.testing.assert_close(summary(boxes), summary(ref), atol=0.02, rtol=0.05)
+
+
+def test_device_crops_are_pil_crops_of_the_same_box():
+    yy, xx = np.mgrid[0:48, 0:64]
+    arr = np.stack([128 + 100 * np.sin(xx / 7), 128 + 100 * np.cos(yy / 5), 128 + 60 * np.sin((xx + yy) / 9)], -1)
+    img = Image.fromarray(arr.astype(np.uint8))
+    images = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None]
+    for box, size in (((9, 4, 41, 36), 48), ((2, 3, 62, 45), 20)):  # enlarged and shrunk
+        pil = torch.from_numpy(np.array(img.resize((size, size), Image.BICUBIC, box=box))).permute(2, 0, 1) / 255
+        crop = ga.roi_align(images.float(), torch.tensor([[0.0, *box]]), size, 1.0, 0, True)[0] / 255
+        shifted = ga.roi_align(images.float(), torch.tensor([[0.0, box[0] + 2, *box[1:]]]), size, 1.0, 0, True)[0]
+        error = (crop - pil).abs().mean()
+        assert error < 0.01  # of 1: interpolation differences only
+        assert (crop.flip(-1) - pil).abs().mean() > 4 * error and (shifted / 255 - pil).abs().mean() > 2 * error
+
+
+# ---- the loader: round-robin streams, resumable at any batch ------------------------------------------------
+def test_loader_resumes_mid_epoch_with_the_remaining_batches(packed):
+    index = json.loads((packed / "train.json").read_text())
+    paths = [str(packed / "train" / s["name"]) for s in index["shards"]]
+    counts = ld.stream_batch_counts([6, 6, 4], [0, 1, 2], 2, 2)
+    assert counts == [5, 3] and ld.round_robin(counts)[:4] == [(0, 0), (1, 0), (0, 1), (1, 1)]
+    assert ld.resume_point(counts, 3) == (1, [2, 1])
+
+    def epoch(position):
+        dataset = ld.ShardStreams(paths, [[0, 1, 2]], streams=2, batch_size=2, shuffle_buffer=4, seed=0)
+        loader = ld.make_loader(dataset, workers=2, pin_memory=False)
+        return [(b.stream, b.index, b.labels.tolist(), b.images.sum().item())
+                for b in ld.epoch_batches(loader, dataset, 0, counts, position, sum(counts))]
+
+    whole = epoch(0)
+    assert [b[:2] for b in whole] == ld.round_robin(counts)
+    assert epoch(3) == whole[3:]
+    assert sorted(sum((b[2] for b in whole), [])) == sorted([0] * 8 + [1] * 8)
+
+
+# ---- the training learns ------------------------------------------------------------------------------------
+COLOURS = {"n01558993": (200, 50, 50), "n02123045": (50, 190, 60), "n02701002": (60, 70, 210)}
+
+
+def colour_chunk(path: Path, wnid: str, n: int, seed: int) -> Path:
+    """An easy clone: each class has its own dominant colour, under noise and a random dark blob."""
+    rng = np.random.default_rng(seed)
+    members = []
+    for i in range(n):
+        pixels = np.array(COLOURS[wnid], float) * rng.uniform(0.6, 1.1) + rng.normal(0, 25, (40, 40, 3))
+        y, x = rng.integers(0, 30, 2)
+        pixels[y:y + 10, x:x + 10] *= 0.3
+        buf = io.BytesIO()
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buf, format="JPEG")
+        members += [(f"{wnid}_{i:06d}.jpg", buf.getvalue()),
+                    (f"{wnid}_{i:06d}.json", json.dumps({"wnid": wnid, "index": i}).encode())]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_training_learns_an_easy_clone_and_scores_its_held_out_images(tmp_path):
+    classes = sorted(COLOURS)
+    train_tars = [colour_chunk(tmp_path / "chunks" / f"{w}.tar", w, 16, seed=i) for i, w in enumerate(classes)]
+    heldout_tars = [colour_chunk(tmp_path / "chunks" / f"{w}-heldout.tar", w, 10, seed=100 + i)
+                    for i, w in enumerate(classes)]
+    clone = tmp_path / "clone"
+    load_script("pack").main(train_tars=train_tars, heldout_tars=heldout_tars, shards_dir=clone / "train",
+                             index=clone / "train.json", heldout_dir=clone / "heldout", classes=classes,
+                             images_per_class=16, shard_size=16, seed=0)
+    training = TINY | {"epochs": 6, "batch_size": 8, "lr": 0.8, "warmup_fraction": 0.1, "local_crops": 2,
+                       "workers": 2}
+    load_script("train").main(index=clone / "train.json", shards_dir=clone / "train", checkpoint=tmp_path / "c.pt",
+                              metrics=tmp_path / "metrics.jsonl", training=training, classes=classes, threads=2,
+                              device="cpu")
+    load_script("evaluate").main(checkpoint=tmp_path / "c.pt", images=clone / "heldout", output=tmp_path / "e.json",
+                                 classes=classes, training=training, evalset_name="heldout",
+                                 evalset={"description": ""}, device="cpu")
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["n_images"] == 30 and result["top1"] >= 90, result
+    epochs = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+              if '"epoch"' in line and '"event": "epoch"' in line]
+    assert epochs[-1]["train_top1"] > epochs[0]["train_top1"]
 
 
 # ---- real runs ---------------------------------------------------------------------------------------
@@ -179,40 +377,97 @@ def test_resnet50_checkpoint_loads_as_the_paper_says(packed, tmp_path):
     assert ckpt["step"] == 1
 
 
-def test_interrupted_run_resumes_at_the_epoch_boundary(packed, tmp_path, monkeypatch):
-    whole = run_train(packed, tmp_path / "whole")
-    real_epoch = tr.train_one_epoch
-
-    def crash_in_epoch(crash_epoch):
-        def train_one_epoch(*args, epoch, **kw):
-            if epoch == crash_epoch:
-                raise KeyboardInterrupt
-            return real_epoch(*args, epoch=epoch, **kw)
-        return train_one_epoch
-
-    monkeypatch.setattr(tr, "train_one_epoch", crash_in_epoch(1))
-    with pytest.raises(KeyboardInterrupt):
-        run_train(packed, tmp_path / "resumed")
-    assert (tmp_path / "resumed" / "checkpoint.resume.pt").is_file()
-    monkeypatch.setattr(tr, "train_one_epoch", crash_in_epoch(0))  # proves epoch 0 is not trained again
-    run_train(packed, tmp_path / "resumed")
-    assert not (tmp_path / "resumed" / "checkpoint.resume.pt").exists()
-
-    a = torch.load(whole / "checkpoint.pt", weights_only=False)
-    b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
-    assert a["step"] == b["step"] == 8
-    for k in a["state_dict"]:
-        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k])
-    events = [[json.loads(line)["event"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-              for run in (whole, tmp_path / "resumed")]
-    assert events[0] == events[1]
+KILL_RUN = {"epochs": 3, "batch_size": 2, "workers": 2}
 
 
-def test_resume_state_of_another_training_is_ignored(tmp_path):
-    path = tmp_path / "checkpoint.resume.pt"
-    torch.save({"identity": {"training": {"lr": 0.1}}, "epoch": 0, "step": 4}, path)
-    assert tr.load_resume(path, {"training": {"lr": 0.2}}) is None
-    assert tr.load_resume(path, {"training": {"lr": 0.1}})["step"] == 4
+def start_training(packed, run_dir: Path, **settings) -> subprocess.Popen:
+    """The train script in its own process, as a job runs it: 2 loader workers, the main process on 1 thread."""
+    args = {"index": str(packed / "train.json"), "shards_dir": str(packed / "train"),
+            "checkpoint": str(run_dir / "checkpoint.pt"), "metrics": str(run_dir / "metrics.jsonl"),
+            "training": TINY | KILL_RUN | settings, "classes": CLASSES, "threads": 3, "device": "cpu"}
+    code = (f"import json, sys; sys.path[:0] = [{str(ROOT / 'tests')!r}, {str(ROOT)!r}]\n"
+            "from conftest import load_script\n"
+            f"load_script('train').main(**json.loads({json.dumps(args)!r}))\n")
+    return subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_step(run_dir: Path, proc: subprocess.Popen, epoch: int, step: int, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        path = run_dir / "metrics.jsonl"
+        lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        if any(m["event"] == "step" and m["epoch"] == epoch and m["step"] >= step for m in lines):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the training never reached step {step} of epoch {epoch}: {proc.poll()}")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(packed, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("whole")
+    load_script("train").main(index=packed / "train.json", shards_dir=packed / "train",
+                              checkpoint=run_dir / "checkpoint.pt", metrics=run_dir / "metrics.jsonl",
+                              training=TINY | KILL_RUN, classes=CLASSES, threads=3, device="cpu")
+    return run_dir
+
+
+def assert_same_training(a: Path, b: Path) -> None:
+    ca, cb = (torch.load(run / "checkpoint.pt", weights_only=False) for run in (a, b))
+    assert ca["step"] == cb["step"]
+    for name in ca["state_dict"]:
+        assert torch.equal(ca["state_dict"][name], cb["state_dict"][name]), name
+    lines = [[(m["event"], m["step"]) for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+             for run in (a, b)]
+    assert lines[0] == lines[1]
+    assert not (b / "checkpoint.resume.pt").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGKILL], ids=["SIGUSR1", "SIGKILL"])
+def test_a_job_killed_mid_epoch_resumes_to_the_same_weights(packed, uninterrupted, tmp_path, sig):
+    # SIGUSR1 (SLURM's warning): the job saves at the next step and fails. SIGKILL (no warning): the last
+    # periodic save is all there is, so this run saves after every step.
+    settings = {"save_every_minutes": 1e-9} if sig == signal.SIGKILL else {}
+    steps = tr.plan_epochs([6, 6, 4], epochs=3, seed=0, workers=2, batch_size=2).steps
+    proc = start_training(packed, tmp_path, **settings)
+    wait_for_step(tmp_path, proc, epoch=1, step=steps[0] + 2)  # the state after step 1 of epoch 1 is saved
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    if sig == signal.SIGUSR1:
+        assert "stopped by SIGUSR1" in stderr and "retry" in stderr
+    state = torch.load(tmp_path / "checkpoint.resume.pt", weights_only=False)
+    assert state["epoch"] == 1 and 0 < state["batch"] < steps[1]  # mid-epoch, loader position included
+    assert not (tmp_path / "checkpoint.pt").exists()
+    load_script("train").main(index=packed / "train.json", shards_dir=packed / "train",
+                              checkpoint=tmp_path / "checkpoint.pt", metrics=tmp_path / "metrics.jsonl",
+                              training=TINY | KILL_RUN | settings, classes=CLASSES, threads=3, device="cpu")
+    assert_same_training(uninterrupted, tmp_path)
+
+
+def test_resume_state_of_another_training_is_kept_and_named(tmp_path):
+    checkpoint = tmp_path / "checkpoint.pt"
+    path = checkpoint.with_suffix(".resume.pt")
+    torch.save({"identity": {"training": {"lr": 0.1}, "data": "x"}, "epoch": 0, "batch": 3, "step": 4}, path)
+    with pytest.raises(ResumeMismatch, match=r"training\.lr: 0\.1 in the saved state, 0\.2 now") as error:
+        load_resume(checkpoint, {"training": {"lr": 0.2}, "data": "x"})
+    assert f"mv {path} {path}.old" in str(error.value)
+    assert path.is_file()  # kept, never thrown away
+    assert load_resume(checkpoint, {"training": {"lr": 0.1}, "data": "x"})["step"] == 4
+
+
+def test_a_run_with_a_foreign_resume_state_refuses_to_start(packed, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    torch.save({"identity": {"training": {}}, "epoch": 1, "batch": 0, "step": 4}, run_dir / "checkpoint.resume.pt")
+    with pytest.raises(ResumeMismatch, match="cannot be resumed"):
+        run_train(packed, run_dir)
+    assert (run_dir / "checkpoint.resume.pt").is_file() and not (run_dir / "checkpoint.pt").exists()
+
+
+def test_a_non_finite_loss_stops_the_run_with_a_clear_error(packed, tmp_path):
+    with pytest.raises(FloatingPointError, match="loss is (nan|inf)"):
+        run_train(packed, tmp_path, lr=1e30, local_crops=0)
+    assert not (tmp_path / "checkpoint.pt").exists()
 
 
 # ---- several devices: DistributedDataParallel over gloo on CPU --------------------------------------------
@@ -256,23 +511,28 @@ def groupnorm_resnet(arch, num_classes):
 
 
 def rank_with_probes(rank, ranks, port, train_kwargs, out):
-    """A training rank (a spawned process: the patches are its own) that records, per epoch, the sample keys it
-    read and the batches it was given."""
-    real_shuffle, real_collate, epochs = tr.seeded_shuffle, tr.collate_crops, []
+    """A training rank (a spawned process: the patches are its own) that records, per step, the sample keys it
+    read, its labels and the augmented crops it trained on."""
+    real_samples, real_augment, real_step, steps = ld.ShardStreams.samples, tr.augment_batch, tr.train_step, []
 
-    def recording_shuffle(samples, **kw):
-        epochs.append({"keys": [], "batches": []})
-        for sample in real_shuffle(samples, **kw):
-            epochs[-1]["keys"].append(sample["__key__"])
+    def recording_samples(self, epoch, stream):
+        for sample in real_samples(self, epoch, stream):
+            steps.append({"key": sample["__key__"], "epoch": epoch})
             yield sample
 
-    def recording_collate(samples):
-        epochs[-1]["batches"].append(real_collate(samples))
-        return epochs[-1]["batches"][-1]
+    def recording_augment(*args):
+        crops = real_augment(*args)
+        steps[-1]["crops"] = [c.clone() for c in crops]
+        return crops
 
-    tr.build_model, tr.seeded_shuffle, tr.collate_crops = groupnorm_resnet, recording_shuffle, recording_collate
+    def recording_step(run, batch):
+        steps.append({"labels": batch.labels.clone()})
+        return real_step(run, batch)
+
+    ld.ShardStreams.samples = recording_samples
+    tr.build_model, tr.augment_batch, tr.train_step = groupnorm_resnet, recording_augment, recording_step
     run_rank(rank, ranks, port, "cpu", 1, None, tr.train, train_kwargs)
-    torch.save(epochs, out / f"rank{rank}.pt")
+    torch.save(steps, out / f"rank{rank}.pt")
 
 
 def test_two_ranks_on_disjoint_shards_train_as_one_process_on_both_batches(packed, tmp_path):
@@ -282,28 +542,32 @@ def test_two_ranks_on_disjoint_shards_train_as_one_process_on_both_batches(packe
            "classes": CLASSES, "training": training, "checkpoint": tmp_path / "checkpoint.pt",
            "metrics": tmp_path / "metrics.jsonl", "workers": 0}
     torch.multiprocessing.spawn(rank_with_probes, args=(2, free_port(), job, tmp_path), nprocs=2)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
-    plan = tr.plan_epochs([6, 6, 4], epochs=2, seed=0, workers=1, batch_size=4, ranks=2)
-    for epoch in range(len(plan.steps)):
-        keys = [set(r[epoch]["keys"]) for r in ranks]
+    records = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    for epoch in range(2):
+        keys = [{r["key"] for r in rank if r.get("epoch") == epoch} for rank in records]
         assert keys[0] and keys[1] and not keys[0] & keys[1]
+    ranks = [[r for r in rank if "labels" in r] for rank in records]
 
-    # The same steps in one process, each on the two ranks' batches together: the same weights.
+    # The same steps in one process, each on the two ranks' crops together: the same weights.
     lrs = [m["lr"] for m in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
            if m["event"] == "step"]
+    plan = tr.plan_epochs([6, 6, 4], epochs=2, seed=0, workers=1, batch_size=4, ranks=2)
     t = tr.resolve_training(training)
     torch.manual_seed(t["seed"])
     model = groupnorm_resnet(t["arch"], len(CLASSES))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=t["momentum"], weight_decay=t["weight_decay"])
-    batches = [pair for epoch, steps in enumerate(plan.steps)
-               for pair in zip(*(r[epoch]["batches"][:steps] for r in ranks))]
-    assert len(batches) == len(lrs) == plan.total_steps
-    for ((crops0, labels0), (crops1, labels1)), lr in zip(batches, lrs):
-        assert len(labels0) == len(labels1) == t["batch_size"] // 2
-        crops = [torch.cat(pair) for pair in zip(crops0, crops1)]
-        optimizer.param_groups[0]["lr"] = lr
+    optimizer = torch.optim.SGD(tr.parameter_groups(model, t["weight_decay"], False), lr=0.0, momentum=t["momentum"])
+    assert len(ranks[0]) == len(ranks[1]) == len(lrs) == plan.total_steps
+    for step0, step1, lr in zip(*ranks, lrs):
+        assert len(step0["labels"]) == len(step1["labels"]) == t["batch_size"] // 2
+        labels = torch.cat([step0["labels"], step1["labels"]])
+        # per rank the crops are view-major; together: rank 0's views then rank 1's, each view group matched
+        crops = [torch.cat([c0.view(-1, len(step0["labels"]), *c0.shape[1:]),
+                            c1.view(-1, len(step1["labels"]), *c1.shape[1:])], 1).flatten(0, 1)
+                 for c0, c1 in zip(step0["crops"], step1["crops"])]
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         optimizer.zero_grad()
-        tr.multicrop_loss(model, crops, torch.cat([labels0, labels1])).backward()
+        multicrop_loss(model, crops, labels).backward()
         optimizer.step()
     trained = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["state_dict"]
     for name, value in model.state_dict().items():
