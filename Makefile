@@ -14,6 +14,7 @@ PYTEST_ARGS ?=
 demo: setup
 	$(BIN)/snakemake --cores $(CORES)
 	@echo; cat results/tables/evaluation.md
+	@echo; cat results/tables/transfer.md
 
 test: setup slurm
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
