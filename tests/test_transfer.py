@@ -165,7 +165,7 @@ def test_a_missing_folder_warns_when_planning_and_fails_on_the_login_node(tmp_pa
     config["runs"]["demo"]["transfer"] = ["cars"]
     write_config(workdir, config)
     proc = run_snakemake(workdir, "-n", check=False)
-    assert proc.returncode == 0 and "transfer_sets.cars.path: folder data/cars does not exist yet" in proc.stderr
+    assert proc.returncode == 0 and "transfer_sets.cars.path: folder data/cars does not exist yet" in proc.stdout + proc.stderr
     proc = run_snakemake(workdir, "results/datasets/cars/train.json", check=False)
     assert proc.returncode != 0
     assert "dataset folder not found: data/cars" in (workdir / "logs/index_dataset/cars/train.log").read_text()
