@@ -23,6 +23,7 @@ PY := $(shell if [ -x $(VENV)/bin/python ]; then echo $(VENV)/bin/python; \
 demo: setup
 	$(PY) -m snakemake --cores $(CORES)
 	@echo; cat results/tables/evaluation.md
+	@echo; cat results/tables/transfer.md
 
 test: setup slurm
 	$(PY) -m pytest $(PYTEST_ARGS)

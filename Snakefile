@@ -1,5 +1,6 @@
 # imagenet-sd: synthetic ImageNet clones from a text-to-image model, trained and measured on real images.
-# Reads like the data flow: WordNet -> prompts -> generate -> pack -> train -> evaluate -> tables.
+# Reads like the data flow: WordNet -> prompts -> generate -> pack -> train -> models (runs and external
+# checkpoints) -> datasets -> features -> evaluate / probes -> tables.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -18,20 +19,29 @@ include: "rules/prompts.smk"
 include: "rules/generate.smk"
 include: "rules/pack.smk"
 include: "rules/train.smk"
+include: "rules/models.smk"
+include: "rules/datasets.smk"
+include: "rules/features.smk"
 include: "rules/evaluate.smk"
+include: "rules/transfer.smk"
 include: "rules/tables.smk"
 
 
-# Cheap materialisation and aggregation run on the login node (and the download of weights must: GPU nodes
-# are often offline).
+# Cheap materialisation, checks and aggregation run on the login node (and downloads of weights and datasets
+# must: GPU nodes are often offline).
 localrules:
     all,
     wordnet,
     clip_tokenizer,
     tiny_pipeline,
     prefetch_weights,
+    fetch_model,
+    check_model,
+    prepare_transfer_set,
+    index_dataset,
     prompt_summary,
     tables,
+    transfer_tables,
 
 
 rule all:
@@ -39,3 +49,6 @@ rule all:
         "results/tables/prompts.csv",
         "results/tables/evaluation.csv",
         "results/tables/evaluation.md",
+        "results/tables/transfer.csv",
+        "results/tables/transfer.md",
+        "results/tables/transfer.png",

@@ -28,6 +28,12 @@ WILDCARDS = {
     "evalset": NAME,
     "hub_model": r"[A-Za-z0-9][A-Za-z0-9_.-]*(--[A-Za-z0-9][A-Za-z0-9_.-]*)?",
     "revision": r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    "model": NAME,
+    "dataset": NAME,
+    "part": "train|test",
+    "probe_hash": HASH,
+    "seed": r"\d+",
+    "fetched": r"(torchvision/[A-Za-z0-9_.]+\.pth|url/[0-9a-f]{8}/[^/]+)",
 }
 
 # ---- resources materialised on the login node ----------------------------------------------------

@@ -14,12 +14,16 @@ from imagenet_sd.paths import hub_folder, hub_model_id
 from imagenet_sd.plan import build_plan, recipe_dependencies
 from imagenet_sd.runtime import export_cache_dirs, export_pythonpath
 from imagenet_sd.prompts import scene_files
+from imagenet_sd import transfer_plan as TP
 
 export_pythonpath(workflow.basedir)  # scripts run in child processes, locally and inside SLURM jobs
 export_cache_dirs()  # no library cache in /tmp
 validate(config, os.path.join(workflow.basedir, "schemas/config.schema.yaml"))
 try:
     PLAN = build_plan(config)
+    MODELS = TP.build_models(config, PLAN)
+    for _warning in TP.check_datasets(config):
+        logger.warning(_warning)
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 
@@ -28,6 +32,8 @@ for _name, _spec in config["evalsets"].items():
         logger.warning(f"evalsets.{_name}.path: folder {_spec['path']} does not exist yet; its evaluate jobs "
                        "will fail until it holds the images (ImageFolder layout, one sub-folder per wnid)")
 
+FETCHED = {m.checkpoint: m.fetch for m in MODELS.values() if m.fetch}  # local file -> URL / weights name
+PREP_KEY = TP.preprocessing_key(config)
 WORDNET = paths.WORDNET
 TOKENIZER = paths.TOKENIZER
 
@@ -88,8 +94,80 @@ def evalset_input(wildcards):
 
 
 def evaluation_outputs():
-    return [f"results/runs/{run}/eval/{ev}.json" for run, r in config["runs"].items() for ev in r["evaluate"]]
+    return TP.evaluation_outputs(MODELS)
+
+
+# ---- models: runs of this config and external checkpoints ------------------------------------------------
+def model_checkpoint(wildcards):
+    """Path of the checkpoint file of wildcards.model (a run's, a local file, or fetched under resources/models)."""
+    return MODELS[wildcards.model].checkpoint
+
+
+def model_verified(wildcards):
+    """External checkpoints are checked (keys, shapes, class count) by a local job before any GPU job reads them."""
+    return [] if MODELS[wildcards.model].source == "run" else f"results/models/{wildcards.model}/model.json"
+
+
+def model_params(wildcards):
+    m = MODELS[wildcards.model]
+    return {"source": m.source, "classes": list(m.classes), "arch": m.arch}
+
+
+def fetch_source(wildcards):
+    return FETCHED[f"resources/models/{wildcards.fetched}"]
+
+
+def model_eval_training(wildcards):
+    """Evaluation settings: a run's training recipe; for an external model, its arch and eval resolution."""
+    m = MODELS[wildcards.model]
+    if m.source == "run":
+        return config["trainings"][config["runs"][m.name]["training"]]
+    return {"arch": m.arch, "eval_resolution": m.eval_resolution}
+
+
+def model_table_info(section):
+    """Per model with `evaluate` (or `transfer`) entries, what its table prints beside its numbers. Only those:
+    adding a model to the config then reruns no table it does not appear in."""
+    return {name: {"clone": config["runs"].get(name, {}).get("clone", ""),
+                   "training": config["runs"].get(name, {}).get("training", ""),
+                   "synthetic": m.synthetic, "source": m.source}
+            for name, m in MODELS.items() if getattr(m, section)}
+
+
+# ---- datasets (transfer sets and evaluation sets), features and probes -----------------------------------
+def dataset_index_input(wildcards):
+    """Prepared lists and clone held-out splits are DAG inputs; user folders are read (and checked) by the job."""
+    if wildcards.dataset in config["transfer_sets"]:
+        root = TP.dataset_root(config, wildcards.dataset)
+        return [f"{root}/{wildcards.part}.tsv"] if root.startswith("resources/transfer/") else []
+    return evalset_images(wildcards.dataset) if "clone" in config["evalsets"][wildcards.dataset] else []
+
+
+def dataset_params(wildcards):
+    return {"root": TP.dataset_root(config, wildcards.dataset), **TP.index_settings(config, wildcards.dataset)}
+
+
+def features_file(model, dataset, split):
+    """Path string of the features of `model` on one split of `dataset` (train/test; evaluation sets: test)."""
+    return TP.features_path(config, model, dataset, split)
+
+
+def probe_features(wildcards):
+    return {part: features_file(wildcards.model, wildcards.dataset, part) for part in ("train", "test")}
+
+
+def probe_outputs():
+    return TP.probe_outputs(config, MODELS)
+
+
+def transfer_table_datasets():
+    return {name: {"group": s.get("group", ""), "summary": s.get("summary", True),
+                   "description": s.get("description", "")} for name, s in config["transfer_sets"].items()}
 
 
 def all_prompt_files():
     return sorted({p for clone in PLAN.clones for p in PLAN.clone_prompts(clone)})
+
+
+def transfer_set_spec(wildcards):
+    return config["transfer_sets"][wildcards.dataset]

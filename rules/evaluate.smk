@@ -1,17 +1,19 @@
-# Top-1 / top-5 of a checkpoint on an ImageFolder evaluation set (scored on the classes both share).
+# Top-1 / top-5 of any model (a run's checkpoint or an external one) on an ImageFolder evaluation set
+# (scored on the classes both share).
 
 
 rule evaluate:
     input:
-        checkpoint="results/runs/{run}/checkpoint.pt",
+        checkpoint=model_checkpoint,
+        verified=model_verified,
         images=evalset_input,
     output:
-        "results/runs/{run}/eval/{evalset}.json",
+        "results/models/{model}/eval/{evalset}.json",
     log:
-        "logs/evaluate/{run}/{evalset}.log",
+        "logs/evaluate/{model}/{evalset}.log",
     params:
-        classes=lambda w: [e.wnid for e in PLAN.clones[run_clone(w)].classes],
-        training=lambda w: config["trainings"][config["runs"][w.run]["training"]],
+        model=model_params,
+        training=model_eval_training,
         evalset=lambda w: config["evalsets"][w.evalset],
         images=lambda w: evalset_images(w.evalset),
     threads: 8

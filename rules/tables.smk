@@ -1,4 +1,4 @@
-# Long-format results (one row per run x evaluation set) and a Markdown pivot for people.
+# Long-format results (one row per model x evaluation set) and a Markdown pivot for people.
 
 
 rule tables:
@@ -10,7 +10,7 @@ rule tables:
     log:
         "logs/tables.log",
     params:
-        runs=config["runs"],
+        runs=model_table_info("evaluate"),
         evalsets=config["evalsets"],
     conda:
         "../envs/imagenet-sd.yaml"

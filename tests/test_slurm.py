@@ -26,7 +26,7 @@ from conftest import REPO, SNAKEMAKE, WORKFLOW_PARTS, copy_workflow
 
 pytestmark = pytest.mark.slurm
 
-GPU_RULES = ("generate", "train", "evaluate")
+GPU_RULES = ("generate", "train", "evaluate", "features")
 JOBCOMP_LOG = Path("/var/log/slurm/jobcomp.log")
 
 
@@ -84,7 +84,8 @@ def _rule_of(record: dict[str, str]) -> str:
 
 
 RULE_NAMES = ("generate", "train", "evaluate", "prompts", "prompt_summary", "pack", "tables", "wordnet",
-              "clip_tokenizer", "tiny_pipeline", "prefetch_weights")
+              "clip_tokenizer", "tiny_pipeline", "prefetch_weights", "features", "probe", "probe_linear", "check_model",
+              "fetch_model", "prepare_transfer_set", "index_dataset", "transfer_tables")
 
 
 def _requests_gpu(record: dict[str, str]) -> bool:

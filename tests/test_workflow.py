@@ -28,16 +28,23 @@ def test_every_shipped_config_plans_its_whole_dag(workdir, configfile):
     config = yaml.safe_load((REPO / configfile).read_text())
     jobs = planned_jobs(workdir, "--configfile", configfile)
     classes = {name: sum(1 for _ in open(REPO / cs["sheet"])) - 1 for name, cs in config["class_sets"].items()}
+    clones, runs, models = config.get("clones", {}), config.get("runs", {}), config.get("models", {})
     expected_generate = 0
-    for clone in config["clones"].values():
+    for clone in clones.values():
         chunk = config["generators"][clone["generator"]]["chunk_size"]
         per_class = -(-clone["images_per_class"] // chunk) + -(-clone.get("heldout_per_class", 0) // chunk)
         expected_generate += classes[clone["class_set"]] * per_class
     assert jobs["generate"] == expected_generate
-    assert jobs["prompts"] == sum(classes[c["class_set"]] for c in config["clones"].values())
-    assert jobs["train"] == len(config["runs"])
-    assert jobs["evaluate"] == sum(len(r.get("evaluate", [])) for r in config["runs"].values())
-    assert jobs["tables"] == 1
+    assert jobs["prompts"] == sum(classes[c["class_set"]] for c in clones.values())
+    assert jobs["train"] == len(runs)
+    assert jobs["evaluate"] == sum(len(r.get("evaluate", [])) for r in [*runs.values(), *models.values()])
+    assert jobs["tables"] == 1 and jobs["transfer_tables"] == 1
+    sets = config.get("transfer_sets", {})
+    probed = [(m, s) for m, spec in [*runs.items(), *models.items()]
+              for s in (sets if spec.get("transfer") == "all" else spec.get("transfer", []))]
+    seeds = len(config.get("transfer", {}).get("seeds", [0]))
+    assert jobs["probe"] + jobs["probe_linear"] == len(probed) * seeds
+    assert jobs["features"] == 2 * len(probed)  # train + test split of each (model, set)
 
 
 def test_imagenet1k_plan_covers_every_class_and_chunk(workdir):
@@ -97,7 +104,7 @@ def test_demo_runs_to_the_end_and_a_rerun_schedules_nothing(demo_run):
     assert len(table) == 2  # one run x one evaluation set
     assert (demo_run / "results/tables/evaluation.md").read_text().count("| demo |") == 1
     assert (demo_run / "results/tables/prompts.csv").exists()
-    result = json.loads((demo_run / "results/runs/demo/eval/demo-heldout.json").read_text())
+    result = json.loads((demo_run / "results/models/demo/eval/demo-heldout.json").read_text())
     assert result["n_images"] == 6 * 8
     assert 0 <= result["top1"] <= result["top5"] <= 100  # percent
     assert planned_jobs(demo_run) == {}

@@ -1,4 +1,4 @@
-"""Top-1 / top-5 of a run's checkpoint on one evaluation set (ImageFolder of wnid folders)."""
+"""Top-1 / top-5 of a model (a run's checkpoint or an external one) on one evaluation set (ImageFolder of wnid folders)."""
 import logging
 
 import torch
@@ -6,20 +6,19 @@ import torch
 from imagenet_sd.evaluation import TOPK, accuracies, image_folder, score
 from imagenet_sd.runtime import setup_logging, versions, write_json
 from imagenet_sd.runtime import sha256_file
-from imagenet_sd.models import load_checkpoint_model, pick_device
+from imagenet_sd.models import load_model, pick_device
 from imagenet_sd.training import resolve_training
 from imagenet_sd.transforms import eval_transform
 
 log = logging.getLogger("imagenet_sd.evaluate")
 
 
-def main(*, checkpoint, images, output, classes, training, evalset_name, evalset, run=None, threads=1, device=None):
+def main(*, checkpoint, images, output, classes, training, evalset_name, evalset, run=None, threads=1, device=None,
+         source="run", arch=None):
     training = resolve_training(training)
     device = pick_device(device)
     torch.set_num_threads(max(1, threads))
-    model, ckpt = load_checkpoint_model(checkpoint, device)
-    if ckpt["classes"] != list(classes):
-        raise ValueError(f"{checkpoint} was trained on other classes (or another order) than the run's clone")
+    model, ckpt = load_model(checkpoint, source, list(classes), arch or training["arch"], device)  # checks a run's classes
     channels_last = training["channels_last"] and device.type == "cuda"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -61,7 +60,8 @@ def main(*, checkpoint, images, output, classes, training, evalset_name, evalset
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])
     # params.images: a real evaluation set is not a DAG input (only held-out splits built here are)
+    spec = dict(snakemake.params.model)
     main(checkpoint=snakemake.input.checkpoint, images=snakemake.params.images, output=snakemake.output[0],
-         classes=list(snakemake.params.classes), training=dict(snakemake.params.training),
+         classes=list(spec["classes"]), training=dict(snakemake.params.training),
          evalset_name=snakemake.wildcards.evalset, evalset=dict(snakemake.params.evalset),
-         run=snakemake.wildcards.run, threads=snakemake.threads)
+         run=snakemake.wildcards.model, threads=snakemake.threads, source=spec["source"], arch=spec["arch"])

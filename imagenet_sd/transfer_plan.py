@@ -1,0 +1,181 @@
+"""Models and datasets of a config for evaluation, features and probes: names, checks and output paths.
+
+A model is a run of this workflow (its checkpoint) or an entry of `models` (an external torchvision-format
+checkpoint, or torchvision weights by name). A dataset of the features rule is a `transfer_sets` entry or an
+`evalsets` entry. Every path is keyed by what determines its content; Snakemake's rules call in here.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from imagenet_sd.plan import ConfigError, Plan, short_hash
+
+WEIGHTS_RE = re.compile(r"^[A-Za-z0-9]+_Weights\.[A-Z0-9_]+$")
+ARCH_OF_WEIGHTS = {"ResNet50_Weights": "resnet50", "ResNet18_Weights": "resnet18"}
+TRANSFER_SPLITS = ("train", "test")
+EVALSET_SPLITS = ("test",)
+PREPARED = ("torchvision", "digits")  # sources a local rule materialises under resources/transfer/
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    source: str  # "run" (the train rule's checkpoint) or "state_dict" (torchvision format)
+    checkpoint: str  # the file jobs load
+    fetch: str | None  # URL or torchvision weights name the local rule fetches into `checkpoint`
+    arch: str
+    classes: tuple[str, ...]  # wnids in output order
+    synthetic: bool  # trained on synthetic images only
+    evaluate: tuple[str, ...]
+    transfer: tuple[str, ...]
+    eval_resolution: int | None  # None: the run's training recipe says
+
+
+def fetched_path(spec: dict) -> str | None:
+    """Where the local fetch rule stores a URL or a weights name: keyed by the URL / name itself."""
+    if "weights" in spec:
+        return f"resources/models/torchvision/{spec['weights']}.pth"
+    url = spec["checkpoint"]
+    if re.match(r"^https?://", url):
+        return f"resources/models/url/{short_hash(url)}/{os.path.basename(url.split('?')[0]) or 'checkpoint.pth'}"
+    return None
+
+
+def transfer_names(config: dict, listed, where: str) -> tuple[str, ...]:
+    sets = config.get("transfer_sets", {})
+    names = tuple(sets) if listed == "all" else tuple(listed or ())
+    for name in names:
+        if name not in sets:
+            raise ConfigError(f"{where}: unknown transfer set {name!r} (known: {', '.join(sorted(sets)) or 'none'})")
+    return names
+
+
+def external_model(config: dict, plan: Plan, name: str, spec: dict) -> Model:
+    where = f"models.{name}"
+    if spec["class_set"] not in plan.sheets:
+        raise ConfigError(f"{where}.class_set: unknown class set {spec['class_set']!r}")
+    arch = spec.get("arch", "resnet50")
+    fetch = spec.get("weights") or spec.get("checkpoint")
+    if "weights" in spec:
+        if not WEIGHTS_RE.match(spec["weights"]):
+            raise ConfigError(f"{where}.weights: {spec['weights']!r} is not a torchvision weights name "
+                              "like ResNet50_Weights.IMAGENET1K_V1")
+        weights_arch = ARCH_OF_WEIGHTS.get(spec["weights"].split(".")[0])
+        if weights_arch != arch:
+            raise ConfigError(f"{where}.weights: {spec['weights']} are not weights of arch {arch}")
+    path = fetched_path(spec)
+    if path is None:
+        fetch, path = None, spec["checkpoint"]
+        if not os.path.isfile(path):
+            raise ConfigError(f"{where}.checkpoint: file {path} not found")
+    for ev in spec.get("evaluate", []):
+        if ev not in config.get("evalsets", {}):
+            raise ConfigError(f"{where}.evaluate: unknown evalset {ev!r}")
+    return Model(name, "state_dict", path, fetch, arch, tuple(e.wnid for e in plan.sheets[spec["class_set"]]),
+                 bool(spec.get("synthetic", False)), tuple(spec.get("evaluate", [])),
+                 transfer_names(config, spec.get("transfer"), f"{where}.transfer"),
+                 spec.get("eval_resolution", 224))
+
+
+def build_models(config: dict, plan: Plan) -> dict[str, Model]:
+    """Every model of the config by name: runs first, then `models` entries. Raises ConfigError naming the culprit."""
+    models = {}
+    for name, run in config.get("runs", {}).items():
+        models[name] = Model(name, "run", f"results/runs/{name}/checkpoint.pt", None,
+                             config["trainings"][run["training"]].get("arch", "resnet50"),
+                             tuple(e.wnid for e in plan.clones[run["clone"]].classes), True,
+                             tuple(run.get("evaluate", [])),
+                             transfer_names(config, run.get("transfer"), f"runs.{name}.transfer"), None)
+    for name, spec in config.get("models", {}).items():
+        if name in models:
+            raise ConfigError(f"models.{name} and runs.{name} share a name: a run is a model of the same name, "
+                              "rename one of them")
+        models[name] = external_model(config, plan, name, spec)
+    return models
+
+
+def check_datasets(config: dict) -> list[str]:
+    """Config errors of the dataset namespace; returns warnings (folders that do not exist yet)."""
+    sets, evalsets = config.get("transfer_sets", {}), config.get("evalsets", {})
+    clash = sorted(set(sets) & set(evalsets))
+    if clash:
+        raise ConfigError(f"transfer_sets.{clash[0]} and evalsets.{clash[0]} share a name: features are keyed by "
+                          "dataset name, rename one of them")
+    warnings = []
+    for name, spec in sets.items():
+        source = spec.get("source", "folder")
+        if source == "folder" and not spec.get("path"):
+            raise ConfigError(f"transfer_sets.{name}: source `folder` needs a `path`")
+        if source == "torchvision" and not spec.get("dataset"):
+            raise ConfigError(f"transfer_sets.{name}: source `torchvision` needs `dataset` (e.g. DTD)")
+        if source == "folder" and not os.path.isdir(spec["path"]):
+            warnings.append(f"transfer_sets.{name}.path: folder {spec['path']} does not exist yet; its features "
+                            "jobs will fail until it holds the images (docs/transfer.md says what to fetch)")
+    return warnings
+
+
+def dataset_splits(config: dict, dataset: str) -> tuple[str, ...]:
+    if dataset in config.get("transfer_sets", {}):
+        return TRANSFER_SPLITS
+    if dataset in config.get("evalsets", {}):
+        return EVALSET_SPLITS
+    raise KeyError(f"unknown dataset {dataset!r}: neither a transfer set nor an evaluation set")
+
+
+def dataset_root(config: dict, dataset: str) -> str:
+    """The folder a dataset's index reads: prepared here, a clone's held-out split, or the user's folder."""
+    spec = config.get("transfer_sets", {}).get(dataset)
+    if spec is not None:
+        return f"resources/transfer/{dataset}" if spec.get("source", "folder") in PREPARED else spec["path"]
+    spec = config["evalsets"][dataset]
+    return f"results/clones/{spec['clone']}/heldout" if "clone" in spec else spec["path"]
+
+
+def index_settings(config: dict, dataset: str) -> dict:
+    """How build_index reads a dataset's folder (layout, split locations, folder naming)."""
+    spec = config.get("transfer_sets", {}).get(dataset)
+    if spec is None:
+        return {"layout": "imagefolder", "splits": {"test": ""},
+                "folder_names": config["evalsets"][dataset].get("folder_names", "wnid")}
+    if spec.get("source", "folder") in PREPARED:
+        return {"layout": "lists", "splits": {}, "folder_names": "wnid"}
+    return {"layout": spec.get("layout", "imagefolder"), "splits": spec.get("splits", {}), "folder_names": "wnid"}
+
+
+def index_path(dataset: str, split: str) -> str:
+    return f"results/datasets/{dataset}/{split}.json"
+
+
+def preprocessing_key(config: dict) -> str:
+    return f"prep-{short_hash(config['transfer']['preprocessing'])}"
+
+
+def features_path(config: dict, model: str, dataset: str, split: str) -> str:
+    return f"results/models/{model}/features/{preprocessing_key(config)}/{dataset}/{split}.npz"
+
+
+def probe_kind(config: dict, dataset: str) -> str:
+    return config["transfer_sets"][dataset].get("probe", "logistic")
+
+
+def probe_key(config: dict, dataset: str) -> str:
+    """What determines a probe's result besides model, dataset and seed: features, search and fit settings."""
+    transfer, kind = config["transfer"], probe_kind(config, dataset)
+    settings = {"preprocessing": transfer["preprocessing"], "val_fraction": transfer["val_fraction"],
+                kind: transfer[kind]}
+    return f"{kind}-{short_hash(settings)}"
+
+
+def probe_path(config: dict, model: str, dataset: str, seed: int) -> str:
+    return f"results/models/{model}/transfer/{dataset}/{probe_key(config, dataset)}/seed{seed}.json"
+
+
+def probe_outputs(config: dict, models: dict[str, Model]) -> list[str]:
+    return [probe_path(config, m.name, d, seed) for m in models.values() for d in m.transfer
+            for seed in config["transfer"]["seeds"]]
+
+
+def evaluation_outputs(models: dict[str, Model]) -> list[str]:
+    return [f"results/models/{m.name}/eval/{ev}.json" for m in models.values() for ev in m.evaluate]

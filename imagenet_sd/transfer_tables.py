@@ -1,0 +1,118 @@
+"""Transfer tables: one long CSV row per (model, dataset, seed), a Markdown table with datasets as columns
+(seeds averaged) plus the summaries of the authors' suite, and a spider plot of models x datasets.
+
+Summaries over the sets marked `summary` (ImageNet-1K is not): mean top-1 and mean log-odds, where the
+log-odds of an accuracy p is ln(p / (1 - p)) (it weighs a point gained near 100% more than one near 50%).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = ["model", "training_data", "dataset", "group", "summary", "kind", "seed", "n_train", "n_val", "n_test",
+           "n_classes", "chosen", "val_top1", "top1", "mean_per_class", "chance_top1"]
+
+
+def log_odds(percent: float) -> float:
+    p = min(max(percent / 100.0, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+def training_data(spec: dict) -> str:
+    return "synthetic only" if spec.get("synthetic") else "real images"
+
+
+def transfer_rows(files: list[str], models: dict, datasets: dict) -> pd.DataFrame:
+    """Rows from probe JSONs at results/models/<model>/transfer/<dataset>/<probe key>/seed<n>.json."""
+    rows = []
+    for path in map(Path, files):
+        model, dataset = path.parents[3].name, path.parents[1].name
+        r = json.loads(path.read_text())
+        rows.append({
+            "model": model, "training_data": training_data(models[model]), "dataset": dataset,
+            "group": datasets[dataset].get("group", ""), "summary": datasets[dataset].get("summary", True),
+            "kind": r["kind"], "seed": r["seed"], "n_train": r["n_train"], "n_val": r["n_val"],
+            "n_test": r["n_test"], "n_classes": r["n_classes"], "chosen": json.dumps(r["chosen"], sort_keys=True),
+            "val_top1": r["val_top1"], "top1": r["top1"], "mean_per_class": r["mean_per_class"],
+            "chance_top1": r["chance_top1"],
+        })
+    return pd.DataFrame(rows, columns=COLUMNS).sort_values(["model", "dataset", "seed"], kind="stable")
+
+
+def summaries(table: pd.DataFrame) -> pd.DataFrame:
+    """Per model: seed-averaged top-1 per dataset, mean and mean log-odds over summary sets, group means."""
+    per_set = table.groupby(["model", "dataset"], sort=True).agg(
+        top1=("top1", "mean"), summary=("summary", "first"), group=("group", "first")).reset_index()
+    out = per_set.pivot(index="model", columns="dataset", values="top1")
+    counted = per_set[per_set.summary.astype(bool)]
+    out["mean"] = counted.groupby("model").top1.mean()
+    out["mean log-odds"] = counted.groupby("model").top1.agg(lambda s: sum(map(log_odds, s)) / len(s))
+    for group, members in per_set[per_set.group != ""].groupby("group"):
+        out[f"{group} avg"] = members.groupby("model").top1.mean()
+    return out
+
+
+def markdown_table(table: pd.DataFrame, models: dict, datasets: dict) -> str:
+    lines = ["# Transfer: linear probes on frozen features", ""]
+    if table.empty:
+        return "\n".join(lines + ["No transfer probe in this config.", ""])
+    wide = summaries(table)
+    names = [c for c in wide.columns]
+    seeds = table.groupby(["model", "dataset"]).seed.nunique().max()
+    lines += [f"Test top-1 (%) of a linear probe on each model's frozen features (mean over {seeds} seed(s)); "
+              "`mean` and `mean log-odds` (ln p/(1-p)) over the sets marked as counted below; group columns "
+              "average their group. The last row is chance (uniform guessing).", ""]
+    lines.append("| model | training data | " + " | ".join(names) + " |")
+    lines.append("|---|---|" + "---|" * len(names))
+    for model, row in wide.iterrows():
+        cells = ["" if pd.isna(row[n]) else f"{row[n]:.2f}" if n == "mean log-odds" else f"{row[n]:.1f}" for n in names]
+        lines.append(f"| {model} | {training_data(models[model])} | " + " | ".join(cells) + " |")
+    chance = table.groupby("dataset").chance_top1.max()
+    lines.append("| *chance* | | " + " | ".join(f"*{chance[n]:.1f}*" if n in chance else "" for n in names) + " |")
+    lines.append("")
+    for name in sorted(table.dataset.unique()):
+        spec = datasets[name]
+        counted = "counted in the mean" if spec.get("summary", True) else "not counted in the mean"
+        row = table[table.dataset == name].iloc[0]
+        text = f"- **{name}** ({row.kind} probe; {row.n_train} train / {row.n_test} test images, {row.n_classes} " \
+               f"classes; {counted}). {spec.get('description', '')}"
+        lines.append(text.rstrip())
+    lines += ["", "`synthetic only`: the model never saw a real image in training; `real images`: a reference "
+              "trained on real data."]
+    return "\n".join(lines) + "\n"
+
+
+def spider_plot(table: pd.DataFrame, path) -> None:
+    """Models as closed lines over one axis per dataset (top-1, seeds averaged)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(6, 6))
+    ax = fig.add_subplot(projection="polar")
+    if not table.empty:
+        wide = table.groupby(["model", "dataset"]).top1.mean().unstack()
+        angles = [2 * math.pi * i / len(wide.columns) for i in range(len(wide.columns))]
+        for model, row in wide.iterrows():
+            values = row.fillna(0).tolist()
+            ax.plot(angles + angles[:1], values + values[:1], marker="o", label=model)
+        ax.set_xticks(angles, list(wide.columns))
+        ax.set_ylim(0, 100)
+        ax.legend(loc="lower right", bbox_to_anchor=(1.25, -0.1), fontsize="small")
+    ax.set_title("Linear-probe top-1 (%)")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main(*, probe_files: list[str], models: dict, datasets: dict, csv: str, markdown: str, plot: str) -> pd.DataFrame:
+    table = transfer_rows(probe_files, models, datasets)
+    Path(csv).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(csv, index=False, float_format="%.6f")
+    Path(markdown).write_text(markdown_table(table, models, datasets))
+    spider_plot(table, plot)
+    return table

@@ -1,0 +1,32 @@
+# Transfer datasets: the ones torchvision downloads (and scikit-learn's bundled digits) prepared on the login
+# node, and one index per dataset split (image paths, labels, class names) that the features jobs read.
+
+
+rule prepare_transfer_set:
+    output:
+        train="resources/transfer/{dataset}/train.tsv",
+        test="resources/transfer/{dataset}/test.tsv",
+    log:
+        "logs/prepare_transfer_set/{dataset}.log",
+    params:
+        spec=transfer_set_spec,
+        seed=config["seed"],
+    conda:
+        "../envs/imagenet-sd.yaml"
+    script:
+        "../workflow_scripts/prepare_transfer_set.py"
+
+
+rule index_dataset:
+    input:
+        dataset_index_input,
+    output:
+        "results/datasets/{dataset}/{part}.json",
+    log:
+        "logs/index_dataset/{dataset}/{part}.log",
+    params:
+        dataset=dataset_params,
+    conda:
+        "../envs/imagenet-sd.yaml"
+    script:
+        "../workflow_scripts/index_dataset.py"

@@ -1,0 +1,30 @@
+# External models: URLs and torchvision weights fetched on the login node (GPU nodes are often offline), and
+# every external checkpoint checked (keys, shapes, class count) before a GPU job reads it.
+
+
+rule fetch_model:
+    output:
+        "resources/models/{fetched}",
+    log:
+        "logs/fetch_model/{fetched}.log",
+    params:
+        source=fetch_source,
+    conda:
+        "../envs/imagenet-sd.yaml"
+    script:
+        "../workflow_scripts/fetch_model.py"
+
+
+rule check_model:
+    input:
+        checkpoint=model_checkpoint,
+    output:
+        "results/models/{model}/model.json",
+    log:
+        "logs/check_model/{model}.log",
+    params:
+        model=model_params,
+    conda:
+        "../envs/imagenet-sd.yaml"
+    script:
+        "../workflow_scripts/check_model.py"
