@@ -134,7 +134,7 @@ def make_loader(shard_paths: list[str], transform, *, batch_size: int, workers: 
         wds.tarfile_to_samples(),
         functools.partial(seeded_shuffle, bufsize=shuffle_buffer, seed=seed),
         wds.decode("pil"),
-        wds.to_tuple("jpg", "cls"),
+        wds.to_tuple("jpg;png", "cls"),  # a real clone packs PNGs as they are
         wds.map_tuple(transform, int),
         wds.batched(batch_size, collation_fn=collate_crops, partial=False),
     )

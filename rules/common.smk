@@ -11,6 +11,8 @@ from imagenet_sd.plan import ConfigError, build_plan, hub_folder, hub_model_id, 
 from imagenet_sd.runtime import export_pythonpath
 from imagenet_sd.prompts import scene_files
 
+BUILT_DATASETS = {"resources/datasets/sklearn-digits"}  # real image sets a local rule writes (no download)
+
 export_pythonpath(workflow.basedir)  # scripts run in child processes, locally and inside SLURM jobs
 validate(config, os.path.join(workflow.basedir, "schemas/config.schema.yaml"))
 try:
@@ -22,6 +24,11 @@ for _name, _spec in config["evalsets"].items():
     if "path" in _spec and not os.path.isdir(_spec["path"]):
         logger.warning(f"evalsets.{_name}.path: folder {_spec['path']} does not exist yet; its evaluate jobs "
                        "will fail until it holds the images (ImageFolder layout, one sub-folder per wnid)")
+
+for _name, _clone in PLAN.clones.items():
+    if _clone.real and not os.path.isdir(_clone.source["path"]) and _clone.source["path"] not in BUILT_DATASETS:
+        logger.warning(f"clones.{_name}.path: folder {_clone.source['path']} does not exist yet; its pack job will "
+                       "fail until it holds the images (ImageFolder layout, one sub-folder per wnid)")
 
 WORDNET = "resources/nltk_data/corpora/wordnet/lexnames"
 TOKENIZER = "resources/clip-tokenizer/vocab.json"
@@ -71,10 +78,19 @@ def generator_pipeline(wildcards):
 
 
 def clone_inputs(wildcards):
-    return {
+    inputs = {
         "train": PLAN.clone_chunks(wildcards.clone, "train"),
         "heldout": PLAN.clone_chunks(wildcards.clone, "heldout"),
     }
+    source = PLAN.clones[wildcards.clone].source
+    if source and os.path.normpath(source["path"]) in BUILT_DATASETS:
+        inputs["folder"] = source["path"]  # a real set this workflow writes; real ImageNet is external
+    return inputs
+
+
+def clone_source(wildcards):
+    """A real clone's ImageFolder settings (None for a synthetic clone)."""
+    return PLAN.clones[wildcards.clone].source
 
 
 def run_clone(wildcards):
