@@ -1,5 +1,6 @@
 # imagenet-sd: synthetic ImageNet clones from a text-to-image model, trained and measured on real images.
-# Reads like the data flow: WordNet -> prompts -> generate -> pack -> train -> evaluate -> tables.
+# Reads like the data flow: WordNet -> prompts -> generate -> pack -> train -> evaluate (+ attacks, representation
+# statistics) -> tables.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -19,6 +20,8 @@ include: "rules/generate.smk"
 include: "rules/pack.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/robustness.smk"
+include: "rules/representation.smk"
 include: "rules/tables.smk"
 
 
@@ -32,6 +35,9 @@ localrules:
     prefetch_weights,
     prompt_summary,
     tables,
+    sklearn_digits,
+    robustness_tables,
+    representation_tables,
 
 
 rule all:
@@ -39,3 +45,5 @@ rule all:
         "results/tables/prompts.csv",
         "results/tables/evaluation.csv",
         "results/tables/evaluation.md",
+        "results/tables/robustness.csv",
+        representation_table_outputs(),

@@ -312,6 +312,11 @@ def build_plan(config: dict, check_wnids: bool = True) -> Plan:
         need("trainings", r["training"], f"runs.{name}.training")
         for ev in r.get("evaluate", []):
             need("evalsets", ev, f"runs.{name}.evaluate")
+    for section in ("robustness", "representation"):
+        for ev in config.get(section, {}).get("evalsets", []):
+            need("evalsets", ev, f"{section}.evalsets")
+            if section == "robustness" and config["evalsets"][ev].get("layout", "imagefolder") != "imagefolder":
+                raise ConfigError(f"robustness.evalsets: {ev!r} is a corruption set; attacks need an ImageFolder set")
     if check_wnids:
         data_noun = wordnet_data_noun(config)
         if data_noun is not None:

@@ -23,11 +23,15 @@ LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "webdataset", 
 
 
 @functools.cache
-def schema_defaults(section: str) -> dict:
-    """Defaults of one named entry of a config section (`recipes`, `trainings`, ...), read from the config
-    schema: the one place they are written."""
+def schema_defaults(section: str, *nested: str) -> dict:
+    """Defaults of one named entry of a config section (`recipes`, `trainings`, ...; `nested` keys lead to
+    a named map deeper down, as robustness -> attacks), read from the config schema: the one place they
+    are written."""
     schema = yaml.safe_load(SCHEMA.read_text())
-    props = schema["properties"][section]["additionalProperties"]["properties"]
+    node = schema["properties"][section]
+    for key in nested:
+        node = node["properties"][key]
+    props = node["additionalProperties"]["properties"]
     return {key: spec.get("default") for key, spec in props.items()}
 
 

@@ -8,7 +8,7 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from imagenet_sd.plan import ConfigError, build_plan, hub_folder, hub_model_id, recipe_dependencies
-from imagenet_sd.runtime import export_pythonpath
+from imagenet_sd.runtime import export_pythonpath, schema_defaults
 from imagenet_sd.prompts import scene_files
 
 BUILT_DATASETS = {"resources/datasets/sklearn-digits"}  # real image sets a local rule writes (no download)
@@ -47,6 +47,9 @@ wildcard_constraints:
     evalset=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
     hub_model=r"[A-Za-z0-9][A-Za-z0-9_.-]*(--[A-Za-z0-9][A-Za-z0-9_.-]*)?",
     revision=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    model=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    attack=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    eps=r"\d+(\.\d+)?",
 
 
 def recipe_params(wildcards):
@@ -115,3 +118,78 @@ def evaluation_outputs():
 
 def all_prompt_files():
     return sorted({p for clone in PLAN.clones for p in PLAN.clone_prompts(clone)})
+
+
+# ---- models: every run is a model of the same name -------------------------------------------------
+
+
+def model_checkpoint(wildcards):
+    return f"results/runs/{wildcards.model}/checkpoint.pt"
+
+
+def model_evalsets():
+    """Evaluation sets of every model."""
+    return {run: r.get("evaluate", []) for run, r in config["runs"].items()}
+
+
+def model_data_kinds():
+    """Per model, whether it was trained on real or synthetic images (for the tables)."""
+    return {run: "real" if PLAN.clones[r["clone"]].real else "synthetic" for run, r in config["runs"].items()}
+
+
+def model_eval_resolution(wildcards):
+    training = config["trainings"][config["runs"][wildcards.model]["training"]]
+    return training.get("eval_resolution", schema_defaults("trainings")["eval_resolution"])
+
+
+def evalset_spec(wildcards):
+    return config["evalsets"][wildcards.evalset]
+
+
+def evalset_folder(wildcards):
+    return evalset_images(wildcards.evalset)
+
+
+# ---- robustness and representation -----------------------------------------------------------------
+
+
+def eps_label(eps):
+    """An epsilon (in 1/255) as it appears in a path: 1 -> '1', 0.5 -> '0.5'."""
+    return f"{eps:g}"
+
+
+def attack_outputs():
+    """One file per (model, attacked set, attack, epsilon): adding an attack or an epsilon adds only its own."""
+    spec = config["robustness"]
+    return [f"results/models/{model}/attack/{ev}/{attack}/eps{eps_label(eps)}.json"
+            for model, sets in model_evalsets().items() for ev in sets if ev in spec["evalsets"]
+            for attack in spec["attacks"] for eps in spec["epsilons"]]
+
+
+def attack_settings(wildcards):
+    """The attack's settings, schema defaults filled in (a changed setting reruns only that attack's jobs)."""
+    return {**schema_defaults("robustness", "attacks"), **config["robustness"]["attacks"][wildcards.attack]}
+
+
+def attack_epsilon(wildcards):
+    return float(wildcards.eps)
+
+
+def representation_outputs():
+    spec = config["representation"]
+    return [f"results/models/{model}/representation/{ev}.json"
+            for model, sets in model_evalsets().items() for ev in sets if ev in spec["evalsets"]]
+
+
+def representation_features(wildcards):
+    """Test-split features of the model on the set (features_file comes with the feature-extraction rule)."""
+    return features_file(wildcards.model, wildcards.evalset, "test")
+
+
+def representation_table_outputs():
+    """The representation table, when the config asks for statistics (they need the features rule)."""
+    return ["results/tables/representation.csv"] if config["representation"]["evalsets"] else []
+
+
+def real_clones():
+    return sorted(name for name, clone in PLAN.clones.items() if clone.real)

@@ -12,6 +12,7 @@ rule tables:
     params:
         runs=config["runs"],
         evalsets=config["evalsets"],
+        real_clones=real_clones(),
     conda:
         "../envs/imagenet-sd.yaml"
     script:
