@@ -84,7 +84,7 @@ def statistics(features: np.ndarray, labels: np.ndarray, *, eps: float = CODING_
         "redundancy": redundancy(features),
         "coding_rate": coding_rate(features, eps),
         "n_images": int(features.shape[0]), "dim": int(features.shape[1]),
-        "n_classes": int(len(np.unique(labels))),
+        "n_classes": len(np.unique(labels)),
         "settings": {"sparsity_threshold": threshold, "coding_rate_eps": eps, "coding_rate_log": "natural",
                      "coding_rate_rows": "L2-normalised"},
     }

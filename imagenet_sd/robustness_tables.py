@@ -14,8 +14,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on cluster nodes
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
 ROBUSTNESS_COLUMNS = ["model", "train_data", "set", "kind", "perturbation", "strength", "top1", "top5", "ece", "nll",
                       "n_images"]
@@ -158,8 +158,8 @@ def main_representation(*, stat_files, kinds: dict, reference: str | None, csv, 
     Path(csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(csv, index=False, float_format="%.6f")
     ref = reference_model(table, reference)
-    lines = ["# Representation", "", "Statistics of frozen features (docs/representation.md); models marked (real) "
-             "were trained on real images.", ""]
+    intro = "Statistics of frozen features (docs/representation.md); models marked (real) were trained on real images."
+    lines = ["# Representation", "", intro, ""]
     for name, part in table.groupby("set", sort=True):
         lines += [f"## {name}", "", "| model | " + " | ".join(STATISTICS) + " |", "|---|" + "---|" * len(STATISTICS)]
         lines += [f"| {label(r.model, r.train_data)} | " + " | ".join(f"{getattr(r, s):.4f}" for s in STATISTICS)

@@ -62,7 +62,7 @@ def test_real_images_are_packed_as_they_are(packed):
 
 
 def test_real_heldout_is_an_image_folder_disjoint_from_train(packed):
-    folder, out = packed
+    _, out = packed
     held = ImageFolder(out / "heldout")
     assert held.classes == CLASSES and Counter(held.targets) == {0: 2, 1: 2, 2: 2}
     held_bytes = {Path(p).read_bytes() for p, _ in held.samples}

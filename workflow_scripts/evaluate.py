@@ -5,9 +5,8 @@ import logging
 import torch
 
 from imagenet_sd.evaluation import corruption_folders, corruption_summary, score_folder
-from imagenet_sd.runtime import setup_logging, versions, write_json
-from imagenet_sd.runtime import sha256_file
 from imagenet_sd.models import load_checkpoint_model, pick_device
+from imagenet_sd.runtime import setup_logging, sha256_file, versions, write_json
 from imagenet_sd.training import resolve_training
 from imagenet_sd.transforms import eval_transform
 

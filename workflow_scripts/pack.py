@@ -7,8 +7,14 @@ import logging
 
 from imagenet_sd.realdata import index_folder, reencode
 from imagenet_sd.runtime import setup_logging, versions, write_json
-from imagenet_sd.shards import (check_counts, clear_dir, index_chunks, shuffle_across_classes, write_image_folder,
-                                write_shards)
+from imagenet_sd.shards import (
+    check_counts,
+    clear_dir,
+    index_chunks,
+    shuffle_across_classes,
+    write_image_folder,
+    write_shards,
+)
 
 log = logging.getLogger("imagenet_sd.pack")
 
