@@ -49,11 +49,11 @@ def test_demo_attacks_calibration_and_the_real_row(demo_run):
         pgd = json.loads((demo_run / f"results/models/{model}/attack/{evalset}/pgd/eps1.json").read_text())
         fgsm = json.loads((demo_run / f"results/models/{model}/attack/{evalset}/fgsm/eps1.json").read_text())
         assert pgd["clean"]["correct_top1"] == fgsm["clean"]["correct_top1"]  # the same fixed subset
-        assert pgd["subset"]["n_images"] == 24
+        assert pgd["subset"]["n_images"] == 16
     assert (demo_run / "results/tables/robustness.png").stat().st_size > 1000
     assert "digits (real)" in (demo_run / "results/tables/robustness.md").read_text()
     index = json.loads((demo_run / "results/clones/digits/train.json").read_text())
-    assert index["source"]["kind"] == "real" and index["count"] == 10 * 16
+    assert index["source"]["kind"] == "real" and index["count"] == 10 * 10
 
 
 def bad_real_folder(tmp_path, make_folder) -> str:
