@@ -1,6 +1,6 @@
 # imagenet-sd: synthetic ImageNet clones from a text-to-image model, trained and measured on real images.
 # Reads like the data flow: WordNet -> prompts -> generate -> pack -> train -> models (runs and external
-# checkpoints) -> datasets -> features -> evaluate / probes -> tables.
+# checkpoints) -> datasets -> features -> evaluate / probes / attacks / representation statistics -> tables.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -24,6 +24,8 @@ include: "rules/datasets.smk"
 include: "rules/features.smk"
 include: "rules/evaluate.smk"
 include: "rules/transfer.smk"
+include: "rules/robustness.smk"
+include: "rules/representation.smk"
 include: "rules/tables.smk"
 
 
@@ -42,6 +44,9 @@ localrules:
     prompt_summary,
     tables,
     transfer_tables,
+    sklearn_digits,
+    robustness_tables,
+    representation_tables,
 
 
 rule all:
@@ -52,3 +57,5 @@ rule all:
         "results/tables/transfer.csv",
         "results/tables/transfer.md",
         "results/tables/transfer.png",
+        "results/tables/robustness.csv",
+        representation_table_outputs(),

@@ -25,14 +25,18 @@ def schema() -> dict:
     return yaml.safe_load(SCHEMA.read_text())
 
 
-def entry_schema(section: str) -> dict:
-    """The schema of one named entry of a config section (`recipes`, `trainings`, ...)."""
-    return schema()["properties"][section]["additionalProperties"]
+def entry_schema(section: str, *nested: str) -> dict:
+    """The schema of one named entry of a config section (`recipes`, `trainings`, ...); `nested` keys lead to
+    a named map deeper down (`robustness`, `attacks`)."""
+    node = schema()["properties"][section]
+    for key in nested:
+        node = node["properties"][key]
+    return node["additionalProperties"]
 
 
-def schema_defaults(section: str) -> dict:
+def schema_defaults(section: str, *nested: str) -> dict:
     """Defaults of one named entry of a config section, as the schema writes them."""
-    return {key: spec.get("default") for key, spec in entry_schema(section)["properties"].items()}
+    return {key: spec.get("default") for key, spec in entry_schema(section, *nested)["properties"].items()}
 
 
 def resolve_entry(section: str, name: str, entry: dict) -> dict:

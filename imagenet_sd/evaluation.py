@@ -5,6 +5,8 @@ masked out before ranking (timm's --valid-labels), so one function scores a 1000
 ImageNet-R's 200 classes and a 100-class model on its intersection with them; images of folders the model
 does not know are not scored. Top-5 ranks among the scored classes only, so with fewer than 5 scored
 classes it is top-k with k = the number of scored classes (recorded as `top5_k`; then it is 100%).
+Calibration (ECE, NLL) comes from the same masked logits. A set in ImageNet-C's layout
+(<corruption>/<severity>/<wnid>/) is scored folder by folder and summarised by the mean.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from torchvision.datasets import ImageFolder
 log = logging.getLogger(__name__)
 
 TOPK = 5
+ECE_BINS = 15
 IMAGENET1K_SYNSETS = Path(__file__).resolve().parents[1] / "data/imagenet1k_synsets.tsv"
 
 
@@ -79,10 +82,44 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
     return [int(hits[:, :k].any(dim=1).sum()) for k in ks]
 
 
+class Calibration:
+    """Expected calibration error and negative log-likelihood, accumulated batch by batch.
+
+    Probabilities are the softmax over the scored classes (masked logits). ECE (Guo et al. 2017): the
+    confidence (top probability) falls in one of `bins` equal-width bins ((k-1)/B, k/B]; ECE is the
+    image-weighted mean over bins of |accuracy - mean confidence|, a fraction in [0, 1]. NLL is the mean of
+    -log p(true class) in nats.
+    """
+
+    def __init__(self, bins: int = ECE_BINS):
+        self.bins = bins
+        self.count = torch.zeros(bins, dtype=torch.float64)
+        self.confidence = torch.zeros(bins, dtype=torch.float64)
+        self.correct = torch.zeros(bins, dtype=torch.float64)
+        self.nll_sum = 0.0
+
+    def update(self, logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> None:
+        logp = logits.double().masked_fill(~mask.to(logits.device), float("-inf")).log_softmax(dim=1)
+        self.nll_sum -= float(logp.gather(1, labels[:, None].to(logp.device)).sum())
+        confidence, predicted = logp.exp().max(dim=1)
+        confidence, hit = confidence.cpu(), (predicted.cpu() == labels.cpu()).double()
+        which = (confidence * self.bins).ceil().long().clamp(1, self.bins) - 1
+        self.count.index_add_(0, which, torch.ones_like(confidence))
+        self.confidence.index_add_(0, which, confidence)
+        self.correct.index_add_(0, which, hit)
+
+    def result(self) -> dict:
+        n = float(self.count.sum())
+        if not n:
+            return {"ece": float("nan"), "nll": float("nan"), "ece_bins": self.bins}
+        gaps = (self.correct - self.confidence).abs().sum()  # sum over bins of n_b |acc_b - conf_b|
+        return {"ece": float(gaps) / n, "nll": self.nll_sum / n, "ece_bins": self.bins}
+
+
 @torch.no_grad()
 def score(model, loader, mask: torch.Tensor, device: torch.device, ks: tuple[int, ...],
-          channels_last: bool = False) -> tuple[list[int], int]:
-    """(correct counts per k, number of images) of `model` over `loader`."""
+          channels_last: bool = False, calibration: Calibration | None = None) -> tuple[list[int], int]:
+    """(correct counts per k, number of images) of `model` over `loader`; `calibration` is fed the logits."""
     model.eval()
     memory_format = torch.channels_last if channels_last else torch.preserve_format
     correct, seen = [0] * len(ks), 0
@@ -90,6 +127,8 @@ def score(model, loader, mask: torch.Tensor, device: torch.device, ks: tuple[int
         logits = model(images.to(device, non_blocking=True, memory_format=memory_format))
         for i, c in enumerate(topk_correct(logits, labels.to(device), mask, ks)):
             correct[i] += c
+        if calibration is not None:
+            calibration.update(logits, labels, mask)
         seen += len(labels)
     return correct, seen
 
@@ -101,3 +140,55 @@ def accuracies(correct: list[int], n_images: int, ks: tuple[int, int]) -> dict:
 
     return {"top1": pct(correct[0]), "top5": pct(correct[1]), "top5_k": ks[1],
             "correct_top1": correct[0], "correct_top5": correct[1], "n_images": n_images}
+
+
+def score_folder(model, root, model_classes: list[str], transform, *, naming: str, batch_size: int, workers: int,
+                 device: torch.device, channels_last: bool = False) -> dict:
+    """Accuracies, calibration and class match of `model` on one ImageFolder set."""
+    dataset, match = image_folder(root, model_classes, transform, naming=naming)
+    if not match.scored or not dataset.samples:
+        raise ValueError(f"evaluation set {root} has no images of the model's classes")
+    if match.model_only or match.set_only:
+        log.info("%s: scoring %d shared classes: %d model classes absent from the set (masked), "
+                 "%d set folders unknown to the model (not scored)",
+                 root, len(match.scored), len(match.model_only), len(match.set_only))
+    ks = (1, min(TOPK, len(match.scored)))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                                         pin_memory=device.type == "cuda")
+    calibration = Calibration()
+    correct, n_images = score(model, loader, match.mask(model_classes), device, ks, channels_last, calibration)
+    return {**accuracies(correct, n_images, ks), **calibration.result(), "n_classes_scored": len(match.scored),
+            "classes_scored": match.scored, "model_classes_missing_from_evalset": match.model_only,
+            "evalset_classes_not_in_model": match.set_only}
+
+
+def corruption_folders(root) -> list[tuple[str, str, Path]]:
+    """(corruption, severity, folder) of a set in ImageNet-C's layout <corruption>/<severity>/<wnid>/."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"evaluation set folder not found: {root} (layout `corruptions`: "
+                                "<corruption>/<severity>/<wnid>/, as ImageNet-C)")
+    found = []
+    for corruption in sorted(p for p in root.iterdir() if p.is_dir()):
+        severities = sorted((p for p in corruption.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name))
+        if not severities or not all(p.name.isdigit() for p in severities):
+            names = ", ".join(p.name for p in severities[:5]) or "none"
+            raise ValueError(f"{corruption}: expected severity folders 1..5 (layout <corruption>/<severity>/<wnid>/, "
+                             f"as ImageNet-C); found sub-folders: {names}")
+        found += [(corruption.name, s.name, s) for s in severities]
+    if not found:
+        raise ValueError(f"{root} holds no <corruption>/<severity>/<wnid>/ folders (ImageNet-C layout)")
+    return found
+
+
+def corruption_summary(parts: dict[str, dict[str, dict]]) -> dict:
+    """Means over every (corruption, severity) folder, and per corruption over its severities."""
+    metrics = ("top1", "top5", "ece", "nll")
+    cells = [r for by_severity in parts.values() for r in by_severity.values()]
+    per_corruption = {c: {m: sum(r[m] for r in s.values()) / len(s) for m in metrics} for c, s in parts.items()}
+    return {**{m: sum(r[m] for r in cells) / len(cells) for m in metrics},
+            "top5_k": min(r["top5_k"] for r in cells), "n_images": sum(r["n_images"] for r in cells),
+            "n_classes_scored": max(r["n_classes_scored"] for r in cells),
+            "mean_over": "every (corruption, severity) folder, unweighted", "per_corruption": per_corruption,
+            "corruptions": {c: {s: {k: r[k] for k in (*metrics, "n_images")} for s, r in by_severity.items()}
+                            for c, by_severity in parts.items()}}

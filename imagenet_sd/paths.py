@@ -33,6 +33,8 @@ WILDCARDS = {
     "part": "train|test",
     "probe_hash": HASH,
     "seed": r"\d+",
+    "attack": NAME,
+    "eps": r"\d+(\.\d+)?",
     "fetched": r"(torchvision/[A-Za-z0-9_.]+\.pth|url/[0-9a-f]{8}/[^/]+)",
 }
 

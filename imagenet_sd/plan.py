@@ -17,6 +17,7 @@ from imagenet_sd import paths
 from imagenet_sd.config import ConfigError
 from imagenet_sd.prompts import PROMPTS_VERSION
 from imagenet_sd.wordnet import unknown_wnids, wordnet_data_noun
+from imagenet_sd.realdata import check_folder
 
 
 # Generator settings that change pixels. Everything else (batch size, chunk size, compile, attention,
@@ -55,14 +56,19 @@ class ClassEntry:
 class Clone:
     name: str
     classes: list[ClassEntry]
-    recipe: str
-    recipe_key: str
-    generator: str
-    generator_key: str
-    images_per_class: int
+    recipe: str | None  # None for a real clone, as generator and their keys
+    recipe_key: str | None
+    generator: str | None
+    generator_key: str | None
+    images_per_class: int | None  # a real clone without a cap packs every image of its folder
     heldout_per_class: int
     chunk_size: int
     shard_size: int
+    source: dict | None = None  # a real clone: {path, jpeg_quality, storage_size} of its ImageFolder train set
+
+    @property
+    def real(self) -> bool:
+        return self.source is not None
 
     def count(self, split: str) -> int:
         return self.images_per_class if split == "train" else self.heldout_per_class
@@ -172,11 +178,15 @@ class Plan:
     # ---- paths ------------------------------------------------------------------------------
     def clone_chunks(self, clone: str, split: str, stats: bool = False) -> list[str]:
         c = self.clones[clone]
+        if c.real:
+            return []
         return [paths.chunk(c.generator_key, c.recipe_key, split, e.key, a, b, stats)
                 for e in c.classes for a, b in c.chunks(split)]
 
     def clone_prompts(self, clone: str) -> list[str]:
         c = self.clones[clone]
+        if c.real:
+            return []
         return [paths.PROMPTS.format(recipe_key=c.recipe_key, ckey=e.key) for e in c.classes]
 
 
@@ -193,6 +203,19 @@ def recipe_dependencies(config: dict, recipe: str, trail=()) -> list[str]:
             raise ConfigError(f"recipes.{recipe}.mix: recipe {name!r} mixes itself")
         deps += [name] + recipe_dependencies(config, name, trail + (recipe,))
     return deps
+
+
+def real_clone(name: str, c: dict, classes: list[ClassEntry]) -> Clone:
+    """A clone of real images: its ImageFolder is checked against the sheet now, when it is already there."""
+    if os.path.isdir(c["path"]):
+        try:
+            check_folder(c["path"], [e.wnid for e in classes])
+        except ValueError as e:
+            raise ConfigError(f"clones.{name}.path: {e}") from None
+    source = {"path": c["path"], "jpeg_quality": c.get("jpeg_quality"), "storage_size": c.get("storage_size")}
+    return Clone(name=name, classes=classes, recipe=None, recipe_key=None, generator=None, generator_key=None,
+                 images_per_class=c.get("images_per_class"), heldout_per_class=c.get("heldout_per_class", 0),
+                 chunk_size=1, shard_size=c.get("shard_size", 1000), source=source)
 
 
 def build_plan(config: dict, check_wnids: bool = True) -> Plan:
@@ -213,6 +236,9 @@ def build_plan(config: dict, check_wnids: bool = True) -> Plan:
             raise ConfigError(f"class_sets.{name}: {e}") from None
     for name, c in config.get("clones", {}).items():
         need("class_sets", c["class_set"], f"clones.{name}.class_set")
+        if "path" in c:
+            plan.clones[name] = real_clone(name, c, plan.sheets[c["class_set"]])
+            continue
         need("recipes", c["recipe"], f"clones.{name}.recipe")
         need("generators", c["generator"], f"clones.{name}.generator")
         g = config["generators"][c["generator"]]
@@ -231,6 +257,11 @@ def build_plan(config: dict, check_wnids: bool = True) -> Plan:
         need("trainings", r["training"], f"runs.{name}.training")
         for ev in r.get("evaluate", []):
             need("evalsets", ev, f"runs.{name}.evaluate")
+    for section in ("robustness", "representation"):
+        for ev in config.get(section, {}).get("evalsets", []):
+            need("evalsets", ev, f"{section}.evalsets")
+            if section == "robustness" and config["evalsets"][ev].get("layout", "imagefolder") != "imagefolder":
+                raise ConfigError(f"robustness.evalsets: {ev!r} is a corruption set; attacks need an ImageFolder set")
     if check_wnids:
         data_noun = wordnet_data_noun(config)
         if data_noun is not None:

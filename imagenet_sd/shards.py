@@ -25,6 +25,15 @@ SHARD_PATTERN = "shard-{:06d}.tar"
 SAMPLE_FIELDS = ("jpg", "json")  # what a chunk tar holds per image (the pack adds `cls`)
 
 
+def image_format(data: bytes) -> str | None:
+    """Shard field of an image by its leading bytes: `jpg`, `png`, or None for other formats."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Member:
     """Where one member's bytes sit inside a chunk tar (read later by offset, never all in memory)."""
@@ -38,7 +47,7 @@ class Sample:
     key: str  # n01440764_000012: no dots, webdataset splits the extension at the first dot
     wnid: str
     label: int
-    fields: dict  # field name -> Member
+    fields: dict  # field name -> Member (bytes inside a file) or bytes
 
 
 def split_member_name(name: str) -> tuple[str, str]:
@@ -128,20 +137,40 @@ class MemberReader:
 
 
 
-def write_shard(path: Path, samples: list[Sample], reader: MemberReader) -> dict:
+def image_member(sample: Sample, reader: MemberReader, transcode=None) -> tuple[str, bytes]:
+    """(field, bytes) of a sample's image: its bytes as they are, named by their format (`jpg` or `png`),
+    or what `transcode(bytes)` makes of them (a JPEG) when a clone asks for re-encoding."""
+    source = sample.fields["jpg"]
+    data = reader.read(source) if isinstance(source, Member) else source
+    if transcode is not None:
+        return "jpg", transcode(data)
+    kind = image_format(data)
+    if kind is None:
+        where = source.tar if isinstance(source, Member) else sample.key
+        raise ValueError(f"{where}: neither JPEG nor PNG; set the clone's jpeg_quality to re-encode such images")
+    return kind, data
+
+
+def field_bytes(sample: Sample, field: str, reader: MemberReader) -> bytes:
+    value = sample.fields[field]
+    return reader.read(value) if isinstance(value, Member) else value
+
+
+def write_shard(path: Path, samples: list[Sample], reader: MemberReader, transcode=None) -> dict:
     """One shard, written under a temporary name and renamed: a killed job never leaves a complete-looking shard."""
     with atomic_path(path) as tmp:
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
             for s in samples:
                 add_tar_member(tar, f"{s.key}.cls", str(s.label).encode())
-                for field in SAMPLE_FIELDS:
-                    add_tar_member(tar, f"{s.key}.{field}", reader.read(s.fields[field]))
+                kind, image = image_member(s, reader, transcode)
+                add_tar_member(tar, f"{s.key}.{kind}", image)
+                add_tar_member(tar, f"{s.key}.json", field_bytes(s, "json", reader))
         digest = sha256_file(tmp)
         size = tmp.stat().st_size
     return {"name": path.name, "count": len(samples), "bytes": size, "sha256": digest}
 
 
-def write_shards(samples: list[Sample], out_dir: str | os.PathLike, shard_size: int) -> list[dict]:
+def write_shards(samples: list[Sample], out_dir: str | os.PathLike, shard_size: int, transcode=None) -> list[dict]:
     """Consecutive runs of `shard_size` samples -> shard-000000.tar, ...; returns one record per shard."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +178,8 @@ def write_shards(samples: list[Sample], out_dir: str | os.PathLike, shard_size: 
     records = []
     try:
         for number, start in enumerate(range(0, len(samples), shard_size)):
-            record = write_shard(out_dir / SHARD_PATTERN.format(number), samples[start:start + shard_size], reader)
+            record = write_shard(out_dir / SHARD_PATTERN.format(number), samples[start:start + shard_size], reader,
+                                 transcode)
             log.info("wrote %s: %d images, %.1f MB", record["name"], record["count"], record["bytes"] / 1e6)
             records.append(record)
     finally:
@@ -157,8 +187,9 @@ def write_shards(samples: list[Sample], out_dir: str | os.PathLike, shard_size: 
     return records
 
 
-def write_image_folder(samples: list[Sample], out_dir: str | os.PathLike) -> None:
-    """ImageFolder layout, as ImageNet val: <out_dir>/<wnid>/<key>.jpg (only the images; labels are the folders)."""
+def write_image_folder(samples: list[Sample], out_dir: str | os.PathLike, transcode=None) -> None:
+    """ImageFolder layout, as ImageNet val: <out_dir>/<wnid>/<key>.jpg (or .png; only the images, labels are
+    the folders)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     reader = MemberReader()
@@ -166,7 +197,8 @@ def write_image_folder(samples: list[Sample], out_dir: str | os.PathLike) -> Non
         for s in samples:
             folder = out_dir / s.wnid
             folder.mkdir(exist_ok=True)
-            (folder / f"{s.key}.jpg").write_bytes(reader.read(s.fields["jpg"]))
+            kind, image = image_member(s, reader, transcode)
+            (folder / f"{s.key}.{kind}").write_bytes(image)
     finally:
         reader.close()
 

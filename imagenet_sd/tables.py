@@ -10,11 +10,12 @@ from pathlib import Path
 import pandas as pd
 
 COLUMNS = ["run", "clone", "training", "evalset", "synthetic", "top1", "top5", "chance_top1", "chance_top5",
-           "n_images", "n_classes_scored"]
+           "n_images", "n_classes_scored", "train_data"]
 
 
-def evaluation_rows(eval_files: list[str], runs: dict, evalsets: dict) -> pd.DataFrame:
-    """Rows from the evaluate jobs' JSON files, located by their path results/runs/<run>/eval/<evalset>.json."""
+def evaluation_rows(eval_files: list[str], runs: dict, evalsets: dict, real_clones=()) -> pd.DataFrame:
+    """Rows from the evaluate jobs' JSON files, located by their path results/runs/<run>/eval/<evalset>.json.
+    `real_clones`: clones of real images (their runs are marked real, and so are their held-out sets)."""
     rows = []
     for path in eval_files:
         path = Path(path)
@@ -24,8 +25,9 @@ def evaluation_rows(eval_files: list[str], runs: dict, evalsets: dict) -> pd.Dat
             "run": run,
             "clone": runs[run]["clone"],
             "training": runs[run]["training"],
+            "train_data": "real" if runs[run]["clone"] in real_clones else "synthetic",
             "evalset": evalset,
-            "synthetic": "clone" in evalsets[evalset],
+            "synthetic": "clone" in evalsets[evalset] and evalsets[evalset]["clone"] not in real_clones,
             "top1": result["top1"],
             "top5": result["top5"],
             "chance_top1": 100.0 / result["n_classes_scored"],
@@ -42,6 +44,7 @@ def markdown_pivot(table: pd.DataFrame, evalsets: dict) -> str:
     if table.empty:
         return "\n".join(lines + ["No evaluation in this config.", ""])
     cell = table.assign(score=[f"{a:.1f} / {b:.1f}" for a, b in zip(table.top1, table.top5)])
+    cell = cell.assign(run=[f"{r} (real)" if d == "real" else r for r, d in zip(cell.run, cell.train_data)])
     pivot = cell.pivot(index="run", columns="evalset", values="score").fillna("")
     names = list(pivot.columns)
     lines.append("Top-1 / top-5 accuracy (%) of each run (rows) on each evaluation set (columns); "
@@ -59,6 +62,8 @@ def markdown_pivot(table: pd.DataFrame, evalsets: dict) -> str:
         spec = evalsets[name]
         source = f"held-out synthetic images of clone `{spec['clone']}` (other seeds), not real images" \
             if "clone" in spec else f"`{spec['path']}`"
+        if "clone" in spec and not table[table.evalset == name].synthetic.any():
+            source = f"held-out real images of the real clone `{spec['clone']}`"
         text = spec.get("description") or ""
         lines.append(f"- **{name}**: {source}. {text}".rstrip())
     if any(row.n_classes_scored < 5 for row in table.itertuples()):
@@ -69,8 +74,9 @@ def markdown_pivot(table: pd.DataFrame, evalsets: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(*, eval_files: list[str], runs: dict, evalsets: dict, csv: str, markdown: str) -> pd.DataFrame:
-    table = evaluation_rows(eval_files, runs, evalsets)
+def main(*, eval_files: list[str], runs: dict, evalsets: dict, csv: str, markdown: str,
+         real_clones=()) -> pd.DataFrame:
+    table = evaluation_rows(eval_files, runs, evalsets, real_clones)
     Path(csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(csv, index=False, float_format="%.6f")
     Path(markdown).write_text(markdown_pivot(table, evalsets))

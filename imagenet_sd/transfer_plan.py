@@ -85,7 +85,8 @@ def build_models(config: dict, plan: Plan) -> dict[str, Model]:
     for name, run in config.get("runs", {}).items():
         models[name] = Model(name, "run", f"results/runs/{name}/checkpoint.pt", None,
                              config["trainings"][run["training"]].get("arch", "resnet50"),
-                             tuple(e.wnid for e in plan.clones[run["clone"]].classes), True,
+                             tuple(e.wnid for e in plan.clones[run["clone"]].classes),
+                             not plan.clones[run["clone"]].real,
                              tuple(run.get("evaluate", [])),
                              transfer_names(config, run.get("transfer"), f"runs.{name}.transfer"), None)
     for name, spec in config.get("models", {}).items():

@@ -9,12 +9,14 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from imagenet_sd import paths
-from imagenet_sd.config import ConfigError
+from imagenet_sd.config import ConfigError, schema_defaults
 from imagenet_sd.paths import hub_folder, hub_model_id
 from imagenet_sd.plan import build_plan, recipe_dependencies
 from imagenet_sd.runtime import export_cache_dirs, export_pythonpath
 from imagenet_sd.prompts import scene_files
 from imagenet_sd import transfer_plan as TP
+
+BUILT_DATASETS = {"resources/datasets/sklearn-digits"}  # real image sets a local rule writes (no download)
 
 export_pythonpath(workflow.basedir)  # scripts run in child processes, locally and inside SLURM jobs
 export_cache_dirs()  # no library cache in /tmp
@@ -31,6 +33,11 @@ for _name, _spec in config["evalsets"].items():
     if "path" in _spec and not os.path.isdir(_spec["path"]):
         logger.warning(f"evalsets.{_name}.path: folder {_spec['path']} does not exist yet; its evaluate jobs "
                        "will fail until it holds the images (ImageFolder layout, one sub-folder per wnid)")
+
+for _name, _clone in PLAN.clones.items():
+    if _clone.real and not os.path.isdir(_clone.source["path"]) and _clone.source["path"] not in BUILT_DATASETS:
+        logger.warning(f"clones.{_name}.path: folder {_clone.source['path']} does not exist yet; its pack job will "
+                       "fail until it holds the images (ImageFolder layout, one sub-folder per wnid)")
 
 FETCHED = {m.checkpoint: m.fetch for m in MODELS.values() if m.fetch}  # local file -> URL / weights name
 PREP_KEY = TP.preprocessing_key(config)
@@ -71,10 +78,19 @@ def generator_pipeline(wildcards):
 
 
 def clone_inputs(wildcards):
-    return {
+    inputs = {
         "train": PLAN.clone_chunks(wildcards.clone, "train"),
         "heldout": PLAN.clone_chunks(wildcards.clone, "heldout"),
     }
+    source = PLAN.clones[wildcards.clone].source
+    if source and os.path.normpath(source["path"]) in BUILT_DATASETS:
+        inputs["folder"] = source["path"]  # a real set this workflow writes; real ImageNet is external
+    return inputs
+
+
+def clone_source(wildcards):
+    """A real clone's ImageFolder settings (None for a synthetic clone)."""
+    return PLAN.clones[wildcards.clone].source
 
 
 def run_clone(wildcards):
@@ -171,3 +187,74 @@ def all_prompt_files():
 
 def transfer_set_spec(wildcards):
     return config["transfer_sets"][wildcards.dataset]
+
+
+# ---- models: every run is a model of the same name -------------------------------------------------
+
+
+def model_evalsets():
+    """Evaluation sets of every model (runs and external models)."""
+    return {name: list(m.evaluate) for name, m in MODELS.items()}
+
+
+def model_data_kinds():
+    """Per model, whether it was trained on real or synthetic images (for the tables)."""
+    return {name: "synthetic" if m.synthetic else "real" for name, m in MODELS.items()}
+
+
+def model_eval_resolution(wildcards):
+    training = model_eval_training(wildcards)
+    return training.get("eval_resolution", schema_defaults("trainings")["eval_resolution"])
+
+
+def evalset_spec(wildcards):
+    return config["evalsets"][wildcards.evalset]
+
+
+def evalset_folder(wildcards):
+    return evalset_images(wildcards.evalset)
+
+
+# ---- robustness and representation -----------------------------------------------------------------
+
+
+def eps_label(eps):
+    """An epsilon (in 1/255) as it appears in a path: 1 -> '1', 0.5 -> '0.5'."""
+    return f"{eps:g}"
+
+
+def attack_outputs():
+    """One file per (model, attacked set, attack, epsilon): adding an attack or an epsilon adds only its own."""
+    spec = config["robustness"]
+    return [f"results/models/{model}/attack/{ev}/{attack}/eps{eps_label(eps)}.json"
+            for model, sets in model_evalsets().items() for ev in sets if ev in spec["evalsets"]
+            for attack in spec["attacks"] for eps in spec["epsilons"]]
+
+
+def attack_settings(wildcards):
+    """The attack's settings, schema defaults filled in (a changed setting reruns only that attack's jobs)."""
+    return {**schema_defaults("robustness", "attacks"), **config["robustness"]["attacks"][wildcards.attack]}
+
+
+def attack_epsilon(wildcards):
+    return float(wildcards.eps)
+
+
+def representation_outputs():
+    spec = config["representation"]
+    return [f"results/models/{model}/representation/{ev}.json"
+            for model, sets in model_evalsets().items() for ev in sets if ev in spec["evalsets"]]
+
+
+def representation_features(wildcards):
+    """Test-split features of the model on the set (features_file comes with the feature-extraction rule)."""
+    return features_file(wildcards.model, wildcards.evalset, "test")
+
+
+def representation_table_outputs():
+    """The representation table, when the config asks for statistics (they need the features rule)."""
+    return ["results/tables/representation.csv"] if config["representation"]["evalsets"] else []
+
+
+def real_clones():
+    return sorted(name for name, clone in PLAN.clones.items() if clone.real)

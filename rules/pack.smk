@@ -1,5 +1,5 @@
-# Chunk tars of one clone -> WebDataset train shards shuffled across classes, and the held-out split
-# as an ImageFolder evaluation set.
+# Chunk tars of one clone (or a real clone's ImageFolder) -> WebDataset train shards shuffled across classes,
+# and the held-out split as an ImageFolder evaluation set.
 
 
 rule pack:
@@ -17,6 +17,7 @@ rule pack:
         heldout_per_class=lambda w: PLAN.clones[w.clone].heldout_per_class,
         shard_size=lambda w: PLAN.clones[w.clone].shard_size,
         seed=config["seed"],
+        source=clone_source,
     resources:
         mem_mb=4000,
         runtime=240,  # IN-1K: 1.3M images read from chunk tars and rewritten as shards
@@ -24,3 +25,16 @@ rule pack:
         "../envs/imagenet-sd.yaml"
     script:
         "../workflow_scripts/pack.py"
+
+
+# A tiny real image set that ships inside scikit-learn (1,797 8x8 scans of digits), written as an ImageFolder:
+# the demo's real-data clone, packed by the rule above like real ImageNet train.
+rule sklearn_digits:
+    output:
+        directory("resources/datasets/sklearn-digits"),
+    log:
+        "logs/sklearn_digits.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
+    script:
+        "../workflow_scripts/sklearn_digits.py"

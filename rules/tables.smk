@@ -12,6 +12,7 @@ rule tables:
     params:
         runs=model_table_info("evaluate"),
         evalsets=config["evalsets"],
+        real_clones=real_clones(),
     conda:
         "../envs/imagenet-sd.yaml"
     script:

@@ -30,3 +30,16 @@ def test_long_csv_and_markdown_pivot(tmp_path):
     assert "held-out synthetic images of clone `c1`" in md
     assert "| *chance* | *10.0 / 50.0* | *10.0 / 50.0* |" in md
     assert table.chance_top1.tolist() == [10.0, 10.0, 10.0]
+
+
+def test_runs_on_real_clones_are_marked_real(tmp_path):
+    runs = {"syn": {"clone": "c1", "training": "t"}, "ref": {"clone": "real", "training": "t"}}
+    evalsets = {"held": {"clone": "c1"}, "real-held": {"clone": "real"}}
+    files = [write_eval(tmp_path, "syn", "held", 10.0, 50.0), write_eval(tmp_path, "ref", "real-held", 30.0, 60.0)]
+    main(eval_files=files, runs=runs, evalsets=evalsets, csv=str(tmp_path / "t.csv"), markdown=str(tmp_path / "t.md"),
+         real_clones=["real"])
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert dict(zip(table.run, table.train_data)) == {"ref": "real", "syn": "synthetic"}
+    assert dict(zip(table.evalset, table.synthetic)) == {"real-held": False, "held": True}
+    md = (tmp_path / "t.md").read_text()
+    assert "| ref (real) |" in md and "held-out real images of the real clone `real`" in md

@@ -30,12 +30,14 @@ def test_every_shipped_config_plans_its_whole_dag(workdir, configfile):
     classes = {name: sum(1 for _ in open(REPO / cs["sheet"])) - 1 for name, cs in config["class_sets"].items()}
     clones, runs, models = config.get("clones", {}), config.get("runs", {}), config.get("models", {})
     expected_generate = 0
-    for clone in clones.values():
+    synthetic = [c for c in clones.values() if "path" not in c]  # real clones pack a folder
+    for clone in synthetic:
         chunk = config["generators"][clone["generator"]]["chunk_size"]
         per_class = -(-clone["images_per_class"] // chunk) + -(-clone.get("heldout_per_class", 0) // chunk)
         expected_generate += classes[clone["class_set"]] * per_class
     assert jobs["generate"] == expected_generate
-    assert jobs["prompts"] == sum(classes[c["class_set"]] for c in clones.values())
+    assert jobs["prompts"] == sum(classes[c["class_set"]] for c in synthetic)
+    assert jobs["pack"] == len(clones)
     assert jobs["train"] == len(runs)
     assert jobs["evaluate"] == sum(len(r.get("evaluate", [])) for r in [*runs.values(), *models.values()])
     assert jobs["tables"] == 1 and jobs["transfer_tables"] == 1
@@ -101,7 +103,7 @@ def test_unknown_wnid_is_named(tmp_path):
 def test_demo_runs_to_the_end_and_a_rerun_schedules_nothing(demo_run):
     table = (demo_run / "results/tables/evaluation.csv").read_text().splitlines()
     assert table[0].startswith("run,clone,training,evalset")
-    assert len(table) == 2  # one run x one evaluation set
+    assert len(table) == 3  # two runs (synthetic demo, real digits) x one evaluation set each
     assert (demo_run / "results/tables/evaluation.md").read_text().count("| demo |") == 1
     assert (demo_run / "results/tables/prompts.csv").exists()
     result = json.loads((demo_run / "results/models/demo/eval/demo-heldout.json").read_text())

@@ -1,30 +1,49 @@
-"""Pack one clone: shuffled WebDataset train shards + their index, and the held-out split as an ImageFolder."""
+"""Pack one clone: shuffled WebDataset train shards + their index, and the held-out split as an ImageFolder.
+
+A synthetic clone is read from its chunk tars; a real one (`source`) from an ImageFolder train set.
+"""
+import functools
 import logging
 
+from imagenet_sd.realdata import index_folder, reencode
 from imagenet_sd.runtime import setup_logging, versions, write_json
-from imagenet_sd.shards import (check_counts, clear_dir, index_chunks, shuffle_across_classes, write_image_folder,
-                                write_shards)
+from imagenet_sd.shards import (
+    check_counts,
+    clear_dir,
+    index_chunks,
+    shuffle_across_classes,
+    write_image_folder,
+    write_shards,
+)
 
 log = logging.getLogger("imagenet_sd.pack")
 
 
 def main(*, train_tars, heldout_tars, shards_dir, index, heldout_dir, classes, images_per_class, shard_size, seed,
-         heldout_per_class=None):
-    train = index_chunks(train_tars, classes)
+         heldout_per_class=None, source=None):
+    """`source`: {path, jpeg_quality, storage_size} of a real clone's ImageFolder, or None (synthetic)."""
+    transcode = None
+    if source:
+        train, heldout = index_folder(source["path"], classes, seed, images_per_class, heldout_per_class or 0)
+        if source.get("jpeg_quality"):
+            transcode = functools.partial(reencode, quality=source["jpeg_quality"], size=source.get("storage_size"))
+    else:
+        train, heldout = index_chunks(train_tars, classes), index_chunks(heldout_tars, classes)
     train_counts = check_counts(train, classes, images_per_class, "train")
-    heldout = index_chunks(heldout_tars, classes)
     heldout_counts = check_counts(heldout, classes, heldout_per_class, "heldout")
-    log.info("%d train images in %d chunk tars, %d held-out images in %d", len(train), len(train_tars),
-             len(heldout), len(heldout_tars))
+    log.info("%d train images, %d held-out images, from %s", len(train), len(heldout),
+             source["path"] if source else f"{len(train_tars) + len(heldout_tars)} chunk tars")
 
     clear_dir(shards_dir)
-    shards = write_shards(shuffle_across_classes(train, seed), shards_dir, shard_size)
+    shards = write_shards(shuffle_across_classes(train, seed), shards_dir, shard_size, transcode)
     clear_dir(heldout_dir)
-    write_image_folder(heldout, heldout_dir)
+    write_image_folder(heldout, heldout_dir, transcode)
 
     write_json(index, {
         "format": "webdataset",
-        "fields": {"jpg": "image", "cls": "class index in `classes` (text)", "json": "generation metadata"},
+        "fields": {"jpg": "image (JPEG)", "png": "image (PNG, real images packed as they are)",
+                   "cls": "class index in `classes` (text)", "json": "generation metadata or source file"},
+        "source": {"kind": "real", **source} if source else {"kind": "synthetic"},
         "shards": shards,
         "count": len(train),
         "classes": list(classes),
@@ -43,4 +62,4 @@ if "snakemake" in globals():
          shards_dir=snakemake.output.shards, index=snakemake.output.index, heldout_dir=snakemake.output.heldout,
          classes=list(snakemake.params.classes), images_per_class=snakemake.params.images_per_class,
          shard_size=snakemake.params.shard_size, seed=snakemake.params.seed,
-         heldout_per_class=getattr(snakemake.params, "heldout_per_class", None))
+         heldout_per_class=snakemake.params.heldout_per_class, source=snakemake.params.source)

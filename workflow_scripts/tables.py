@@ -5,5 +5,6 @@ from imagenet_sd.tables import main
 if "snakemake" in globals():
     log = setup_logging(snakemake.log[0])
     table = main(eval_files=list(snakemake.input), runs=snakemake.params.runs, evalsets=snakemake.params.evalsets,
-                 csv=snakemake.output.csv, markdown=snakemake.output.markdown)
+                 csv=snakemake.output.csv, markdown=snakemake.output.markdown,
+                 real_clones=list(snakemake.params.real_clones))
     log.info("wrote %d rows", len(table))

@@ -1,0 +1,177 @@
+"""Robustness and representation tables: long-format CSVs, Markdown pivots and spider plots.
+
+robustness.csv has one row per (model, set, perturbation, strength): the clean evaluation of every set
+(with its calibration), every attack at every epsilon (on the attack's subset), every corruption at every
+severity and their mean. representation.csv has one row per (model, set) with each statistic.
+Accuracies are in percent, ECE is a fraction in [0, 1], NLL in nats.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on cluster nodes
+import matplotlib.pyplot as plt
+import pandas as pd
+
+ROBUSTNESS_COLUMNS = ["model", "train_data", "set", "kind", "perturbation", "strength", "top1", "top5", "ece", "nll",
+                      "n_images"]
+STATISTICS = ["sparsity", "intra_class_distance", "inter_class_distance", "redundancy", "coding_rate"]
+REPRESENTATION_COLUMNS = ["model", "train_data", "set", *STATISTICS, "n_images", "dim"]
+
+
+def metrics(result: dict) -> dict:
+    return {k: result.get(k, float("nan")) for k in ("top1", "top5", "ece", "nll", "n_images")}
+
+
+def evaluation_rows(path: Path, kinds: dict) -> list[dict]:
+    result = json.loads(Path(path).read_text())
+    model = result.get("model") or result["run"]
+    base = {"model": model, "train_data": kinds.get(model, "external"), "set": result["evalset"]["name"]}
+    if "corruptions" not in result:
+        return [{**base, "kind": "clean", "perturbation": "none", "strength": "0", **metrics(result)}]
+    rows = [{**base, "kind": "corruption", "perturbation": c, "strength": s, **metrics(r)}
+            for c, by_severity in result["corruptions"].items() for s, r in by_severity.items()]
+    rows += [{**base, "kind": "corruption", "perturbation": c, "strength": "mean", **metrics(r), "n_images": None}
+             for c, r in result["per_corruption"].items()]
+    return rows + [{**base, "kind": "corruption", "perturbation": "mean", "strength": "mean", **metrics(result)}]
+
+
+def attack_row(path: Path, kinds: dict) -> dict:
+    result = json.loads(Path(path).read_text())
+    return {"model": result["model"], "train_data": kinds.get(result["model"], "external"), "set": result["evalset"],
+            "kind": "adversarial", "perturbation": result["attack"], "strength": f"{result['epsilon_255']:g}/255",
+            **metrics(result["adversarial"]), "n_images": result["subset"]["n_images"]}
+
+
+def robustness_table(eval_files, attack_files, kinds: dict) -> pd.DataFrame:
+    rows = [row for path in eval_files for row in evaluation_rows(path, kinds)]
+    rows += [attack_row(path, kinds) for path in attack_files]
+    table = pd.DataFrame(rows, columns=ROBUSTNESS_COLUMNS)
+    return table.sort_values(["model", "set", "kind", "perturbation", "strength"], kind="stable")
+
+
+def label(model: str, kind: str) -> str:
+    return f"{model} (real)" if kind == "real" else model
+
+
+def pivot_markdown(table: pd.DataFrame, cell) -> list[str]:
+    """A Markdown table: one row per model, one column per `columns` value (`cell(row) -> str`)."""
+    names = list(dict.fromkeys(table["column"]))
+    lines = ["| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for (model, kind), rows in table.groupby(["model", "train_data"], sort=True):
+        cells = {r["column"]: cell(r) for _, r in rows.iterrows()}
+        lines.append(f"| {label(model, kind)} | " + " | ".join(cells.get(n, "") for n in names) + " |")
+    return lines + [""]
+
+
+def robustness_markdown(table: pd.DataFrame) -> str:
+    lines = ["# Robustness", "", "Models marked (real) were trained on real images with the same recipe.", ""]
+    sections = [
+        ("clean", "Clean evaluation: top-1 / top-5 (%), and ECE (15 bins) in brackets.",
+         lambda t: t["set"], lambda r: f"{r.top1:.1f} / {r.top5:.1f} ({r.ece:.3f})"),
+        ("adversarial", "Adversarial (L-infinity, on the attack's fixed subset): top-1 (%), and ECE in brackets.",
+         lambda t: t["set"] + " " + t["perturbation"] + " " + t["strength"], lambda r: f"{r.top1:.1f} ({r.ece:.3f})"),
+        ("corruption", "Corruptions: top-1 (%) per corruption (mean over severities) and over all.",
+         lambda t: t["set"] + " " + t["perturbation"], lambda r: f"{r.top1:.1f}"),
+    ]
+    for kind, title, column, cell in sections:
+        part = table[table.kind == kind]
+        if kind == "corruption":
+            part = part[part.strength == "mean"]
+        if part.empty:
+            continue
+        lines += [f"## {kind.capitalize()}", "", title, ""]
+        lines += pivot_markdown(part.assign(column=column(part)), cell)
+    corrupt = table[(table.kind == "corruption") & (table.strength != "mean")]
+    if not corrupt.empty:
+        lines += ["Per severity (top-1 %):", ""]
+        per = corrupt.assign(column=corrupt["set"] + " " + corrupt.perturbation + " s" + corrupt.strength)
+        lines += pivot_markdown(per, lambda r: f"{r.top1:.1f}")
+    return "\n".join(lines) + "\n"
+
+
+def spider(path, axes: list[str], series: dict[str, list[float]], title: str) -> None:
+    """A radar chart: one polygon per series over `axes` (missing values are drawn at 0)."""
+    angles = [2 * math.pi * i / len(axes) for i in range(len(axes))]
+    fig, ax = plt.subplots(figsize=(6, 6), subplot_kw={"polar": True})
+    for name, values in series.items():
+        values = [0.0 if v is None or math.isnan(v) else v for v in values]
+        ax.plot(angles + angles[:1], values + values[:1], marker="o", label=name)
+        ax.fill(angles + angles[:1], values + values[:1], alpha=0.1)
+    ax.set_xticks(angles)
+    ax.set_xticklabels(axes, fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper right", bbox_to_anchor=(1.3, 1.1), fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def robustness_spider(table: pd.DataFrame, path) -> None:
+    """Top-5 of every model on every set: clean, each attack and epsilon, each corruption set's mean."""
+    part = table[(table.kind != "corruption") | (table.perturbation == "mean")]
+    column = part["set"].where(part.kind == "clean", part["set"] + " " + part.perturbation + " " + part.strength)
+    part = part.assign(column=column)
+    axes = list(dict.fromkeys(part.column)) or ["none"]
+    series = {}
+    for (model, kind), rows in part.groupby(["model", "train_data"], sort=True):
+        values = dict(zip(rows.column, rows.top5))
+        series[label(model, kind)] = [values.get(a, float("nan")) for a in axes]
+    spider(path, axes, series, "Top-5 (%) per evaluation set and perturbation")
+
+
+def main_robustness(*, eval_files, attack_files, kinds: dict, csv, markdown, png) -> pd.DataFrame:
+    table = robustness_table(eval_files, attack_files, kinds)
+    Path(csv).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(csv, index=False, float_format="%.6f")
+    Path(markdown).write_text(robustness_markdown(table))
+    robustness_spider(table, png)
+    return table
+
+
+def representation_table(stat_files, kinds: dict) -> pd.DataFrame:
+    rows = []
+    for path in stat_files:
+        result = json.loads(Path(path).read_text())
+        rows.append({"model": result["model"], "train_data": kinds.get(result["model"], "external"),
+                     "set": result["evalset"], **{k: result[k] for k in (*STATISTICS, "n_images", "dim")}})
+    return pd.DataFrame(rows, columns=REPRESENTATION_COLUMNS).sort_values(["set", "model"], kind="stable")
+
+
+def reference_model(table: pd.DataFrame, reference: str | None) -> str | None:
+    if reference:
+        if reference not in set(table.model):
+            raise ValueError(f"representation.reference: model {reference!r} has no statistics "
+                             f"(models: {', '.join(sorted(set(table.model)))})")
+        return reference
+    real = table[table.train_data == "real"].model
+    return real.iloc[0] if len(real) else None
+
+
+def main_representation(*, stat_files, kinds: dict, reference: str | None, csv, markdown, png) -> pd.DataFrame:
+    table = representation_table(stat_files, kinds)
+    Path(csv).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(csv, index=False, float_format="%.6f")
+    ref = reference_model(table, reference)
+    intro = "Statistics of frozen features (docs/representation.md); models marked (real) were trained on real images."
+    lines = ["# Representation", "", intro, ""]
+    for name, part in table.groupby("set", sort=True):
+        lines += [f"## {name}", "", "| model | " + " | ".join(STATISTICS) + " |", "|---|" + "---|" * len(STATISTICS)]
+        lines += [f"| {label(r.model, r.train_data)} | " + " | ".join(f"{getattr(r, s):.4f}" for s in STATISTICS)
+                  + " |" for r in part.itertuples()]
+        lines.append("")
+    Path(markdown).write_text("\n".join(lines) + "\n")
+    series = {}
+    for r in table.itertuples():
+        base = table[(table.model == ref) & (table["set"] == r.set)] if ref else table.iloc[0:0]
+        scale = [base[s].iloc[0] if len(base) else float("nan") for s in STATISTICS]
+        series[f"{label(r.model, r.train_data)} on {r.set}"] = [
+            getattr(r, s) / b if b else float("nan") for s, b in zip(STATISTICS, scale)]
+    title = f"Representation statistics / {ref}'s" if ref else "Representation statistics (no real-data reference)"
+    spider(png, STATISTICS, series, title)
+    return table

@@ -1,0 +1,39 @@
+# Representation statistics of each model's frozen features (from the features rule) on evaluation sets,
+# and their table and spider plot normalised to a real-data model.
+
+
+rule analyze:
+    input:
+        features=representation_features,
+    output:
+        "results/models/{model}/representation/{evalset}.json",
+    log:
+        "logs/analyze/{model}/{evalset}.log",
+    params:
+        eps=config["representation"]["coding_rate_eps"],
+        threshold=config["representation"]["sparsity_threshold"],
+    resources:
+        mem_mb=16000,  # 50,000 x 2,048 features in float64, and a 2,048 x 2,048 correlation matrix
+        runtime=30,
+    conda:
+        "../envs/imagenet-sd.yaml"
+    script:
+        "../workflow_scripts/analyze.py"
+
+
+rule representation_tables:
+    input:
+        representation_outputs(),
+    output:
+        csv="results/tables/representation.csv",
+        markdown="results/tables/representation.md",
+        spider="results/tables/representation.png",
+    log:
+        "logs/representation_tables.log",
+    params:
+        data_kinds=model_data_kinds(),
+        reference=config["representation"]["reference"],
+    conda:
+        "../envs/imagenet-sd.yaml"
+    script:
+        "../workflow_scripts/representation_tables.py"

@@ -1,0 +1,51 @@
+# Adversarial robustness: one job per (model, evaluation set, attack, epsilon) on a fixed seeded subset of
+# the set, and the robustness tables (attacks, calibration and corruptions of every evaluation).
+
+
+rule attack:
+    input:
+        checkpoint=model_checkpoint,
+        verified=model_verified,
+        images=evalset_input,
+    output:
+        "results/models/{model}/attack/{evalset}/{attack}/eps{eps}.json",
+    log:
+        "logs/attack/{model}/{evalset}/{attack}/eps{eps}.log",
+    params:
+        model=model_params,
+        settings=attack_settings,
+        epsilon=attack_epsilon,
+        evalset=evalset_spec,
+        images=evalset_folder,
+        resolution=model_eval_resolution,
+        subset=config["robustness"]["images"],
+        seed=config["robustness"]["seed"],
+        batch_size=config["robustness"]["batch_size"],
+    threads: 8
+    resources:
+        gpu=1,
+        cpus_per_task=8,  # sbatch's cpus; `threads` alone is capped by the login node's cores
+        mem_mb=32000,
+        runtime=60,  # 1,000 images x 20 PGD steps of ResNet-50: minutes on one GPU
+    conda:
+        "../envs/imagenet-sd.yaml"
+    script:
+        "../workflow_scripts/attack.py"
+
+
+rule robustness_tables:
+    input:
+        evaluations=evaluation_outputs(),
+        attacks=attack_outputs(),
+    output:
+        csv="results/tables/robustness.csv",
+        markdown="results/tables/robustness.md",
+        spider="results/tables/robustness.png",
+    log:
+        "logs/robustness_tables.log",
+    params:
+        data_kinds=model_data_kinds(),
+    conda:
+        "../envs/imagenet-sd.yaml"
+    script:
+        "../workflow_scripts/robustness_tables.py"
