@@ -6,14 +6,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
-APT_PACKAGES := wordnet-base wordnet-sense-index
+APT_PACKAGES := wordnet-base wordnet-sense-index chromium
 PYTEST_ARGS ?=
 
 .PHONY: demo test setup system venv slurm slurm-down lint clean
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES)
-	@echo; cat results/tables/evaluation.md
+	$(BIN)/snakemake --report results/report.html
+	@echo; cat results/tables/evaluation.md; echo "report: results/report.html"
 
 test: setup slurm
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -20,6 +20,10 @@ include: "rules/pack.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/tables.smk"
+include: "rules/report.smk"
+
+
+report: "report/workflow.rst"
 
 
 # Cheap materialisation and aggregation run on the login node (and the download of weights must: GPU nodes
@@ -32,6 +36,12 @@ localrules:
     prefetch_weights,
     prompt_summary,
     tables,
+    contact_sheet,
+    comparison_sheet,
+    generation_report,
+    training_curves,
+    report_table,
+    report_figure,
 
 
 rule all:
@@ -39,3 +49,4 @@ rule all:
         "results/tables/prompts.csv",
         "results/tables/evaluation.csv",
         "results/tables/evaluation.md",
+        report_outputs(),
