@@ -83,7 +83,7 @@ def _wrap(text: str, width_px: int, font, lines: int) -> list[str]:
 
 def render_sheet(rows: list[SheetRow], *, title: str, thumb: int, prompt_lines: int = 4) -> Image.Image:
     """Rows of thumbnails; each tile's prompt below it, each row's label on the left."""
-    label_w, pad, text_size = 190, 6, 10
+    label_w, pad, text_size = 160, 6, 10
     font, bold = _font(text_size), _font(13)
     line_h = text_size + 3
     cell_w, cell_h = thumb + pad, thumb + pad + prompt_lines * line_h + pad

@@ -61,10 +61,17 @@ def html_table(frame: pd.DataFrame, table_id: str) -> str:
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>'
 
 
-def html_page(title: str, sections: list[tuple[str, str, pd.DataFrame]]) -> str:
-    """sections: (heading, explanation, table)."""
+def rst_html(text: str) -> str:
+    """A reStructuredText caption as an HTML fragment (the report's own captions are rst too)."""
+    from docutils.core import publish_parts
+
+    return publish_parts(text, writer_name="html", settings_overrides={"report_level": 4})["body"]
+
+
+def html_page(title: str, sections: list[tuple[str, str, pd.DataFrame]], caption: str = "") -> str:
+    """sections: (heading, explanation, table); caption: rst shown above them."""
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{STYLE}</head>",
-             f"<body><h1>{html.escape(title)}</h1>"]
+             f"<body><h1>{html.escape(title)}</h1>", rst_html(caption) if caption else ""]
     for n, (heading, text, frame) in enumerate(sections):
         if heading:
             parts.append(f"<h2>{html.escape(heading)}</h2>")
@@ -85,17 +92,23 @@ def prompt_sections(table: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
             ("Per class", "Three example train prompts per class.", table)]
 
 
-def table_page(name: str, csv_path: str | Path, output: str | Path) -> None:
+def table_page(name: str, csv_path: str | Path, output: str | Path, caption: str = "") -> None:
+    """A registered table as an HTML page, its caption (what the numbers are) above it."""
     table = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])
     sections = prompt_sections(table) if name == "prompts" else [("", "", table)]
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    Path(output).write_text(html_page(f"{name} ({Path(csv_path).name})", sections))
+    Path(output).write_text(html_page(f"{name} ({Path(csv_path).name})", sections, caption))
 
 
 # ---- generation statistics -----------------------------------------------------------------------------
 CHUNK_COLUMNS = ["split", "wnid", "start", "stop", "images", "seconds", "images_per_second",
-                 "steady_images_per_second", "mfu", "achieved_tflops", "regenerated", "unresolved", "failures",
+                 "steady_images_per_second", "mfu", "achieved_tflops", "regenerated", "unresolved", "failed_checks",
                  "device", "peak_memory_gb", "tar_mb"]
+
+
+def _count(failures) -> int:
+    """Images that failed a check on any attempt (the stats JSON counts them per kind: black, NaN, NSFW)."""
+    return sum(failures.values()) if isinstance(failures, dict) else int(failures or 0)
 
 
 def chunk_row(path: str | Path) -> dict:
@@ -106,7 +119,7 @@ def chunk_row(path: str | Path) -> dict:
         "images_per_second": stats.get("images_per_second"),
         "steady_images_per_second": stats.get("steady_images_per_second"), "mfu": stats.get("mfu"),
         "achieved_tflops": stats.get("achieved_tflops"), "regenerated": stats.get("regenerated", 0),
-        "unresolved": stats.get("unresolved", 0), "failures": stats.get("failures", 0),
+        "unresolved": stats.get("unresolved", 0), "failed_checks": _count(stats.get("failures")),
         "device": stats.get("device"), "peak_memory_gb": (stats.get("peak_memory_bytes") or 0) / 2**30,
         "tar_mb": (stats.get("tar_bytes") or 0) / 1e6,
     }
@@ -121,7 +134,7 @@ def generation_tables(stats_files: list[str]) -> tuple[pd.DataFrame, pd.DataFram
     weighted = chunks.assign(mfu_seconds=chunks.mfu.astype(float) * chunks.seconds)
     total = weighted.groupby(["split", "device"]).agg(
         chunks=("images", "size"), images=("images", "sum"), gpu_hours=("seconds", lambda s: s.sum() / 3600),
-        mfu_seconds=("mfu_seconds", "sum"), seconds=("seconds", "sum"), regenerated=("regenerated", "sum"),
+        mfu_seconds=("mfu_seconds", lambda s: s.sum(min_count=1)), seconds=("seconds", "sum"), regenerated=("regenerated", "sum"),
         unresolved=("unresolved", "sum")).reset_index()
     total.insert(4, "images_per_second", total.images / total.seconds)
     total["mfu"] = total.mfu_seconds / total.seconds

@@ -12,7 +12,7 @@ rule contact_sheet:
             caption="../report/contact_sheet.rst",
             category="Clones",
             subcategory="{clone}",
-            labels={"clone": "{clone}", "page": "contact sheet"},
+            labels={"page": "contact sheet"},
         ),
     log:
         "logs/report/contact_sheet/{clone}.log",
@@ -34,7 +34,7 @@ rule comparison_sheet:
             caption="../report/comparison_sheet.rst",
             category="Clones",
             subcategory="side by side",
-            labels={"class set": "{class_set}", "page": "comparison sheet"},
+            labels={"class set": "{class_set}"},
         ),
     log:
         "logs/report/comparison_sheet/{class_set}.log",
@@ -57,7 +57,7 @@ rule generation_report:
             caption="../report/generation.rst",
             category="Clones",
             subcategory="{clone}",
-            labels={"clone": "{clone}", "page": "generation statistics"},
+            labels={"page": "generation statistics"},
         ),
     log:
         "logs/report/generation/{clone}.log",
@@ -75,7 +75,7 @@ rule training_curves:
             "results/report/runs/{run}/curves.png",
             caption="../report/training_curves.rst",
             category="Training",
-            labels={"run": "{run}", "page": "training curves"},
+            labels={"run": "{run}"},
         ),
     log:
         "logs/report/training_curves/{run}.log",

@@ -156,11 +156,11 @@ def test_report_opens_in_a_browser_with_sheets_tables_and_plots(demo_run, tmp_pa
     run_snakemake(demo_run, "--report", "results/report.html")
     report = demo_run / "results" / "report.html"
     assert report.stat().st_size < 5 * 2**20
-    browser = Browser(chromium, tmp_path / "profile")
+    browser = Browser(chromium, tmp_path / "profile", width=1600, height=1200)
     shots = {}
     try:
         browser.open(report.as_uri())
-        browser.wait_for("typeof app !== 'undefined' && document.querySelectorAll('nav a, a').length > 3")
+        browser.wait_for(LOADED)
         assert browser.evaluate("Object.keys(results).length") >= 5
         show(browser, ["Clones", "demo"], "contact sheet")
         size = browser.evaluate(IMAGE_SHOWN)
@@ -170,6 +170,7 @@ def test_report_opens_in_a_browser_with_sheets_tables_and_plots(demo_run, tmp_pa
         show(browser, ["Result tables"], "evaluation")
         table = browser.evaluate(IFRAME_HTML)
         assert "<table" in table and "demo-heldout" in table and "top1" in table
+        assert "held-out synthetic" in table  # the caption says what the numbers are
         shots["table"] = browser.screenshot(ARTIFACTS / "report-table.png")
 
         show(browser, ["Training"], "demo")
@@ -179,7 +180,7 @@ def test_report_opens_in_a_browser_with_sheets_tables_and_plots(demo_run, tmp_pa
     finally:
         browser.close()
     for name, path in shots.items():
-        assert Image.open(path).size == (1400, 900)
+        assert Image.open(path).size == (1600, 1200)
         print(f"report screenshot ({name}): {path}")
 
 
@@ -187,13 +188,20 @@ def test_report_opens_in_a_browser_with_sheets_tables_and_plots(demo_run, tmp_pa
 # the result in the content pane.
 CLICK_MENU = """(() => {{
   const a = [...document.querySelectorAll('a')].find(x => x.textContent.trim() === {label});
-  if (!a) return false; a.click(); return true; }})()"""
+  if (a) {{ a.click(); return true; }}
+  const home = document.querySelector('nav ol li a');  // the breadcrumbs' first link: back to the menu
+  if (home && {top}) home.click();
+  return false; }})()"""
+LOADED = """document.readyState === 'complete' && typeof results !== 'undefined'
+  && [...document.querySelectorAll('a')].some(a => a.textContent.trim() === 'Workflow')"""
 CLICK_ROW = """(() => {{
   const row = [...document.querySelectorAll('tr')].find(r => r.textContent.includes({label}) && r.querySelector('a'));
   if (!row) return false; row.querySelector('a').click(); return true; }})()"""
-IMAGE_SHOWN = """(async () => {
-  const img = [...document.querySelectorAll('img')].find(i => i.src.startsWith('data:image'));
-  if (!img) return null; await img.decode(); return [img.naturalWidth, img.naturalHeight]; })()"""
+IMAGE_SHOWN = """(async () => {  // the largest image on the page (icons are images too)
+  const imgs = [...document.querySelectorAll('img')].filter(i => i.src.startsWith('data:image/'));
+  await Promise.all(imgs.map(i => i.decode().catch(() => null)));
+  const sizes = imgs.map(i => [i.naturalWidth, i.naturalHeight]).sort((a, b) => b[0] * b[1] - a[0] * a[1]);
+  return sizes.length ? sizes[0] : null; })()"""
 IFRAME_HTML = """(() => {
   const f = document.querySelector('iframe'); if (!f) return '';
   const [head, body] = f.src.split(',', 2);
@@ -201,6 +209,8 @@ IFRAME_HTML = """(() => {
 
 
 def show(browser: Browser, menu: list[str], row: str) -> None:
-    for label in menu:
-        browser.wait_for(CLICK_MENU.format(label=json.dumps(label)))
+    """Click a category, then (if the report lists subcategories) the subcategory, then a result's view button."""
+    browser.wait_for(CLICK_MENU.format(label=json.dumps(menu[0]), top="true"))
+    for label in menu[1:]:  # a category with a single subcategory opens it directly
+        browser.evaluate(CLICK_MENU.format(label=json.dumps(label), top="false"))
     browser.wait_for(CLICK_ROW.format(label=json.dumps(row)))

@@ -11,9 +11,9 @@ from imagenet_sd.runtime import setup_logging
 log = logging.getLogger("imagenet_sd.report")
 
 
-def main(*, name: str, source: str, output: str) -> None:
+def main(*, name: str, source: str, output: str, caption: str = "") -> None:
     if output.endswith(".html"):
-        table_page(name, source, output)
+        table_page(name, source, output, caption)
     else:
         shutil.copyfile(source, output)
     log.info("%s -> %s", source, output)
@@ -22,4 +22,5 @@ def main(*, name: str, source: str, output: str) -> None:
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])
     wildcards = snakemake.wildcards
-    main(name=wildcards.get("table") or wildcards.get("figure"), source=snakemake.input[0], output=snakemake.output[0])
+    main(name=wildcards.get("table") or wildcards.get("figure"), source=snakemake.input[0], output=snakemake.output[0],
+         caption=snakemake.params.caption)
