@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from browser import Browser, find_chromium
-from conftest import REPO, copy_workflow, planned_jobs, run_snakemake
+from conftest import REPO, copy_workflow, demo_config, planned_jobs, run_snakemake
 from imagenet_sd import contact_sheets as cs
 from imagenet_sd.plots import training_curves
 from imagenet_sd.report import generation_tables, table_page
@@ -146,6 +146,17 @@ def test_full_scale_report_plans_a_sample_not_the_clone(tmp_path):
                         "--configfile", "config/imagenet1k_sd.yaml")
     assert jobs["contact_sheet"] == 1
     assert jobs["generate"] == 12 and jobs["prompts"] == 12
+
+
+def test_clones_differing_in_recipe_get_a_side_by_side_sheet(tmp_path):
+    config = demo_config()
+    config["recipes"]["c"] = {"family": "c"}
+    config["clones"]["demo-c"] = {**config["clones"]["demo"], "recipe": "c"}
+    workdir = copy_workflow(tmp_path / "wf", config)
+    jobs = planned_jobs(workdir, "results/report/compare/demo.jpg")
+    assert jobs["comparison_sheet"] == 1
+    assert jobs["generate"] == 2 * 6  # the first train chunk of each of the 6 classes, for each recipe
+    assert planned_jobs(workdir)["comparison_sheet"] == 1  # and `rule all` asks for it
 
 
 @pytest.mark.e2e

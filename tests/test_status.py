@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_workflow, demo_config, run_snakemake, share_resources
+from conftest import copy_workflow, run_snakemake, share_resources
 from imagenet_sd.plan import build_plan
 from imagenet_sd.progress import Progress, duration
+from imagenet_sd.status import load_config
 
 
 def test_progress_logs_rate_and_eta_at_a_steady_interval(caplog):
@@ -51,7 +52,7 @@ def test_status_of_a_run_stopped_half_way_counts_the_files_on_disk(built_resourc
     cwd = os.getcwd()
     os.chdir(workdir)
     try:
-        plan = build_plan(demo_config(), check_wnids=False)
+        plan = build_plan(load_config("config.yaml"), check_wnids=False)  # schema defaults filled, as Snakemake does
     finally:
         os.chdir(cwd)
     train, heldout = plan.clone_chunks("demo", "train"), plan.clone_chunks("demo", "heldout")
