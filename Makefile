@@ -18,14 +18,16 @@ HAS_PINS := import importlib.metadata as m, re, sys; \
 PY := $(shell if [ -x $(VENV)/bin/python ]; then echo $(VENV)/bin/python; \
   elif $(PYTHON) -c '$(HAS_PINS)' >/dev/null 2>&1; then command -v $(PYTHON); else echo $(VENV)/bin/python; fi)
 
-.PHONY: demo test test-fast setup system venv slurm slurm-down lint format clean
+.PHONY: demo test test-fast setup system browser venv slurm slurm-down lint format clean
 
 demo: setup
 	$(PY) -m snakemake --cores $(CORES)
+	$(PY) -m snakemake --report results/report.html
 	@echo; cat results/tables/evaluation.md
 	@echo; cat results/tables/transfer.md
+	@echo; echo "report: results/report.html"
 
-test: setup slurm
+test: setup browser slurm
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 setup: system venv
@@ -48,6 +50,13 @@ system:
 	  echo "note: these Debian packages would help:$$missing (an administrator installs them with apt-get)."; \
 	  echo "      Going on without them: WordNet comes from NLTK_DATA, config wordnet.nltk_data, or a download"; \
 	  echo "      by the wordnet rule (needs internet once); see docs/cluster.md."; \
+	fi
+
+# A headless browser for the test that opens the report (root only; the test says when it is missing).
+browser:
+	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian package: chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	fi
 
 ifeq ($(PY),$(VENV)/bin/python)

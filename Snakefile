@@ -27,6 +27,10 @@ include: "rules/transfer.smk"
 include: "rules/robustness.smk"
 include: "rules/representation.smk"
 include: "rules/tables.smk"
+include: "rules/report.smk"
+
+
+report: "report/workflow.rst"
 
 
 # Cheap materialisation, checks and aggregation run on the login node (and downloads of weights and datasets
@@ -47,6 +51,12 @@ localrules:
     sklearn_digits,
     robustness_tables,
     representation_tables,
+    contact_sheet,
+    comparison_sheet,
+    generation_report,
+    training_curves,
+    report_table,
+    report_figure,
 
 
 rule all:
@@ -59,3 +69,4 @@ rule all:
         "results/tables/transfer.png",
         "results/tables/robustness.csv",
         representation_table_outputs(),
+        report_outputs(),

@@ -35,6 +35,9 @@ WILDCARDS = {
     "seed": r"\d+",
     "attack": NAME,
     "eps": r"\d+(\.\d+)?",
+    "class_set": NAME,
+    "table": NAME,
+    "figure": NAME,
     "fetched": r"(torchvision/[A-Za-z0-9_.]+\.pth|url/[0-9a-f]{8}/[^/]+)",
 }
 

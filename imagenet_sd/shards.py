@@ -16,6 +16,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagenet_sd.progress import Progress
 from imagenet_sd.runtime import add_tar_member, atomic_path, sha256_file
 from imagenet_sd.seeds import derive_seed
 
@@ -65,6 +66,8 @@ def index_chunks(tars, classes: list[str]) -> list[Sample]:
     """Every image of the chunk tars, with its label (index of its wnid in `classes`), in class then key order."""
     label_of = {wnid: i for i, wnid in enumerate(classes)}
     found: dict[str, dict] = {}
+    tars = list(tars)
+    progress = Progress("index chunk tars", len(tars), unit="tars", logger=log)
     for tar_path in tars:
         tar_path = str(tar_path)  # one string per tar, shared by its members (a full clone has millions)
         with tarfile.open(tar_path) as tar:
@@ -78,6 +81,7 @@ def index_chunks(tars, classes: list[str]) -> list[Sample]:
                 if ext in fields:
                     raise ValueError(f"{tar_path}: {key}.{ext} also in {fields[ext].tar}")
                 fields[ext] = Member(tar_path, info.offset_data, info.size)
+        progress.update()
     samples = []
     for key, fields in found.items():
         wnid = key_wnid(key)
@@ -176,14 +180,17 @@ def write_shards(samples: list[Sample], out_dir: str | os.PathLike, shard_size: 
     out_dir.mkdir(parents=True, exist_ok=True)
     reader = MemberReader()
     records = []
+    progress = Progress("pack train shards", len(samples), logger=log)
     try:
         for number, start in enumerate(range(0, len(samples), shard_size)):
             record = write_shard(out_dir / SHARD_PATTERN.format(number), samples[start:start + shard_size], reader,
                                  transcode)
             log.info("wrote %s: %d images, %.1f MB", record["name"], record["count"], record["bytes"] / 1e6)
             records.append(record)
+            progress.update(record["count"])
     finally:
         reader.close()
+    progress.finish()
     return records
 
 
@@ -193,14 +200,17 @@ def write_image_folder(samples: list[Sample], out_dir: str | os.PathLike, transc
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     reader = MemberReader()
+    progress = Progress("pack held-out images", len(samples), logger=log)
     try:
         for s in samples:
             folder = out_dir / s.wnid
             folder.mkdir(exist_ok=True)
             kind, image = image_member(s, reader, transcode)
             (folder / f"{s.key}.{kind}").write_bytes(image)
+            progress.update()
     finally:
         reader.close()
+    progress.finish()
 
 
 def clear_dir(path: str | os.PathLike) -> None:

@@ -14,6 +14,8 @@ from imagenet_sd.paths import hub_folder, hub_model_id
 from imagenet_sd.plan import build_plan, recipe_dependencies
 from imagenet_sd.runtime import export_cache_dirs, export_pythonpath
 from imagenet_sd.prompts import scene_files
+from imagenet_sd.contact_sheets import sample_indices
+from imagenet_sd.report import FIGURES, TABLES, caption_text, report_settings
 from imagenet_sd import transfer_plan as TP
 
 BUILT_DATASETS = {"resources/datasets/sklearn-digits"}  # real image sets a local rule writes (no download)
@@ -258,3 +260,105 @@ def representation_table_outputs():
 
 def real_clones():
     return sorted(name for name, clone in PLAN.clones.items() if clone.real)
+
+
+# ---- report -----------------------------------------------------------------------------------------------
+REPORT = report_settings(config)
+
+
+def sheet_classes(clone):
+    """The fixed sample of classes a contact sheet shows: evenly spaced over the clone's class sheet."""
+    classes = PLAN.clones[clone].classes
+    return [(i, classes[i]) for i in sample_indices(len(classes), REPORT["sheet_classes"])]
+
+
+def first_chunk(clone, entry):
+    c = PLAN.clones[clone]
+    start, stop = c.chunks("train")[0]
+    return paths.chunk(c.generator_key, c.recipe_key, "train", entry.key, start, stop)
+
+
+def sheet_inputs(wildcards):
+    """Only the first train chunk of each sampled class (and its prompt file), never the whole clone."""
+    sample = sheet_classes(wildcards.clone)
+    c = PLAN.clones[wildcards.clone]
+    return {"chunks": [first_chunk(wildcards.clone, e) for _, e in sample],
+            "prompts": [paths.PROMPTS.format(recipe_key=c.recipe_key, ckey=e.key) for _, e in sample]}
+
+
+def sheet_params(wildcards):
+    c = PLAN.clones[wildcards.clone]
+    return {"title": f"clone {c.name}: recipe {c.recipe}, generator {c.generator}",
+            "classes": [{"index": i, "wnid": e.wnid, "chunk": first_chunk(c.name, e),
+                         "prompts": paths.PROMPTS.format(recipe_key=c.recipe_key, ckey=e.key)} for i, e in sheet_classes(c.name)]}
+
+
+def comparison_groups():
+    """Class sets drawn by two or more clones that differ in recipe or generator -> those clones."""
+    groups = {}
+    for name, c in generated_clones().items():
+        groups.setdefault(config["clones"][name]["class_set"], {}).setdefault((c.recipe_key, c.generator_key), name)
+    return {cs: sorted(by_key.values()) for cs, by_key in groups.items() if len(by_key) > 1}
+
+
+def comparison_inputs(wildcards):
+    clones = comparison_groups()[wildcards.class_set]
+    return [first_chunk(clone, e) for clone in clones for _, e in sheet_classes(clone)]
+
+
+def comparison_params(wildcards):
+    clones = comparison_groups()[wildcards.class_set]
+    return {"title": f"class set {wildcards.class_set}: " + " vs ".join(clones),
+            "clones": {clone: {"caption": f"{clone}: {PLAN.clones[clone].recipe}, {PLAN.clones[clone].generator}",
+                               "classes": [{"index": i, "wnid": e.wnid, "chunk": first_chunk(clone, e)}
+                                           for i, e in sheet_classes(clone)]} for clone in clones}}
+
+
+def clone_stats(wildcards):
+    return PLAN.clone_chunks(wildcards.clone, "train", stats=True) + PLAN.clone_chunks(wildcards.clone, "heldout", stats=True)
+
+
+def table_source(wildcards):
+    return TABLES[wildcards.table].source
+
+
+def table_category(wildcards):
+    return TABLES[wildcards.table].category
+
+
+def table_caption(wildcards):
+    return caption_text(workflow.basedir, TABLES[wildcards.table], config)
+
+
+def figure_source(wildcards):
+    return FIGURES[wildcards.figure].source
+
+
+def figure_category(wildcards):
+    return FIGURES[wildcards.figure].category
+
+
+def figure_caption(wildcards):
+    return caption_text(workflow.basedir, FIGURES[wildcards.figure], config)
+
+
+def report_outputs():
+    """Every page of the report this config makes: registered tables and figures whose source some rule
+    of this config produces, and per clone, run and comparable class set its sheets, statistics and curves."""
+    pages = [f"results/report/tables/{name}.html" for name, e in TABLES.items() if produced(e.source)]
+    pages += [f"results/report/figures/{name}.png" for name, e in FIGURES.items() if produced(e.source)]
+    for clone in generated_clones():
+        pages += [f"results/report/clones/{clone}/contact_sheet.jpg", f"results/report/clones/{clone}/generation.html"]
+    pages += [f"results/report/compare/{class_set}.jpg" for class_set in comparison_groups()]
+    pages += [f"results/report/runs/{run}/curves.png" for run in config["runs"]]
+    return pages
+
+
+def generated_clones():
+    """Clones made by a generator (a real clone has no chunks to draw a contact sheet from)."""
+    return {name: c for name, c in PLAN.clones.items() if not c.real}
+
+
+def produced(path):
+    """Whether a rule of this workflow writes `path` (a registered table whose rule is absent is left out)."""
+    return any(rule.is_producer(path) for rule in workflow.rules)

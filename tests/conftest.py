@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("Snakefile", "rules", "workflow_scripts", "imagenet_sd", "schemas", "config", "data",
+WORKFLOW_PARTS = ("Snakefile", "rules", "workflow_scripts", "imagenet_sd", "schemas", "config", "data", "report",
                   "config.yaml", "profiles", "envs")
 SNAKEMAKE = [str(Path(sys.executable).with_name("snakemake"))]
 # A `pipelines` config entry for tests: the smallest tiny pipeline (16x16 images) that still has SD's layout.

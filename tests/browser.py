@@ -1,0 +1,99 @@
+"""A real headless Chromium driven over the DevTools protocol (the `--remote-debugging-pipe` transport: JSON
+messages separated by NUL bytes on file descriptors 3 and 4), with the standard library alone."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def find_chromium() -> str | None:
+    return next((path for name in CANDIDATES if (path := shutil.which(name))), None)
+
+
+class Browser:
+    def __init__(self, binary: str, profile_dir: Path, width: int = 1400, height: int = 900):
+        to_child_r, self._to_child = os.pipe()
+        self._from_child, from_child_w = os.pipe()
+        args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--remote-debugging-pipe", f"--user-data-dir={profile_dir}", "--no-first-run",
+                f"--window-size={width},{height}", "about:blank"]
+        # The browser reads commands on fd 3 and writes answers on fd 4: a shell moves the pipes there.
+        wire = f'exec "$@" 3<&{to_child_r} 4>&{from_child_w}'
+        self.proc = subprocess.Popen(["/bin/sh", "-c", wire, "sh", *args], pass_fds=(to_child_r, from_child_w),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self._buffer = b""
+        self._id = 0
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
+                  deviceScaleFactor=1, mobile=False)
+
+    def call(self, method: str, session: bool = False, timeout: float = 60, **params) -> dict:
+        self._id += 1
+        message = {"id": self._id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = self.session
+        os.write(self._to_child, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            while b"\0" not in self._buffer:
+                chunk = os.read(self._from_child, 1 << 20)
+                if not chunk:
+                    raise RuntimeError(f"chromium closed the pipe during {method}")
+                self._buffer += chunk
+            raw, self._buffer = self._buffer.split(b"\0", 1)
+            answer = json.loads(raw)
+            if answer.get("id") == self._id:
+                if "error" in answer:
+                    raise RuntimeError(f"{method}: {answer['error']}")
+                return answer["result"]
+        raise TimeoutError(method)
+
+    def evaluate(self, expression: str):
+        """Run JavaScript in the page (promises awaited); returns its JSON value."""
+        result = self.call("Runtime.evaluate", session=True, expression=expression, awaitPromise=True,
+                           returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"JavaScript failed: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def open(self, url: str) -> None:
+        self.call("Page.navigate", session=True, url=url)
+
+    def wait_for(self, expression: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.evaluate(expression):
+                    return
+            except RuntimeError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"page never satisfied: {expression}")
+
+    def screenshot(self, path: Path) -> Path:
+        data = self.call("Page.captureScreenshot", session=True, format="png")["data"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close", timeout=10)
+        except (RuntimeError, TimeoutError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        os.close(self._to_child)
+        os.close(self._from_child)
