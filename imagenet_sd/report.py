@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from imagenet_sd.config import schema
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -157,10 +159,7 @@ def generation_page(*, clone: str, stats_files: list[str], csv: str | Path, outp
 # ---- settings ------------------------------------------------------------------------------------------
 def report_settings(config: dict) -> dict:
     """The config's `report` section over the schema's defaults (the one place they are written)."""
-    from imagenet_sd.runtime import SCHEMA
-    import yaml
-
-    props = yaml.safe_load(SCHEMA.read_text())["properties"]["report"]["properties"]
+    props = schema()["properties"]["report"]["properties"]
     return {**{k: spec.get("default") for k, spec in props.items()}, **(config.get("report") or {})}
 
 

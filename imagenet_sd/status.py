@@ -59,7 +59,7 @@ def load_config(configfile: str | Path) -> dict:
     """The config with the schema's defaults filled in, as Snakemake sees it."""
     from snakemake.utils import validate
 
-    from imagenet_sd.runtime import SCHEMA
+    from imagenet_sd.config import SCHEMA
 
     config = yaml.safe_load(Path(configfile).read_text()) or {}
     validate(config, str(SCHEMA))
