@@ -28,8 +28,15 @@ class Entry:
 TABLES: dict[str, Entry] = {
     "evaluation": Entry("results/tables/evaluation.csv", "Result tables", "report/evaluation.rst"),
     "prompts": Entry("results/tables/prompts.csv", "Prompts", "report/prompts.rst"),
+    "transfer": Entry("results/tables/transfer.csv", "Result tables", "report/transfer.rst"),
+    "robustness": Entry("results/tables/robustness.csv", "Result tables", "report/robustness.rst"),
+    "representation": Entry("results/tables/representation.csv", "Result tables", "report/representation.rst"),
 }
-FIGURES: dict[str, Entry] = {}
+FIGURES: dict[str, Entry] = {
+    "transfer": Entry("results/tables/transfer.png", "Plots", "report/transfer_spider.rst"),
+    "robustness": Entry("results/tables/robustness.png", "Plots", "report/robustness_spider.rst"),
+    "representation": Entry("results/tables/representation.png", "Plots", "report/representation_spider.rst"),
+}
 
 
 def caption_text(root: str | Path, entry: Entry, config: dict) -> str:
