@@ -64,6 +64,7 @@ rule all:
         "results/tables/prompts.csv",
         "results/tables/evaluation.csv",
         "results/tables/evaluation.md",
+        "results/tables/references.csv",
         "results/tables/transfer.csv",
         "results/tables/transfer.md",
         "results/tables/transfer.png",

@@ -9,23 +9,25 @@ from pathlib import Path
 
 import pandas as pd
 
+from imagenet_sd.references import attach_references
+
 COLUMNS = ["run", "clone", "training", "evalset", "synthetic", "top1", "top5", "chance_top1", "chance_top5",
            "n_images", "n_classes_scored", "train_data"]
 
 
 def evaluation_rows(eval_files: list[str], runs: dict, evalsets: dict, real_clones=()) -> pd.DataFrame:
-    """Rows from the evaluate jobs' JSON files, located by their path results/runs/<run>/eval/<evalset>.json.
-    `real_clones`: clones of real images (their runs are marked real, and so are their held-out sets)."""
+    """Rows from the evaluate jobs' JSON files (each names its model and evaluation set). `runs`: per model,
+    its clone, training and whether it saw synthetic images only; `real_clones`: clones of real images (their
+    held-out sets are real images)."""
     rows = []
     for path in eval_files:
-        path = Path(path)
-        run, evalset = path.parent.parent.name, path.stem
-        result = json.loads(path.read_text())
+        result = json.loads(Path(path).read_text())
+        run, evalset = result["run"], result["evalset"]["name"]
         rows.append({
             "run": run,
             "clone": runs[run]["clone"],
             "training": runs[run]["training"],
-            "train_data": "real" if runs[run]["clone"] in real_clones else "synthetic",
+            "train_data": "synthetic" if runs[run]["synthetic"] else "real",
             "evalset": evalset,
             "synthetic": "clone" in evalsets[evalset] and evalsets[evalset]["clone"] not in real_clones,
             "top1": result["top1"],
@@ -74,10 +76,14 @@ def markdown_pivot(table: pd.DataFrame, evalsets: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(*, eval_files: list[str], runs: dict, evalsets: dict, csv: str, markdown: str,
-         real_clones=()) -> pd.DataFrame:
+def main(*, eval_files: list[str], runs: dict, evalsets: dict, csv: str, markdown: str, real_clones=(),
+         references: dict | None = None, references_csv: str | None = None) -> pd.DataFrame:
+    """The evaluation table; with `references` (reference_facts of the config) also the published numbers
+    beside ours, one metric per row, in `references_csv`."""
     table = evaluation_rows(eval_files, runs, evalsets, real_clones)
     Path(csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(csv, index=False, float_format="%.6f")
     Path(markdown).write_text(markdown_pivot(table, evalsets))
+    if references_csv:
+        attach_references(table, references or {}).to_csv(references_csv, index=False, float_format="%.6f")
     return table

@@ -7,12 +7,14 @@ rule tables:
     output:
         csv="results/tables/evaluation.csv",
         markdown="results/tables/evaluation.md",
+        references="results/tables/references.csv",
     log:
         "logs/tables.log",
     params:
         runs=model_table_info("evaluate"),
         evalsets=config["evalsets"],
         real_clones=real_clones(),
+        references=reference_facts(config),
     conda:
         "../envs/imagenet-sd.yaml"
     script:

@@ -37,7 +37,7 @@ def test_shipped_configs_state_their_class_set_and_evaluation_kinds(in1k, in100)
     assert facts["runs"]["in1k-sd-rn50"] == {"subject": "synthetic-run", "class_set": "imagenet1k", "guidance": 2.0,
                                              "recipe": "c, d_c", "scale": 1.0}
     assert facts["evalsets"] == {"in1k-val": "imagenet-val", "in1k-v2": "imagenet-v2", "in1k-sketch": "imagenet-sketch",
-                                 "in-r": "imagenet-r", "in-a": "imagenet-a"}
+                                 "in-r": "imagenet-r", "in-a": "imagenet-a", "in1k-c": None}
     assert reference_facts(in100)["runs"]["in100-sd-rn50"]["class_set"] == "imagenet100"
 
 

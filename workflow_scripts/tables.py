@@ -6,5 +6,6 @@ if "snakemake" in globals():
     log = setup_logging(snakemake.log[0])
     table = main(eval_files=list(snakemake.input), runs=snakemake.params.runs, evalsets=snakemake.params.evalsets,
                  csv=snakemake.output.csv, markdown=snakemake.output.markdown,
-                 real_clones=list(snakemake.params.real_clones))
+                 real_clones=list(snakemake.params.real_clones), references=dict(snakemake.params.references),
+                 references_csv=snakemake.output.references)
     log.info("wrote %d rows", len(table))
