@@ -10,6 +10,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from imagenet_sd import paths
 from imagenet_sd.plan import ConfigError, Plan, short_hash
 
 WEIGHTS_RE = re.compile(r"^[A-Za-z0-9]+_Weights\.[A-Z0-9_]+$")
@@ -83,7 +84,7 @@ def build_models(config: dict, plan: Plan) -> dict[str, Model]:
     """Every model of the config by name: runs first, then `models` entries. Raises ConfigError naming the culprit."""
     models = {}
     for name, run in config.get("runs", {}).items():
-        models[name] = Model(name, "run", f"results/runs/{name}/checkpoint.pt", None,
+        models[name] = Model(name, "run", paths.CHECKPOINT.format(run=name), None,
                              config["trainings"][run["training"]].get("arch", "resnet50"),
                              tuple(e.wnid for e in plan.clones[run["clone"]].classes),
                              not plan.clones[run["clone"]].real,
@@ -131,7 +132,7 @@ def dataset_root(config: dict, dataset: str) -> str:
     if spec is not None:
         return f"resources/transfer/{dataset}" if spec.get("source", "folder") in PREPARED else spec["path"]
     spec = config["evalsets"][dataset]
-    return f"results/clones/{spec['clone']}/heldout" if "clone" in spec else spec["path"]
+    return paths.HELDOUT.format(clone=spec["clone"]) if "clone" in spec else spec["path"]
 
 
 def index_settings(config: dict, dataset: str) -> dict:
@@ -146,7 +147,7 @@ def index_settings(config: dict, dataset: str) -> dict:
 
 
 def index_path(dataset: str, split: str) -> str:
-    return f"results/datasets/{dataset}/{split}.json"
+    return paths.DATASET_INDEX.format(dataset=dataset, part=split)
 
 
 def preprocessing_key(config: dict) -> str:
@@ -154,7 +155,7 @@ def preprocessing_key(config: dict) -> str:
 
 
 def features_path(config: dict, model: str, dataset: str, split: str) -> str:
-    return f"results/models/{model}/features/{preprocessing_key(config)}/{dataset}/{split}.npz"
+    return paths.FEATURES.format(model=model, prep_key=preprocessing_key(config), dataset=dataset, part=split)
 
 
 def probe_kind(config: dict, dataset: str) -> str:
@@ -170,7 +171,7 @@ def probe_key(config: dict, dataset: str) -> str:
 
 
 def probe_path(config: dict, model: str, dataset: str, seed: int) -> str:
-    return f"results/models/{model}/transfer/{dataset}/{probe_key(config, dataset)}/seed{seed}.json"
+    return paths.PROBE.format(model=model, dataset=dataset, probe_hash=probe_key(config, dataset), seed=seed)
 
 
 def probe_outputs(config: dict, models: dict[str, Model]) -> list[str]:
@@ -179,4 +180,4 @@ def probe_outputs(config: dict, models: dict[str, Model]) -> list[str]:
 
 
 def evaluation_outputs(models: dict[str, Model]) -> list[str]:
-    return [f"results/models/{m.name}/eval/{ev}.json" for m in models.values() for ev in m.evaluate]
+    return [paths.EVALUATION.format(model=m.name, evalset=ev) for m in models.values() for ev in m.evaluate]

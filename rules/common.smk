@@ -68,7 +68,7 @@ def model_folder(generator):
     spec = config["generators"][generator]
     built = PLAN.built_pipeline(generator)
     if built:
-        return f"resources/pipelines/{built}"
+        return paths.PIPELINE_FOLDER.format(pipeline=built)
     if os.path.isdir(spec["model"]):
         return spec["model"]
     return hub_folder(spec["model"], spec["revision"])
@@ -77,7 +77,90 @@ def model_folder(generator):
 def generator_pipeline(wildcards):
     """model_index.json of the pipeline folder. Ancient: rebuilding or re-downloading it changes no image
     (the model id, revision and tiny-pipeline settings are part of the generator key)."""
-    return ancient(f"{model_folder(PLAN.by_generator_key(wildcards.generator_key))}/model_index.json")
+    return ancient(paths.model_index(model_folder(generator_name(wildcards))))
+
+
+# ---- prompts, generation -------------------------------------------------------------------------
+def recipe_scene_files(wildcards):
+    """Scene lists the recipe (and the recipes it mixes) read. Ancient: a touched list regenerates nothing."""
+    return [ancient(f) for f in scene_files(recipe_params(wildcards)["recipes"])]
+
+
+def class_wnid(wildcards):
+    return PLAN.class_entry(wildcards.ckey).wnid
+
+
+def class_name_override(wildcards):
+    return PLAN.class_entry(wildcards.ckey).name
+
+
+def prompt_table_clones():
+    """Per generated clone, its prompt files in class order and its images per class (the prompt table)."""
+    return {name: {"prompts": PLAN.clone_prompts(name), "images_per_class": c.images_per_class}
+            for name, c in PLAN.clones.items()}
+
+
+def generator_name(wildcards):
+    return PLAN.by_generator_key(wildcards.generator_key)
+
+
+def generator_model_dir(wildcards):
+    return model_folder(generator_name(wildcards))
+
+
+def generator_settings(wildcards):
+    return PLAN.pixel_settings(generator_name(wildcards))
+
+
+def tiny_pipeline_settings(wildcards):
+    return config["pipelines"][wildcards.pipeline]
+
+
+def tiny_pipeline_folder(wildcards):
+    return paths.PIPELINE_FOLDER.format(pipeline=wildcards.pipeline)
+
+
+def hub_model(wildcards):
+    return hub_model_id(wildcards.hub_model)
+
+
+def hub_revision(wildcards):
+    return wildcards.revision
+
+
+def hub_download_folder(wildcards):
+    return paths.HUB_FOLDER.format(hub_model=wildcards.hub_model, revision=wildcards.revision)
+
+
+# ---- pack, train ------------------------------------------------------------------------------------
+def clone_classes(wildcards):
+    return [e.wnid for e in PLAN.clones[wildcards.clone].classes]
+
+
+def clone_setting(name):
+    """An input function giving one setting of the clone of the job (images_per_class, shard_size, ...)."""
+
+    def clone_setting_of(wildcards):
+        return getattr(PLAN.clones[wildcards.clone], name)
+
+    clone_setting_of.__name__ = f"clone_{name}"
+    return clone_setting_of
+
+
+def run_shard_index(wildcards):
+    return paths.SHARD_INDEX.format(clone=run_clone(wildcards))
+
+
+def run_shards(wildcards):
+    return paths.SHARDS.format(clone=run_clone(wildcards))
+
+
+def run_training(wildcards):
+    return config["trainings"][config["runs"][wildcards.run]["training"]]
+
+
+def run_classes(wildcards):
+    return [e.wnid for e in PLAN.clones[run_clone(wildcards)].classes]
 
 
 def clone_inputs(wildcards):
@@ -103,7 +186,7 @@ def run_clone(wildcards):
 def evalset_images(evalset):
     """Folder of an evaluation set: a clone's held-out split (built here) or the user's real images."""
     spec = config["evalsets"][evalset]
-    return f"results/clones/{spec['clone']}/heldout" if "clone" in spec else spec["path"]
+    return paths.HELDOUT.format(clone=spec["clone"]) if "clone" in spec else spec["path"]
 
 
 def evalset_input(wildcards):
@@ -124,7 +207,7 @@ def model_checkpoint(wildcards):
 
 def model_verified(wildcards):
     """External checkpoints are checked (keys, shapes, class count) by a local job before any GPU job reads them."""
-    return [] if MODELS[wildcards.model].source == "run" else f"results/models/{wildcards.model}/model.json"
+    return [] if MODELS[wildcards.model].source == "run" else paths.MODEL_CHECK.format(model=wildcards.model)
 
 
 def model_params(wildcards):
@@ -133,7 +216,7 @@ def model_params(wildcards):
 
 
 def fetch_source(wildcards):
-    return FETCHED[f"resources/models/{wildcards.fetched}"]
+    return FETCHED[paths.FETCHED_MODEL.format(fetched=wildcards.fetched)]
 
 
 def model_eval_training(wildcards):
@@ -211,7 +294,8 @@ def model_eval_resolution(wildcards):
 
 
 def evalset_spec(wildcards):
-    return config["evalsets"][wildcards.evalset]
+    """What scoring reads of an evaluation set: not its labels (`description`, `kind`), whose edits rerun nothing."""
+    return {k: v for k, v in config["evalsets"][wildcards.evalset].items() if k not in ("description", "kind")}
 
 
 def evalset_folder(wildcards):
@@ -229,7 +313,7 @@ def eps_label(eps):
 def attack_outputs():
     """One file per (model, attacked set, attack, epsilon): adding an attack or an epsilon adds only its own."""
     spec = config["robustness"]
-    return [f"results/models/{model}/attack/{ev}/{attack}/eps{eps_label(eps)}.json"
+    return [paths.ATTACK.format(model=model, evalset=ev, attack=attack, eps=eps_label(eps))
             for model, sets in model_evalsets().items() for ev in sets if ev in spec["evalsets"]
             for attack in spec["attacks"] for eps in spec["epsilons"]]
 
@@ -245,7 +329,7 @@ def attack_epsilon(wildcards):
 
 def representation_outputs():
     spec = config["representation"]
-    return [f"results/models/{model}/representation/{ev}.json"
+    return [paths.REPRESENTATION.format(model=model, evalset=ev)
             for model, sets in model_evalsets().items() for ev in sets if ev in spec["evalsets"]]
 
 

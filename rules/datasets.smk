@@ -4,8 +4,8 @@
 
 rule prepare_transfer_set:
     output:
-        train="resources/transfer/{dataset}/train.tsv",
-        test="resources/transfer/{dataset}/test.tsv",
+        train=paths.TRANSFER_LIST.replace("{part}", "train"),
+        test=paths.TRANSFER_LIST.replace("{part}", "test"),
     log:
         "logs/prepare_transfer_set/{dataset}.log",
     params:
@@ -21,7 +21,7 @@ rule index_dataset:
     input:
         dataset_index_input,
     output:
-        "results/datasets/{dataset}/{part}.json",
+        paths.DATASET_INDEX,
     log:
         "logs/index_dataset/{dataset}/{part}.log",
     params:

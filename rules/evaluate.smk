@@ -8,14 +8,14 @@ rule evaluate:
         verified=model_verified,
         images=evalset_input,
     output:
-        "results/models/{model}/eval/{evalset}.json",
+        paths.EVALUATION,
     log:
         "logs/evaluate/{model}/{evalset}.log",
     params:
         model=model_params,
         training=model_eval_training,
-        evalset=lambda w: config["evalsets"][w.evalset],
-        images=lambda w: evalset_images(w.evalset),
+        evalset=evalset_spec,
+        images=evalset_folder,
     threads: 8
     resources:
         gpu=1,

@@ -6,9 +6,9 @@ rule features:
     input:
         checkpoint=model_checkpoint,
         verified=model_verified,
-        index="results/datasets/{dataset}/{part}.json",
+        index=paths.DATASET_INDEX,
     output:
-        f"results/models/{{model}}/features/{PREP_KEY}/{{dataset}}/{{part}}.npz",
+        paths.FEATURES.replace("{prep_key}", PREP_KEY),
     log:
         f"logs/features/{{model}}/{PREP_KEY}/{{dataset}}/{{part}}.log",
     params:

@@ -5,17 +5,17 @@
 
 rule generate:
     input:
-        prompts="results/prompts/{recipe_key}/{ckey}.json",
+        prompts=paths.PROMPTS,
         pipeline=generator_pipeline,
     output:
-        tar="results/generated/{generator_key}/{recipe_key}/{split}/{ckey}/{start}-{stop}.tar",
-        stats="results/generated/{generator_key}/{recipe_key}/{split}/{ckey}/{start}-{stop}.json",
+        tar=paths.CHUNK,
+        stats=paths.CHUNK_STATS,
     log:
         "logs/generate/{generator_key}/{recipe_key}/{split}/{ckey}/{start}-{stop}.log",
     params:
-        generator=lambda w: PLAN.by_generator_key(w.generator_key),
-        model_dir=lambda w: model_folder(PLAN.by_generator_key(w.generator_key)),
-        settings=lambda w: PLAN.pixel_settings(PLAN.by_generator_key(w.generator_key)),
+        generator=generator_name,
+        model_dir=generator_model_dir,
+        settings=generator_settings,
     resources:
         gpu=1,
         cpus_per_task=4,  # JPEG encoding and tar writing beside the GPU

@@ -4,7 +4,7 @@
 
 rule fetch_model:
     output:
-        "resources/models/{fetched}",
+        paths.FETCHED_MODEL,
     log:
         "logs/fetch_model/{fetched}.log",
     params:
@@ -19,7 +19,7 @@ rule check_model:
     input:
         checkpoint=model_checkpoint,
     output:
-        "results/models/{model}/model.json",
+        paths.MODEL_CHECK,
     log:
         "logs/check_model/{model}.log",
     params:

@@ -6,16 +6,16 @@ rule pack:
     input:
         unpack(clone_inputs),
     output:
-        shards=directory("results/clones/{clone}/train"),
-        index="results/clones/{clone}/train.json",
-        heldout=directory("results/clones/{clone}/heldout"),
+        shards=directory(paths.SHARDS),
+        index=paths.SHARD_INDEX,
+        heldout=directory(paths.HELDOUT),
     log:
         "logs/pack/{clone}.log",
     params:
-        classes=lambda w: [e.wnid for e in PLAN.clones[w.clone].classes],
-        images_per_class=lambda w: PLAN.clones[w.clone].images_per_class,
-        heldout_per_class=lambda w: PLAN.clones[w.clone].heldout_per_class,
-        shard_size=lambda w: PLAN.clones[w.clone].shard_size,
+        classes=clone_classes,
+        images_per_class=clone_setting("images_per_class"),
+        heldout_per_class=clone_setting("heldout_per_class"),
+        shard_size=clone_setting("shard_size"),
         seed=config["seed"],
         source=clone_source,
     resources:

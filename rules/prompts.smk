@@ -6,15 +6,15 @@ rule prompts:
     input:
         wordnet=ancient(WORDNET),
         tokenizer=ancient(TOKENIZER),
-        scenes=lambda w: [ancient(f) for f in scene_files(recipe_params(w)["recipes"])],
+        scenes=recipe_scene_files,
     output:
-        "results/prompts/{recipe_key}/{ckey}.json",
+        paths.PROMPTS,
     log:
         "logs/prompts/{recipe_key}/{ckey}.log",
     params:
         recipe=recipe_params,
-        wnid=lambda w: PLAN.class_entry(w.ckey).wnid,
-        name=lambda w: PLAN.class_entry(w.ckey).name,
+        wnid=class_wnid,
+        name=class_name_override,
         seed=config["seed"],
     conda:
         "../envs/imagenet-sd.yaml"
@@ -27,14 +27,11 @@ rule prompt_summary:
         prompts=all_prompt_files(),
         tokenizer=ancient(TOKENIZER),
     output:
-        "results/tables/prompts.csv",
+        paths.PROMPT_TABLE,
     log:
         "logs/prompt_summary.log",
     params:
-        clones=lambda w: {
-            name: {"prompts": PLAN.clone_prompts(name), "images_per_class": c.images_per_class}
-            for name, c in PLAN.clones.items()
-        },
+        clones=prompt_table_clones(),
     conda:
         "../envs/imagenet-sd.yaml"
     script:

@@ -6,7 +6,7 @@ rule analyze:
     input:
         features=representation_features,
     output:
-        "results/models/{model}/representation/{evalset}.json",
+        paths.REPRESENTATION,
     log:
         "logs/analyze/{model}/{evalset}.log",
     params:

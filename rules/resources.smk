@@ -20,7 +20,7 @@ rule wordnet:
 rule clip_tokenizer:
     output:
         vocab=TOKENIZER,
-        merges="resources/clip-tokenizer/merges.txt",
+        merges=paths.TOKENIZER_MERGES,
     log:
         "logs/clip_tokenizer.log",
     conda:
@@ -33,12 +33,12 @@ rule tiny_pipeline:
     input:
         tokenizer=ancient(TOKENIZER),
     output:
-        "resources/pipelines/{pipeline}/model_index.json",
+        paths.model_index(paths.PIPELINE_FOLDER),
     log:
         "logs/tiny_pipeline/{pipeline}.log",
     params:
-        settings=lambda w: config["pipelines"][w.pipeline],
-        folder=lambda w: f"resources/pipelines/{w.pipeline}",
+        settings=tiny_pipeline_settings,
+        folder=tiny_pipeline_folder,
     conda:
         "../envs/imagenet-sd.yaml"
     script:
@@ -47,13 +47,13 @@ rule tiny_pipeline:
 
 rule prefetch_weights:
     output:
-        "resources/hub/{hub_model}/{revision}/model_index.json",
+        paths.model_index(paths.HUB_FOLDER),
     log:
         "logs/prefetch_weights/{hub_model}/{revision}.log",
     params:
-        model=lambda w: hub_model_id(w.hub_model),
-        revision=lambda w: w.revision,
-        folder=lambda w: f"resources/hub/{w.hub_model}/{w.revision}",
+        model=hub_model,
+        revision=hub_revision,
+        folder=hub_download_folder,
     conda:
         "../envs/imagenet-sd.yaml"
     script:

@@ -8,7 +8,7 @@ rule attack:
         verified=model_verified,
         images=evalset_input,
     output:
-        "results/models/{model}/attack/{evalset}/{attack}/eps{eps}.json",
+        paths.ATTACK,
     log:
         "logs/attack/{model}/{evalset}/{attack}/eps{eps}.log",
     params:

@@ -4,16 +4,16 @@
 
 rule train:
     input:
-        index=lambda w: f"results/clones/{run_clone(w)}/train.json",
-        shards=lambda w: f"results/clones/{run_clone(w)}/train",
+        index=run_shard_index,
+        shards=run_shards,
     output:
-        checkpoint="results/runs/{run}/checkpoint.pt",
-        metrics="results/runs/{run}/metrics.jsonl",
+        checkpoint=paths.CHECKPOINT,
+        metrics=paths.METRICS,
     log:
         "logs/train/{run}.log",
     params:
-        training=lambda w: config["trainings"][config["runs"][w.run]["training"]],
-        classes=lambda w: [e.wnid for e in PLAN.clones[run_clone(w)].classes],
+        training=run_training,
+        classes=run_classes,
     threads: 8
     resources:
         gpu=1,
