@@ -30,7 +30,7 @@ def mean_per_class(pred: np.ndarray, labels: np.ndarray) -> float:
 
 def log_grid(low: float, high: float, trials: int) -> list[float]:
     """Coarse stage of the 1-D search: half the trials evenly spaced in log scale over [low, high]."""
-    return list(np.logspace(math.log10(low), math.log10(high), max(2, math.ceil(trials / 2))))
+    return [float(x) for x in np.logspace(math.log10(low), math.log10(high), max(2, math.ceil(trials / 2)))]
 
 
 def search_1d(score, low: float, high: float, trials: int) -> tuple[float, list[tuple[float, float]]]:
@@ -45,8 +45,8 @@ def search_1d(score, low: float, high: float, trials: int) -> tuple[float, list[
         x = float(10 ** np.clip(exponent, math.log10(low), math.log10(high)))
         if all(not math.isclose(x, h[0]) for h in history):
             history.append((x, score(x)))
-    best, best_score = max(history, key=lambda h: (h[1], -h[0]))
-    return best, sorted(history)
+    best = max(history, key=lambda h: (h[1], -h[0]))[0]
+    return float(best), sorted((float(x), s) for x, s in history)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, c: float, max_iter: int):

@@ -272,7 +272,9 @@ def all_prompt_files():
 
 
 def transfer_set_spec(wildcards):
-    return config["transfer_sets"][wildcards.dataset]
+    """The settings that determine a prepared set's files (not its table group, description or probe)."""
+    spec = config["transfer_sets"][wildcards.dataset]
+    return {k: spec.get(k) for k in ("source", "dataset", "image_size", "test_fraction") if k in spec}
 
 
 # ---- models: every run is a model of the same name -------------------------------------------------
