@@ -23,4 +23,4 @@ rule features:
     conda:
         "../envs/imagenet-sd.yaml"
     script:
-        "../workflow_scripts/features.py"
+        "../workflow_scripts/extract_features.py"

@@ -19,7 +19,7 @@ rule prompts:
     conda:
         "../envs/imagenet-sd.yaml"
     script:
-        "../workflow_scripts/prompts.py"
+        "../workflow_scripts/write_prompts.py"
 
 
 rule prompt_summary:

@@ -14,7 +14,7 @@ rule wordnet:
     conda:
         "../envs/imagenet-sd.yaml"
     script:
-        "../workflow_scripts/wordnet.py"
+        "../workflow_scripts/materialise_wordnet.py"
 
 
 rule clip_tokenizer:

@@ -48,4 +48,4 @@ rule robustness_tables:
     conda:
         "../envs/imagenet-sd.yaml"
     script:
-        "../workflow_scripts/robustness_tables.py"
+        "../workflow_scripts/make_robustness_tables.py"

@@ -18,4 +18,4 @@ rule tables:
     conda:
         "../envs/imagenet-sd.yaml"
     script:
-        "../workflow_scripts/tables.py"
+        "../workflow_scripts/make_evaluation_tables.py"

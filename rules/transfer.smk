@@ -62,4 +62,4 @@ rule transfer_tables:
     conda:
         "../envs/imagenet-sd.yaml"
     script:
-        "../workflow_scripts/transfer_tables.py"
+        "../workflow_scripts/make_transfer_tables.py"

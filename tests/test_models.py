@@ -44,7 +44,7 @@ def test_features_of_an_external_checkpoint_equal_plain_torchvision(tmp_path):
     load_script("index_dataset").main(root=str(root), layout="imagefolder", splits={"test": ""},
                                       folder_names="wnid", split="test", output=str(index))
     out = tmp_path / "f.npz"
-    load_script("features").main(index_file=str(index), checkpoint=str(path), preprocessing=PREP, output=str(out),
+    load_script("extract_features").main(index_file=str(index), checkpoint=str(path), preprocessing=PREP, output=str(out),
                                  batch_size=4, device="cpu",
                                  model={"source": "state_dict", "classes": CLASSES, "arch": "resnet18"})
     features, labels, classes = read_features(out)
