@@ -7,6 +7,7 @@ cancel drift; the last line is the median of the per-pair ratios job / bare.
 
     .venv/bin/python bench/generation_cpu.py [--images 16] [--repeats 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,14 +31,27 @@ from imagenet_sd.seeds import image_seed  # noqa: E402
 from imagenet_sd.tiny_pipeline import build_tiny_pipeline  # noqa: E402
 
 WNID = "n01440764"
-RECORD = {"format": 1, "wnid": WNID, "class_key": WNID, "name_override": None, "recipe": "bench", "seed": 0,
-          "recipes": {"bench": {"family": "c, d_c", "template": "{c}, {d_c}",
-                                "fields": {"c": "tench", "d_c": "freshwater dace-like game fish of Europe"}}}}
+RECORD = {
+    "format": 1,
+    "wnid": WNID,
+    "class_key": WNID,
+    "name_override": None,
+    "recipe": "bench",
+    "seed": 0,
+    "recipes": {
+        "bench": {
+            "family": "c, d_c",
+            "template": "{c}, {d_c}",
+            "fields": {"c": "tench", "d_c": "freshwater dace-like game fish of Europe"},
+        }
+    },
+}
 
 
 def demo_generator() -> tuple[dict, dict]:
     """The demo config's `tiny` generator (schema defaults filled) and its pipeline's settings."""
     from snakemake.utils import validate
+
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     validate(config, str(ROOT / "schemas/config.schema.yaml"))
     return config, config["generators"]["tiny"]
@@ -55,16 +69,27 @@ def elapsed(since: tuple[float, float]) -> tuple[float, float]:
 
 def run_job(work: Path, model_dir: Path, prompt_file: Path, settings: dict, entry: dict, n: int) -> tuple[float, float]:
     started = clocks()
-    run_generate(prompt_file=prompt_file, model_dir=str(model_dir), tar_path=work / "chunk.tar",
-                 stats_path=work / "chunk.json", generator="tiny", settings=settings,
-                 runtime={k: entry[k] for k in RUNTIME_KEYS}, split="train", start=0, stop=n)
+    run_generate(
+        prompt_file=prompt_file,
+        model_dir=str(model_dir),
+        tar_path=work / "chunk.tar",
+        stats_path=work / "chunk.json",
+        generator="tiny",
+        settings=settings,
+        runtime={k: entry[k] for k in RUNTIME_KEYS},
+        split="train",
+        start=0,
+        stop=n,
+    )
     return elapsed(started)
 
 
 def run_bare(work: Path, model_dir: Path, settings: dict, entry: dict, n: int) -> tuple[float, float]:
     """What a researcher would write: from_pretrained, call the pipeline per batch, save JPEGs."""
     from diffusers import StableDiffusionPipeline
+
     from imagenet_sd.prompts import image_prompt
+
     started = clocks()
     pipe = StableDiffusionPipeline.from_pretrained(model_dir, dtype=torch.float32, safety_checker=None)
     pipe.set_progress_bar_config(disable=True)
@@ -72,9 +97,14 @@ def run_bare(work: Path, model_dir: Path, settings: dict, entry: dict, n: int) -
     for first in range(0, n, batch):
         indices = range(first, min(first + batch, n))
         generators = [torch.Generator().manual_seed(image_seed(0, "tiny", "bench", WNID, "train", i)) for i in indices]
-        images = pipe([image_prompt(RECORD, "train", i) for i in indices], num_inference_steps=settings["steps"],
-                      guidance_scale=settings["guidance_scale"], height=settings["height"], width=settings["width"],
-                      generator=generators).images
+        images = pipe(
+            [image_prompt(RECORD, "train", i) for i in indices],
+            num_inference_steps=settings["steps"],
+            guidance_scale=settings["guidance_scale"],
+            height=settings["height"],
+            width=settings["width"],
+            generator=generators,
+        ).images
         for i, image in zip(indices, images):
             image.save(work / f"{WNID}_{i:06d}.jpg", quality=settings["jpeg_quality"])
     return elapsed(started)
@@ -86,8 +116,9 @@ def main(images: int, repeats: int) -> float:
     settings = plan.pixel_settings("tiny")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model_dir = build_tiny_pipeline(config["pipelines"]["tiny-sd"], build_clip_tokenizer(tmp / "tokenizer"),
-                                        tmp / "tiny-sd")
+        model_dir = build_tiny_pipeline(
+            config["pipelines"]["tiny-sd"], build_clip_tokenizer(tmp / "tokenizer"), tmp / "tiny-sd"
+        )
         prompt_file = tmp / f"{WNID}.json"
         prompt_file.write_text(json.dumps(RECORD))
         (tmp / "job").mkdir()
@@ -103,12 +134,17 @@ def main(images: int, repeats: int) -> float:
                 t_bare, t_job = bare(), job()
             wall.append(t_job[0] / t_bare[0])
             cpu.append(t_job[1] / t_bare[1])
-            print(f"pair {r}: job {t_job[0]:.2f} s (cpu {t_job[1]:.2f} s), bare {t_bare[0]:.2f} s "
-                  f"(cpu {t_bare[1]:.2f} s), wall ratio {wall[-1]:.3f}, cpu ratio {cpu[-1]:.3f}", flush=True)
+            print(
+                f"pair {r}: job {t_job[0]:.2f} s (cpu {t_job[1]:.2f} s), bare {t_bare[0]:.2f} s "
+                f"(cpu {t_bare[1]:.2f} s), wall ratio {wall[-1]:.3f}, cpu ratio {cpu[-1]:.3f}",
+                flush=True,
+            )
     ratio = statistics.median(wall)
-    print(f"{images} images, batch {entry['batch_size']}, {settings['steps']} steps, "
-          f"{settings['height']}x{settings['width']}, {torch.get_num_threads()} threads; "
-          f"median cpu-time ratio {statistics.median(cpu):.3f}")
+    print(
+        f"{images} images, batch {entry['batch_size']}, {settings['steps']} steps, "
+        f"{settings['height']}x{settings['width']}, {torch.get_num_threads()} threads; "
+        f"median cpu-time ratio {statistics.median(cpu):.3f}"
+    )
     print(f"overhead ratio: {ratio:.3f}")
     return ratio
 

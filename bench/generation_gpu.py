@@ -11,6 +11,7 @@ Budget: under 8 minutes on an H100 (`--budget-s` skips what would not fit and sa
     python bench/generation_gpu.py                 # on a GPU node
     python bench/generation_gpu.py --smoke         # tiny sizes on the CPU: checks the code runs
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,16 +36,30 @@ from imagenet_sd.sd14 import SD14_TEXT, SD14_UNET, SD14_VAE, sd_pipeline_from_co
 from imagenet_sd.text2image import DTYPES, make_fast  # noqa: E402
 
 # SD v1.4's shapes, shrunk, for a CPU smoke run.
-SMOKE_UNET = {**SD14_UNET, "sample_size": 8, "block_out_channels": [32, 64], "layers_per_block": 1,
-              "cross_attention_dim": 32, "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
-              "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"]}
-SMOKE_VAE = {**SD14_VAE, "sample_size": 16, "block_out_channels": [32, 64], "layers_per_block": 1,
-             "down_block_types": ["DownEncoderBlock2D"] * 2, "up_block_types": ["UpDecoderBlock2D"] * 2}
+SMOKE_UNET = {
+    **SD14_UNET,
+    "sample_size": 8,
+    "block_out_channels": [32, 64],
+    "layers_per_block": 1,
+    "cross_attention_dim": 32,
+    "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+}
+SMOKE_VAE = {
+    **SD14_VAE,
+    "sample_size": 16,
+    "block_out_channels": [32, 64],
+    "layers_per_block": 1,
+    "down_block_types": ["DownEncoderBlock2D"] * 2,
+    "up_block_types": ["UpDecoderBlock2D"] * 2,
+}
 SMOKE_TEXT = {**SD14_TEXT, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4}
 
-PROMPTS = ["tench, freshwater dace-like game fish of Europe and western Asia noted for ability to survive "
-           "outside water", "goldfish, small golden or orange-red freshwater fishes of Eurasia used as pond "
-           "or aquarium fishes", "great white shark, large aggressive shark widespread in warm seas"]
+PROMPTS = [
+    "tench, freshwater dace-like game fish of Europe and western Asia noted for ability to survive outside water",
+    "goldfish, small golden or orange-red freshwater fishes of Eurasia used as pond or aquarium fishes",
+    "great white shark, large aggressive shark widespread in warm seas",
+]
 
 
 @dataclass
@@ -70,8 +85,7 @@ def smoke_setup() -> Setup:
 
 def build_sd14(setup: Setup, tokenizer_dir: Path):
     """StableDiffusionPipeline with SD v1.4's components, random weights, on the device in the bench dtype."""
-    pipe = sd_pipeline_from_configs(setup.unet, setup.vae, setup.text, tokenizer_dir, setup.device,
-                                    DTYPES[setup.dtype])
+    pipe = sd_pipeline_from_configs(setup.unet, setup.vae, setup.text, tokenizer_dir, setup.device, DTYPES[setup.dtype])
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -93,7 +107,7 @@ def matmul_peak_tflops(device: torch.device, smoke: bool) -> float:
             a @ b
         gen.synchronize(device)
         best = min(best, (time.perf_counter() - started) / 5)
-    return 2 * n ** 3 / best / 1e12
+    return 2 * n**3 / best / 1e12
 
 
 def tasks_for(batch: int) -> list[ImageTask]:
@@ -117,8 +131,13 @@ def measure(pipe, setup: Setup, batch: int, warmups: int, repeats: int) -> dict:
     runs = [timed_render(pipe, tasks, settings, setup.device) for _ in range(repeats)]
     seconds = statistics.median(t for t, _ in runs)
     memory = torch.cuda.max_memory_allocated(setup.device) if setup.device.type == "cuda" else None
-    return {"batch": batch, "seconds": seconds, "images_per_second": batch / seconds, "peak_memory": memory,
-            "pixels": runs[-1][1]}
+    return {
+        "batch": batch,
+        "seconds": seconds,
+        "images_per_second": batch / seconds,
+        "peak_memory": memory,
+        "pixels": runs[-1][1],
+    }
 
 
 def report(name: str, result: dict, flops: dict | None, peak: float, baseline: dict | None) -> str:
@@ -128,7 +147,8 @@ def report(name: str, result: dict, flops: dict | None, peak: float, baseline: d
     line = f"{name:9s} batch {result['batch']:3d}: {ips:7.3f} img/s  MFU {mfu:6.1%}  peak memory {memory}"
     if baseline is not None:
         diff = np.abs(result["pixels"].astype(int) - baseline["pixels"].astype(int))
-        line += f"  max pixel diff {diff.max()} (mean {diff.mean():.3f})  speed-up {ips / baseline['images_per_second']:.2f}x"
+        speedup = ips / baseline["images_per_second"]
+        line += f"  max pixel diff {diff.max()} (mean {diff.mean():.3f})  speed-up {speedup:.2f}x"
     return line
 
 
@@ -157,14 +177,19 @@ def main(smoke: bool, budget_s: float) -> None:
         flops = flops_per_image(pipe, settings)
         peak = matmul_peak_tflops(setup.device, smoke)
         name = torch.cuda.get_device_name(setup.device) if setup.device.type == "cuda" else "cpu"
-        print(f"device {name}; measured matmul peak {peak:.4g} TFLOP/s; "
-              f"{flops['total'] / 1e12:.4g} TFLOP per image ({setup.steps} steps, guidance, {setup.size}px); "
-              f"arithmetic limit {peak / (flops['total'] / 1e12):.3g} img/s", flush=True)
+        print(
+            f"device {name}; measured matmul peak {peak:.4g} TFLOP/s; "
+            f"{flops['total'] / 1e12:.4g} TFLOP per image ({setup.steps} steps, guidance, {setup.size}px); "
+            f"arithmetic limit {peak / (flops['total'] / 1e12):.3g} img/s",
+            flush=True,
+        )
         deadline = started + budget_s
         baselines = run_side("eager", pipe, setup, flops, peak, deadline)
         one = [b for b in (1, min(setup.batches)) if b in baselines][:1]
         if one and max(baselines) in baselines and one[0] != max(baselines):
-            diff = np.abs(baselines[one[0]]["pixels"][0].astype(int) - baselines[max(baselines)]["pixels"][0].astype(int))
+            diff = np.abs(
+                baselines[one[0]]["pixels"][0].astype(int) - baselines[max(baselines)]["pixels"][0].astype(int)
+            )
             print(f"eager image 0, batch {one[0]} vs batch {max(baselines)}: max pixel diff {diff.max()}", flush=True)
         make_fast_settings(pipe, setup, Path(tmp) / "compile-cache")
         run_side("fast", pipe, setup, flops, peak, deadline, baselines)
@@ -174,6 +199,8 @@ def main(smoke: bool, budget_s: float) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU (checks the code path)")
-    parser.add_argument("--budget-s", type=float, default=390, help="skip measurements that start after this many seconds")
+    parser.add_argument(
+        "--budget-s", type=float, default=390, help="skip measurements that start after this many seconds"
+    )
     args = parser.parse_args()
     main(args.smoke, args.budget_s)

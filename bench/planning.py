@@ -2,6 +2,7 @@
 
 Usage: .venv/bin/python bench/planning.py [configfile ...]   (default: both full-scale configs)
 """
+
 import subprocess
 import sys
 import time
@@ -15,8 +16,13 @@ def plan(configfile: str, repeats: int = 3) -> tuple[float, dict]:
     times, jobs = [], {}
     for _ in range(repeats):
         started = time.perf_counter()
-        proc = subprocess.run([*SNAKEMAKE, "-n", "--cores", "1", "--configfile", configfile], cwd=REPO,
-                              capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [*SNAKEMAKE, "-n", "--cores", "1", "--configfile", configfile],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         times.append(time.perf_counter() - started)
         jobs = parse_job_stats(proc.stdout + proc.stderr)
     return sorted(times)[len(times) // 2], dict(jobs)

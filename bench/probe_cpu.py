@@ -7,6 +7,7 @@ the smallest size, measured side by side in one run.
 
 Usage: .venv/bin/python bench/probe_cpu.py [--sizes 500 1000 2000 4000] [--classes 50] [--threads 2]
 """
+
 import argparse
 import sys
 import time
@@ -40,16 +41,18 @@ def main(sizes: list[int], classes: int, threads: int, c: float) -> None:
     rows = []
     for n in sizes:
         x, y = problem(n, classes)
-        logistic = timed(lambda: fit_logistic(x, y, c, 2000))
-        epoch = timed(lambda: fit_linear(x, y, classes, 1.0, 1e-6, SGD, 0, torch.device("cpu")))
+        logistic = timed(lambda x=x, y=y: fit_logistic(x, y, c, 2000))
+        epoch = timed(lambda x=x, y=y: fit_linear(x, y, classes, 1.0, 1e-6, SGD, 0, torch.device("cpu")))
         rows.append((n, logistic, epoch))
     base = rows[0]
     print(f"{classes} classes, 2048-d features, {threads} thread(s), logistic C={c}")
     print("| n train | logistic fit (s) | ratio | x31 fits (min) | SGD epoch (s) | ratio |")
     print("|---|---|---|---|---|---|")
     for n, logistic, epoch in rows:
-        print(f"| {n:,} | {logistic:.2f} | {logistic / base[1]:.2f} | {31 * logistic / 60:.1f} | {epoch:.3f} | "
-              f"{epoch / base[2]:.2f} |")
+        print(
+            f"| {n:,} | {logistic:.2f} | {logistic / base[1]:.2f} | {31 * logistic / 60:.1f} | {epoch:.3f} | "
+            f"{epoch / base[2]:.2f} |"
+        )
 
 
 if __name__ == "__main__":

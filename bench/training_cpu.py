@@ -10,6 +10,7 @@ time is measured in alternating rounds and the last line is the median per-round
 
     .venv/bin/python bench/training_cpu.py [--size 512] [--images 64] [--rounds 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,17 +62,21 @@ def main(size: int, images: int, rounds: int) -> None:
     rng = np.random.default_rng(0)
     samples = [{"jpg": photo_like_jpeg(size, rng), "cls": str(i % 10).encode()} for i in range(images)]
     transform = MultiCrop(224, 8, 96)
-    print(f"{images} JPEGs of {size}x{size} ({sum(len(s['jpg']) for s in samples) / images / 1024:.0f} KiB each), "
-          f"1 x 224 + 8 x 96 crops, one thread", flush=True)
+    print(
+        f"{images} JPEGs of {size}x{size} ({sum(len(s['jpg']) for s in samples) / images / 1024:.0f} KiB each), "
+        f"1 x 224 + 8 x 96 crops, one thread",
+        flush=True,
+    )
     cpu_seconds(old_pipeline, samples[:4], transform), cpu_seconds(new_pipeline, samples[:4], transform)  # warm-up
     ratios, old_ms, new_ms = [], [], []
     for r in range(rounds):
         pair = ((old_pipeline, old_ms), (new_pipeline, new_ms))
-        for fn, times in (pair if r % 2 == 0 else pair[::-1]):
+        for fn, times in pair if r % 2 == 0 else pair[::-1]:
             times.append(1e3 * cpu_seconds(fn, samples, transform) / images)
         ratios.append(new_ms[-1] / old_ms[-1])
-        print(f"round {r}: old {old_ms[-1]:.2f} ms/img, new {new_ms[-1]:.2f} ms/img, ratio {ratios[-1]:.3f}",
-              flush=True)
+        print(
+            f"round {r}: old {old_ms[-1]:.2f} ms/img, new {new_ms[-1]:.2f} ms/img, ratio {ratios[-1]:.3f}", flush=True
+        )
     old, new = statistics.median(old_ms), statistics.median(new_ms)
     print(f"old: {old:.2f} ms CPU per image = {1e3 / old:.0f} images/s per worker core")
     print(f"new: {new:.2f} ms CPU per image = {1e3 / new:.0f} images/s per worker core")

@@ -16,6 +16,7 @@ Goal (H100, 16 cores): >= 2,000 images/s end to end, within 5% of gpu-only. Budg
     python bench/training_gpu.py                # on a GPU node
     python bench/training_gpu.py --smoke        # tiny sizes on the CPU, seconds: checks the code runs
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,16 +35,37 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from training_cpu import photo_like_jpeg  # noqa: E402
+
 from imagenet_sd import training as tr  # noqa: E402
 from imagenet_sd.gpu_augment import augment_batch, view_policies  # noqa: E402
 from imagenet_sd.loader import ShardStreams, close_loader, epoch_batches, make_loader, stream_batch_counts  # noqa: E402
 from imagenet_sd.runtime import add_tar_member  # noqa: E402
-from training_cpu import photo_like_jpeg  # noqa: E402
 
-FULL = {"arch": "resnet50", "batch_size": 256, "resolution": 224, "local_crops": 8, "local_resolution": 96,
-        "epochs": 1, "lr": 0.1, "warmup_fraction": 0.0, "shuffle_buffer": 1000, "save_every_minutes": 1e6}
-SMOKE = {"arch": "resnet18", "batch_size": 4, "resolution": 32, "local_crops": 2, "local_resolution": 16,
-         "epochs": 1, "lr": 0.1, "warmup_fraction": 0.0, "shuffle_buffer": 16, "save_every_minutes": 1e6}
+FULL = {
+    "arch": "resnet50",
+    "batch_size": 256,
+    "resolution": 224,
+    "local_crops": 8,
+    "local_resolution": 96,
+    "epochs": 1,
+    "lr": 0.1,
+    "warmup_fraction": 0.0,
+    "shuffle_buffer": 1000,
+    "save_every_minutes": 1e6,
+}
+SMOKE = {
+    "arch": "resnet18",
+    "batch_size": 4,
+    "resolution": 32,
+    "local_crops": 2,
+    "local_resolution": 16,
+    "epochs": 1,
+    "lr": 0.1,
+    "warmup_fraction": 0.0,
+    "shuffle_buffer": 16,
+    "save_every_minutes": 1e6,
+}
 
 
 def write_shards(folder: Path, images: int, size: int, per_shard: int, classes: int) -> tuple[list[str], list[int]]:
@@ -110,8 +132,9 @@ def gpu_only(t: dict, device, size: int, steps: int, flops_out: dict) -> tuple[f
 
 def loader_only(paths, counts, t: dict, workers: int, batches: int) -> float:
     orders = [list(range(len(paths)))]
-    dataset = ShardStreams(paths, orders, streams=max(workers, 1), batch_size=t["batch_size"], shuffle_buffer=100,
-                           seed=0)
+    dataset = ShardStreams(
+        paths, orders, streams=max(workers, 1), batch_size=t["batch_size"], shuffle_buffer=100, seed=0
+    )
     loader = make_loader(dataset, workers, pin_memory=torch.cuda.is_available())
     per_stream = stream_batch_counts(counts, orders[0], max(workers, 1), t["batch_size"])
     seen, start = 0, None
@@ -129,24 +152,33 @@ def end_to_end(paths, counts, t: dict, workers: int, device, folder: Path, steps
     t = t | {"max_steps": steps, "workers": workers}
     if device.type == "cuda":  # as the train job does: the workers get the cores
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - workers))
-    tr.train(shard_paths=paths, shard_counts=counts, classes=[str(i) for i in range(1000)], training=t,
-             checkpoint=folder / "c.pt", metrics=folder / "m.jsonl", workers=workers, device=device)
+    tr.train(
+        shard_paths=paths,
+        shard_counts=counts,
+        classes=[str(i) for i in range(1000)],
+        training=t,
+        checkpoint=folder / "c.pt",
+        metrics=folder / "m.jsonl",
+        workers=workers,
+        device=device,
+    )
     lines = [json.loads(line) for line in (folder / "m.jsonl").read_text().splitlines()]
     rates = [m["img_per_s"] for m in lines if m["event"] == "step"]
-    return float(np.median(rates[len(rates) // 2:]))  # second half: past cudnn autotuning and worker start
+    return float(np.median(rates[len(rates) // 2 :]))  # second half: past cudnn autotuning and worker start
 
 
 def matmul_peak_tflops(device, smoke: bool) -> float:
     n = 256 if smoke else 8192
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    return 2 * n ** 3 / timed(lambda: a @ b, device, steps=3 if smoke else 20, warmup=2) / 1e12
+    return 2 * n**3 / timed(lambda: a @ b, device, steps=3 if smoke else 20, warmup=2) / 1e12
 
 
 def decode_rates(size: int, n: int) -> str:
     rng = np.random.default_rng(1)
     data = [torch.frombuffer(bytearray(photo_like_jpeg(size, rng)), dtype=torch.uint8) for _ in range(n)]
     from torchvision.io import decode_jpeg
+
     cpu = n / timed(lambda: [decode_jpeg(d) for d in data], torch.device("cpu"), steps=1, warmup=1)
     if not torch.cuda.is_available():
         return f"decode {size}px: CPU {cpu:.0f} img/s per core; no GPU for nvJPEG"
@@ -161,20 +193,26 @@ def main(smoke: bool, size: int, workers: int) -> None:
     t = tr.resolve_training(SMOKE if smoke else FULL)
     size = 48 if smoke else size
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU (smoke)"
-    print(f"device {name}; {os.cpu_count()} CPU cores; {workers} loader workers; stored size {size}px; "
-          f"batch {t['batch_size']}; torch {torch.__version__}", flush=True)
+    print(
+        f"device {name}; {os.cpu_count()} CPU cores; {workers} loader workers; stored size {size}px; "
+        f"batch {t['batch_size']}; torch {torch.__version__}",
+        flush=True,
+    )
     flops: dict = {}
     step_rate, model_rate = gpu_only(t, device, size, steps=2 if smoke else 20, flops_out=flops)
     peak = matmul_peak_tflops(device, smoke)
     mfu = step_rate * flops["per_image"] / 1e12 / peak
-    print(f"gpu-only: {step_rate:.4g} img/s with augmentations, {model_rate:.4g} img/s model step alone; "
-          f"{flops['per_image'] / 1e9:.3g} GFLOP per image; matmul peak {peak:.3g} TFLOP/s; MFU {mfu:.1%}",
-          flush=True)
+    print(
+        f"gpu-only: {step_rate:.4g} img/s with augmentations, {model_rate:.4g} img/s model step alone; "
+        f"{flops['per_image'] / 1e9:.3g} GFLOP per image; matmul peak {peak:.3g} TFLOP/s; MFU {mfu:.1%}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         images = 64 if smoke else 60 * t["batch_size"]
         paths, counts = write_shards(Path(tmp), images, size, per_shard=16 if smoke else 640, classes=1000)
-        print(f"loader-only: {loader_only(paths, counts, t, workers, batches=4 if smoke else 40):.4g} img/s",
-              flush=True)
+        print(
+            f"loader-only: {loader_only(paths, counts, t, workers, batches=4 if smoke else 40):.4g} img/s", flush=True
+        )
         e2e = end_to_end(paths, counts, t, workers, device, Path(tmp), steps=4 if smoke else 50)
         print(f"end-to-end: {e2e:.4g} img/s = {e2e / step_rate:.1%} of gpu-only", flush=True)
     print(decode_rates(size, 8 if smoke else 256), flush=True)

@@ -5,6 +5,7 @@ model's first layer. Attacking normalised tensors instead silently rescales epsi
 (about 4.4x) and clamps to the wrong box. The loss is the cross-entropy over the classes scored on the set
 (masked logits, as evaluation ranks them), so an attack never "wins" by moving to a class the set lacks.
 """
+
 from __future__ import annotations
 
 import random
@@ -35,11 +36,13 @@ class Normalized(torch.nn.Module):
 
 def unit_transform(resolution: int) -> T.Compose:
     """The evaluation transform without its normalisation: [0, 1] tensors of the same pixels."""
-    return T.Compose([
-        T.Resize(round(resolution * EVAL_RESIZE_RATIO), interpolation=T.InterpolationMode.BILINEAR),
-        T.CenterCrop(resolution),
-        T.ToTensor(),
-    ])
+    return T.Compose(
+        [
+            T.Resize(round(resolution * EVAL_RESIZE_RATIO), interpolation=T.InterpolationMode.BILINEAR),
+            T.CenterCrop(resolution),
+            T.ToTensor(),
+        ]
+    )
 
 
 def masked(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -59,8 +62,18 @@ def fgsm(model, images: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, 
     return (images + eps * grad.sign()).clamp(0, 1).detach()
 
 
-def pgd(model, images: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, eps: float, *, steps: int,
-        step_size: float, random_start: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+def pgd(
+    model,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    mask: torch.Tensor,
+    eps: float,
+    *,
+    steps: int,
+    step_size: float,
+    random_start: bool,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Projected gradient descent (Madry et al. 2018): from a uniform random point of the eps-ball, `steps`
     signed steps of `step_size`, each projected back onto the ball and the [0, 1] box."""
     adv = images.clone()
@@ -79,8 +92,17 @@ def attack_batch(model, images, labels, mask, eps: float, settings: dict, genera
     if settings["method"] == "fgsm":
         return fgsm(model, images, labels, mask, eps)
     if settings["method"] == "pgd":
-        return pgd(model, images, labels, mask, eps, steps=settings["steps"], step_size=settings["step_size"] * eps,
-                   random_start=settings["random_start"], generator=generator)
+        return pgd(
+            model,
+            images,
+            labels,
+            mask,
+            eps,
+            steps=settings["steps"],
+            step_size=settings["step_size"] * eps,
+            random_start=settings["random_start"],
+            generator=generator,
+        )
     raise ValueError(f"unknown attack method {settings['method']!r} (known: {', '.join(METHODS)})")
 
 
@@ -91,8 +113,9 @@ def subset_indices(n: int, size: int | None, seed: int) -> list[int]:
     return sorted(random.Random(derive_seed("attack-subset", seed)).sample(range(n), size))
 
 
-def run_attack(model, loader, mask: torch.Tensor, device: torch.device, ks: tuple[int, int], eps: float,
-               settings: dict, seed: int) -> dict:
+def run_attack(
+    model, loader, mask: torch.Tensor, device: torch.device, ks: tuple[int, int], eps: float, settings: dict, seed: int
+) -> dict:
     """Clean and adversarial correct counts and calibration of `model` (taking [0, 1] images) over `loader`."""
     model.eval()
     for p in model.parameters():

@@ -5,6 +5,7 @@ generator and split, and stored as one tar of `{wnid}_{index:06d}.jpg` + `.json`
 - The tar's bytes depend on names and contents only (fixed member metadata, sorted JSON keys).
 - JPEG encoding and the tar are written from a background thread, so the GPU never waits for them.
 """
+
 from __future__ import annotations
 
 import io
@@ -37,6 +38,7 @@ class ImageTask:
 @dataclass(frozen=True)
 class ChunkIdentity:
     """What names one chunk's images: it, and nothing else, determines prompts and seeds."""
+
     record: dict = field(hash=False)
     generator: str
     split: str
@@ -78,10 +80,20 @@ def encode_jpeg(pixels: np.ndarray, quality: int, storage_size: int | None) -> b
 def image_metadata(r: Rendered, identity: ChunkIdentity, settings: dict) -> dict:
     """The per-image JSON beside each JPEG: everything that made its pixels."""
     rec = identity.record
-    return {"key": identity.key(r.task.index), "prompt": r.task.prompt, "seed": r.task.seed,
-            "attempt": r.task.attempt, "index": r.task.index, "split": identity.split, "wnid": rec["wnid"],
-            "class_key": rec["class_key"], "recipe": rec["recipe"], "generator": identity.generator,
-            "settings": settings, "failed": r.failure}
+    return {
+        "key": identity.key(r.task.index),
+        "prompt": r.task.prompt,
+        "seed": r.task.seed,
+        "attempt": r.task.attempt,
+        "index": r.task.index,
+        "split": identity.split,
+        "wnid": rec["wnid"],
+        "class_key": rec["class_key"],
+        "recipe": rec["recipe"],
+        "generator": identity.generator,
+        "settings": settings,
+        "failed": r.failure,
+    }
 
 
 class ChunkWriter:

@@ -4,6 +4,7 @@ Stable Diffusion v1.x conditions on CLIP ViT-L/14's text encoder; its tokenizer 
 with CLIP (https://github.com/openai/CLIP). Building it locally gives the demo and the tests the exact token
 ids a real SD pipeline sees, with nothing downloaded.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -24,13 +25,16 @@ CLIP_BOS_ID, CLIP_EOS_ID = CLIP_VOCAB_SIZE - 2, CLIP_VOCAB_SIZE - 1
 def clip_bpe_merges() -> list[str]:
     """The merges CLIP uses, from the BPE file open_clip ships (its first line is a header)."""
     from open_clip.tokenizer import default_bpe
-    lines = gzip.open(default_bpe()).read().decode("utf-8").split("\n")
-    return lines[1:1 + CLIP_MERGES]
+
+    with gzip.open(default_bpe()) as bpe:
+        lines = bpe.read().decode("utf-8").split("\n")
+    return lines[1 : 1 + CLIP_MERGES]
 
 
 def clip_vocabulary(merges: list[str]) -> list[str]:
     """CLIP's vocabulary in id order: byte symbols, the same with `</w>`, merged pairs, the special tokens."""
     from open_clip.tokenizer import bytes_to_unicode
+
     symbols = list(bytes_to_unicode().values())
     return symbols + [s + "</w>" for s in symbols] + ["".join(m.split()) for m in merges] + list(CLIP_SPECIAL)
 
@@ -47,10 +51,21 @@ def build_clip_tokenizer(dest: str | os.PathLike) -> Path:
         "vocab.json": json.dumps({token: i for i, token in enumerate(vocab)}, ensure_ascii=False),
         "merges.txt": "#version: 0.2\n" + "\n".join(merges) + "\n",
         "special_tokens_map.json": json.dumps(
-            {"bos_token": start, "eos_token": end, "pad_token": end, "unk_token": end}, indent=1, sort_keys=True),
+            {"bos_token": start, "eos_token": end, "pad_token": end, "unk_token": end}, indent=1, sort_keys=True
+        ),
         "tokenizer_config.json": json.dumps(
-            {"tokenizer_class": "CLIPTokenizer", "model_max_length": CLIP_CONTEXT, "do_lower_case": True,
-             "bos_token": start, "eos_token": end, "pad_token": end, "unk_token": end}, indent=1, sort_keys=True),
+            {
+                "tokenizer_class": "CLIPTokenizer",
+                "model_max_length": CLIP_CONTEXT,
+                "do_lower_case": True,
+                "bos_token": start,
+                "eos_token": end,
+                "pad_token": end,
+                "unk_token": end,
+            },
+            indent=1,
+            sort_keys=True,
+        ),
     }
     for name, text in files.items():
         (dest / name).write_text(text, encoding="utf-8")

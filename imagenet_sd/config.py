@@ -4,6 +4,7 @@ The Snakefile validates the whole config with it before anything else. Library f
 called on their own (tests, notebooks) resolve one named entry through `resolve_entry`, which applies the
 same schema: no module keeps its own list of keys, defaults or allowed values.
 """
+
 from __future__ import annotations
 
 import copy

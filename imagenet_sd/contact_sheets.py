@@ -5,6 +5,7 @@ reading stops after a few kilobytes), never a whole clone: planning or building 
 1.3M-image clone costs the same as the demo's. Sheets are JPEGs re-encoded at lower quality until they fit a
 byte budget, so the report stays small.
 """
+
 from __future__ import annotations
 
 import io
@@ -122,21 +123,39 @@ def save_within_budget(image: Image.Image, path: str | Path, max_bytes: int) -> 
         image = image.resize((image.width // 2, image.height // 2), Image.LANCZOS)
 
 
-def clone_rows(chunks: dict[str, str], labels: dict[str, str], images: int, thumb: int,
-               prefix: str = "") -> dict[str, SheetRow]:
+def clone_rows(
+    chunks: dict[str, str], labels: dict[str, str], images: int, thumb: int, prefix: str = ""
+) -> dict[str, SheetRow]:
     """One row per class key: `chunks` maps class key -> its first train chunk tar."""
     return {key: SheetRow(prefix + labels[key], read_tiles(tar, images, thumb)) for key, tar in chunks.items()}
 
 
-def contact_sheet(*, chunks: dict[str, str], labels: dict[str, str], title: str, output: str | Path,
-                  images: int, thumb: int, max_bytes: int) -> int:
+def contact_sheet(
+    *,
+    chunks: dict[str, str],
+    labels: dict[str, str],
+    title: str,
+    output: str | Path,
+    images: int,
+    thumb: int,
+    max_bytes: int,
+) -> int:
     """One clone: a row per sampled class. Returns the sheet's size in bytes."""
     rows = list(clone_rows(chunks, labels, images, thumb).values())
     return save_within_budget(render_sheet(rows, title=title, thumb=thumb), output, max_bytes)
 
 
-def comparison_sheet(*, clones: dict[str, dict[str, str]], labels: dict[str, str], captions: dict[str, str],
-                     title: str, output: str | Path, images: int, thumb: int, max_bytes: int) -> int:
+def comparison_sheet(
+    *,
+    clones: dict[str, dict[str, str]],
+    labels: dict[str, str],
+    captions: dict[str, str],
+    title: str,
+    output: str | Path,
+    images: int,
+    thumb: int,
+    max_bytes: int,
+) -> int:
     """Several clones over the same classes: for each shared class, the clones' rows one under the other.
 
     clones: clone -> {class wnid -> first train chunk tar}; labels: wnid -> class label;
@@ -148,6 +167,9 @@ def comparison_sheet(*, clones: dict[str, dict[str, str]], labels: dict[str, str
     rows = []
     for wnid in shared:
         for clone, chunks in clones.items():
-            rows.append(SheetRow(f"{labels[wnid]}\n[{captions[clone]}]".replace("\n", " "),
-                                 read_tiles(chunks[wnid], images, thumb)))
+            rows.append(
+                SheetRow(
+                    f"{labels[wnid]}\n[{captions[clone]}]".replace("\n", " "), read_tiles(chunks[wnid], images, thumb)
+                )
+            )
     return save_within_budget(render_sheet(rows, title=title, thumb=thumb), output, max_bytes)

@@ -9,6 +9,7 @@ its images at the steady rate. Training: images seen (epochs x clone images, cap
 the crops' pixels relative to one crop at the table's resolution, at the table's rate. docs/cost.md says
 where every number comes from and how to replace estimates with measurements.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,19 @@ from imagenet_sd.config import SCHEMA, ConfigError, schema
 from imagenet_sd.plan import Plan, build_plan
 
 THROUGHPUT = Path(__file__).resolve().parents[1] / "data" / "throughput.tsv"
-THROUGHPUT_COLUMNS = ("job", "model", "resolution", "steps", "guidance", "dtype", "gpu", "images_per_second",
-                      "fixed_seconds", "kind", "source")
+THROUGHPUT_COLUMNS = (
+    "job",
+    "model",
+    "resolution",
+    "steps",
+    "guidance",
+    "dtype",
+    "gpu",
+    "images_per_second",
+    "fixed_seconds",
+    "kind",
+    "source",
+)
 KIND_PREFERENCE = ("measured", "published", "estimate")
 DEFAULT_GPU = "H100"  # the card the table's estimates are quoted for when no measurement exists
 
@@ -42,6 +54,7 @@ DEFAULT_GPU = "H100"  # the card the table's estimates are quoted for when no me
 @dataclass(frozen=True)
 class Rate:
     """Throughput of one kind of job: seconds = jobs x fixed_seconds + images / images_per_second."""
+
     images_per_second: float
     fixed_seconds: float
     source: str  # short, for the tables
@@ -68,11 +81,14 @@ def load_throughput(path: str | Path = THROUGHPUT) -> list[dict]:
                 row["images_per_second"] = float(row["images_per_second"])
                 row["fixed_seconds"] = float(row["fixed_seconds"])
             except ValueError:
-                raise ConfigError(f"throughput table {path}, line {line}: images_per_second and fixed_seconds "
-                                  "must be numbers") from None
+                raise ConfigError(
+                    f"throughput table {path}, line {line}: images_per_second and fixed_seconds must be numbers"
+                ) from None
             if row["images_per_second"] <= 0 or row["kind"] not in KIND_PREFERENCE:
-                raise ConfigError(f"throughput table {path}, line {line}: images_per_second must be > 0 and kind "
-                                  "one of estimate, published, measured")
+                raise ConfigError(
+                    f"throughput table {path}, line {line}: images_per_second must be > 0 and kind "
+                    "one of estimate, published, measured"
+                )
             rows.append(row)
     return rows
 
@@ -105,8 +121,12 @@ def table_rate(rows: list[dict], job: str, wanted: dict, gpu: str) -> Rate | Non
         if job == "generate" and row["steps"] != wanted["steps"]:
             ips *= int(row["steps"]) / int(wanted["steps"])
             note = f", scaled from {row['steps']} steps"
-        return Rate(ips, row["fixed_seconds"], f"table {row['gpu']} {row['kind']}{note}",
-                    f"{row['job']} {row['model']} {row['gpu']} {row['dtype']} ({row['kind']}): {row['source']}")
+        return Rate(
+            ips,
+            row["fixed_seconds"],
+            f"table {row['gpu']} {row['kind']}{note}",
+            f"{row['job']} {row['model']} {row['gpu']} {row['dtype']} ({row['kind']}): {row['source']}",
+        )
     return None
 
 
@@ -136,9 +156,13 @@ def measured_rate(generator_key: str, gpu: str | None, root: Path) -> Rate | Non
         return sum(s.get("seconds", {}).get(k, 0.0) for k in ("load", "warmup", "write"))
 
     ips = statistics.median(s.get("steady_images_per_second") or s["images_per_second"] for s in stats)
-    return Rate(ips, statistics.median(fixed(s) for s in stats), f"measured: {len(stats)} chunks on {device}",
-                f"results/generated/{generator_key}: median steady images/s of {len(stats)} chunks on {device}; "
-                "fixed seconds per job = median load + warm-up + write wait")
+    return Rate(
+        ips,
+        statistics.median(fixed(s) for s in stats),
+        f"measured: {len(stats)} chunks on {device}",
+        f"results/generated/{generator_key}: median steady images/s of {len(stats)} chunks on {device}; "
+        "fixed seconds per job = median load + warm-up + write wait",
+    )
 
 
 def generator_rate(plan: Plan, generator: str, gpu: str | None, rows: list[dict], root: Path) -> Rate | None:
@@ -146,8 +170,13 @@ def generator_rate(plan: Plan, generator: str, gpu: str | None, rows: list[dict]
     if measured:
         return measured
     g = plan.config["generators"][generator]
-    wanted = {"model": model_family(g["model"]), "resolution": f"{g['height']}x{g['width']}", "steps": str(g["steps"]),
-              "guidance": "yes" if g["guidance_scale"] > 1 else "no", "dtype": precision(g["dtype"])}
+    wanted = {
+        "model": model_family(g["model"]),
+        "resolution": f"{g['height']}x{g['width']}",
+        "steps": str(g["steps"]),
+        "guidance": "yes" if g["guidance_scale"] > 1 else "no",
+        "dtype": precision(g["dtype"]),
+    }
     return table_rate(rows, "generate", wanted, gpu or DEFAULT_GPU)
 
 
@@ -173,12 +202,20 @@ def generation_table(plan: Plan, rates: dict, root: Path) -> pd.DataFrame:
                     new, jobs = new + stop - start, jobs + 1
                 counted.add(tar)
         rate = rates[clone.generator]
-        rows.append({"clone": name, "generator": clone.generator, "images": needed, "on_disk": on_disk,
-                     "to_generate": new, "jobs": jobs,
-                     "images_per_second": rate.images_per_second if rate else math.nan,
-                     "gpu_hours": rate.seconds(new, jobs) / 3600 if rate else math.nan,
-                     "on_disk_gpu_hours": rate.seconds(on_disk) / 3600 if rate else math.nan,
-                     "throughput_from": rate.source if rate else "unknown: see docs/cost.md"})
+        rows.append(
+            {
+                "clone": name,
+                "generator": clone.generator,
+                "images": needed,
+                "on_disk": on_disk,
+                "to_generate": new,
+                "jobs": jobs,
+                "images_per_second": rate.images_per_second if rate else math.nan,
+                "gpu_hours": rate.seconds(new, jobs) / 3600 if rate else math.nan,
+                "on_disk_gpu_hours": rate.seconds(on_disk) / 3600 if rate else math.nan,
+                "throughput_from": rate.source if rate else "unknown: see docs/cost.md",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -193,15 +230,17 @@ def images_seen(training: dict, clone_images: int) -> int:
 
 def crop_factor(training: dict, reference: int) -> float:
     """Pixels of one image's crops relative to one crop at the table's resolution (conv cost ~ pixels)."""
-    return (training["resolution"] ** 2 + training["local_crops"] * training["local_resolution"] ** 2) / reference ** 2
+    return (training["resolution"] ** 2 + training["local_crops"] * training["local_resolution"] ** 2) / reference**2
 
 
 def training_rate(training: dict, gpu: str | None, rows: list[dict]) -> tuple[Rate | None, int]:
     """The table's rate for this architecture and precision, and the crop side that rate is quoted at."""
     wanted = {"model": training["arch"], "dtype": precision("bfloat16" if training["amp"] else "float32")}
     rate = table_rate(rows, "train", wanted, gpu or DEFAULT_GPU)
-    reference = next((int(r["resolution"]) for r in rows if r["job"] == "train" and r["model"] == training["arch"]),
-                     training["resolution"])
+    reference = next(
+        (int(r["resolution"]) for r in rows if r["job"] == "train" and r["model"] == training["arch"]),
+        training["resolution"],
+    )
     return rate, reference
 
 
@@ -216,13 +255,33 @@ def training_table(plan: Plan, rates: dict, root: Path) -> pd.DataFrame:
         factor = crop_factor(training, reference)
         done = (root / paths.CHECKPOINT.format(run=run)).is_file()
         seconds = rate.seconds(seen * factor) if rate else math.nan
-        out.append({"run": run, "clone": spec["clone"], "images_seen": seen, "crop_factor": round(factor, 3),
-                    "images_per_second": rate.images_per_second if rate else math.nan,
-                    "gpu_hours": 0.0 if done else seconds / 3600, "on_disk_gpu_hours": seconds / 3600 if done else 0.0,
-                    "status": "trained" if done else "to train",
-                    "throughput_from": rate.source if rate else "unknown: see docs/cost.md"})
-    return pd.DataFrame(out, columns=["run", "clone", "images_seen", "crop_factor", "images_per_second", "gpu_hours",
-                                      "on_disk_gpu_hours", "status", "throughput_from"])
+        out.append(
+            {
+                "run": run,
+                "clone": spec["clone"],
+                "images_seen": seen,
+                "crop_factor": round(factor, 3),
+                "images_per_second": rate.images_per_second if rate else math.nan,
+                "gpu_hours": 0.0 if done else seconds / 3600,
+                "on_disk_gpu_hours": seconds / 3600 if done else 0.0,
+                "status": "trained" if done else "to train",
+                "throughput_from": rate.source if rate else "unknown: see docs/cost.md",
+            }
+        )
+    return pd.DataFrame(
+        out,
+        columns=[
+            "run",
+            "clone",
+            "images_seen",
+            "crop_factor",
+            "images_per_second",
+            "gpu_hours",
+            "on_disk_gpu_hours",
+            "status",
+            "throughput_from",
+        ],
+    )
 
 
 # ---- the whole estimate --------------------------------------------------------------------------
@@ -243,15 +302,17 @@ class Estimate:
         return float(self.generation.on_disk_gpu_hours.sum()) + float(self.training.on_disk_gpu_hours.sum())
 
 
-def estimate(config: dict, gpu: str | None = None, throughput: str | Path = THROUGHPUT,
-             root: str | Path = ".") -> Estimate:
+def estimate(
+    config: dict, gpu: str | None = None, throughput: str | Path = THROUGHPUT, root: str | Path = "."
+) -> Estimate:
     """The cost of a validated config (defaults filled), run in `root`."""
     root = Path(root)
     plan = build_plan(config)
     rows = load_throughput(throughput)
     rates = {c.generator: generator_rate(plan, c.generator, gpu, rows, root) for c in plan.clones.values()}
-    train_rates = {run: training_rate(config["trainings"][spec["training"]], gpu, rows)
-                   for run, spec in config["runs"].items()}
+    train_rates = {
+        run: training_rate(config["trainings"][spec["training"]], gpu, rows) for run, spec in config["runs"].items()
+    }
     used = [*rates.values(), *(rate for rate, _ in train_rates.values())]
     sources = sorted({rate.detail for rate in used if rate})
     return Estimate(generation_table(plan, rates, root), training_table(plan, train_rates, root), gpu, sources)
@@ -260,6 +321,7 @@ def estimate(config: dict, gpu: str | None = None, throughput: str | Path = THRO
 def load_config(configfiles: list[str]) -> dict:
     """Config files merged in order (as Snakemake does), checked and completed by the schema."""
     from snakemake.utils import update_config, validate
+
     config: dict = {}
     for name in configfiles:
         if not Path(name).is_file():
@@ -281,12 +343,14 @@ def hours(value: float) -> str:
 
 def markdown(table: pd.DataFrame) -> str:
     """Numbers written for people (thousands separators, hours to 0.1), then a Markdown table."""
+
     def cell(column: str, value) -> str:
         if isinstance(value, float) and column.endswith("hours"):
             return hours(value)
         if isinstance(value, float):
             return "unknown" if math.isnan(value) else f"{value:.3g}" if value < 100 else f"{value:,.0f}"
         return f"{value:,}" if isinstance(value, int) else str(value)
+
     shown = pd.DataFrame({c: [cell(c, v) for v in table[c].tolist()] for c in table.columns})
     return shown.to_markdown(index=False, disable_numparse=True)
 
@@ -296,16 +360,28 @@ def report(est: Estimate, title: str) -> str:
     where = est.gpu or f"{DEFAULT_GPU} (table) or the device of measured chunks"
     lines = [f"# Cost of {title}", "", f"GPU-hours on {where}; wall-clock time = GPU-hours / GPUs working at once.", ""]
     if len(gen):
-        lines += ["## Generation (one generate job per chunk)", "", markdown(gen), "",
-                  f"Images to generate: {gen.to_generate.sum():,} in {gen.jobs.sum():,} jobs "
-                  f"(chunks shared between clones counted once, under the first); on disk: {gen.on_disk.sum():,}.", ""]
+        lines += [
+            "## Generation (one generate job per chunk)",
+            "",
+            markdown(gen),
+            "",
+            f"Images to generate: {gen.to_generate.sum():,} in {gen.jobs.sum():,} jobs "
+            f"(chunks shared between clones counted once, under the first); on disk: {gen.on_disk.sum():,}.",
+            "",
+        ]
     if len(train):
         lines += ["## Training (images seen x crop_factor = images at the table's crop size)", "", markdown(train), ""]
-    lines += [f"**Total to run: {hours(est.gpu_hours)} GPU-hours** "
-              f"(already on disk: {hours(est.on_disk_gpu_hours)} GPU-hours' worth).", ""]
+    lines += [
+        f"**Total to run: {hours(est.gpu_hours)} GPU-hours** "
+        f"(already on disk: {hours(est.on_disk_gpu_hours)} GPU-hours' worth).",
+        "",
+    ]
     if any(frame.throughput_from.str.startswith("unknown").any() for frame in (gen, train) if len(frame)):
-        lines += ["A throughput is unknown: generate one chunk and rerun (its stats JSON is then used), "
-                  "or add a row to the throughput table (docs/cost.md).", ""]
+        lines += [
+            "A throughput is unknown: generate one chunk and rerun (its stats JSON is then used), "
+            "or add a row to the throughput table (docs/cost.md).",
+            "",
+        ]
     lines += ["Where the throughputs come from:"] + [f"- {s}" for s in est.sources]
     return "\n".join(lines) + "\n"
 

@@ -1,5 +1,6 @@
 """Several training processes on one node: rank helpers, and spawning one process per GPU from inside a job
 (DistributedDataParallel, no torchrun). On CPU the same code runs over gloo, which is how the tests run it."""
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,10 @@ def count_devices(devices: int | str, device: torch.device, *, processes_on_cpu:
         visible = torch.cuda.device_count()
         wanted = visible if devices == "auto" else devices
         if wanted > visible:
-            raise ValueError(f"devices: {wanted}, but this job sees {visible} GPU(s): request as many "
-                             f"(SLURM: set-resources train gpu) or set devices: auto")
+            raise ValueError(
+                f"devices: {wanted}, but this job sees {visible} GPU(s): request as many "
+                f"(SLURM: set-resources train gpu) or set devices: auto"
+            )
         return wanted
     if devices in ("auto", 1) or processes_on_cpu:
         return 1 if devices == "auto" else devices
@@ -69,8 +72,9 @@ def run_on_devices(fn, ranks: int, device_type: str, *, threads: int, log_path=N
     """
     port = free_port()
     log.info("running %s in %d processes on %s, rendezvous at 127.0.0.1:%d", fn.__name__, ranks, device_type, port)
-    torch.multiprocessing.spawn(run_rank, args=(ranks, port, device_type, threads, log_path, fn, kwargs),
-                                nprocs=ranks, join=True)
+    torch.multiprocessing.spawn(
+        run_rank, args=(ranks, port, device_type, threads, log_path, fn, kwargs), nprocs=ranks, join=True
+    )
 
 
 def run_rank(rank: int, ranks: int, port: int, device_type: str, threads: int, log_path, fn, kwargs: dict):
@@ -94,7 +98,10 @@ def run_rank(rank: int, ranks: int, port: int, device_type: str, threads: int, l
 def log_to_file_as_rank(log_path, rank: int) -> None:
     """Append this rank's log lines and tracebacks to the job's log: everything from rank 0, warnings from others."""
     sys.stderr = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
-    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, force=True,
-                        handlers=[logging.StreamHandler(sys.stderr)],
-                        format=f"%(asctime)s %(levelname)s rank {rank} %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        force=True,
+        handlers=[logging.StreamHandler(sys.stderr)],
+        format=f"%(asctime)s %(levelname)s rank {rank} %(name)s: %(message)s",
+    )
     logging.captureWarnings(True)

@@ -8,6 +8,7 @@ classes it is top-k with k = the number of scored classes (recorded as `top5_k`;
 Calibration (ECE, NLL) comes from the same masked logits. A set in ImageNet-C's layout
 (<corruption>/<severity>/<wnid>/) is scored folder by folder and summarised by the mean.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,24 +52,29 @@ class ClassMatch:
 def match_classes(model_classes: list[str], set_classes: list[str]) -> ClassMatch:
     in_set = set(set_classes)
     in_model = set(model_classes)
-    return ClassMatch(scored=[w for w in model_classes if w in in_set],
-                      model_only=[w for w in model_classes if w not in in_set],
-                      set_only=sorted(w for w in set_classes if w not in in_model))
+    return ClassMatch(
+        scored=[w for w in model_classes if w in in_set],
+        model_only=[w for w in model_classes if w not in in_set],
+        set_only=sorted(w for w in set_classes if w not in in_model),
+    )
 
 
 def image_folder(root, model_classes: list[str], transform, naming: str = "wnid") -> tuple[ImageFolder, ClassMatch]:
     """The set's images whose folder is a model class, labelled by the model's class index."""
     if not Path(root).is_dir():
-        raise FileNotFoundError(f"evaluation set folder not found: {root} (set evalsets.<name>.path to an "
-                                "ImageFolder tree with one sub-folder per wnid, as ImageNet val)")
+        raise FileNotFoundError(
+            f"evaluation set folder not found: {root} (set evalsets.<name>.path to an "
+            "ImageFolder tree with one sub-folder per wnid, as ImageNet val)"
+        )
     dataset = ImageFolder(root, transform=transform, allow_empty=True)
     wnid_of = folder_wnids(dataset.classes, naming)
     dataset.classes = [wnid_of[f] for f in dataset.classes]
     with_images = sorted({dataset.classes[target] for _, target in dataset.samples})
     match = match_classes(model_classes, with_images)
     model_index = {wnid: i for i, wnid in enumerate(model_classes)}
-    dataset.samples = [(path, model_index[dataset.classes[t]]) for path, t in dataset.samples
-                       if dataset.classes[t] in model_index]
+    dataset.samples = [
+        (path, model_index[dataset.classes[t]]) for path, t in dataset.samples if dataset.classes[t] in model_index
+    ]
     dataset.targets = [t for _, t in dataset.samples]
     dataset.imgs = dataset.samples
     return dataset, match
@@ -117,8 +123,15 @@ class Calibration:
 
 
 @torch.no_grad()
-def score(model, loader, mask: torch.Tensor, device: torch.device, ks: tuple[int, ...],
-          channels_last: bool = False, calibration: Calibration | None = None) -> tuple[list[int], int]:
+def score(
+    model,
+    loader,
+    mask: torch.Tensor,
+    device: torch.device,
+    ks: tuple[int, ...],
+    channels_last: bool = False,
+    calibration: Calibration | None = None,
+) -> tuple[list[int], int]:
     """(correct counts per k, number of images) of `model` over `loader`; `calibration` is fed the logits."""
     model.eval()
     memory_format = torch.channels_last if channels_last else torch.preserve_format
@@ -135,46 +148,78 @@ def score(model, loader, mask: torch.Tensor, device: torch.device, ks: tuple[int
 
 def accuracies(correct: list[int], n_images: int, ks: tuple[int, int]) -> dict:
     """top1/top5 in percent (timm's convention), with the counts they come from."""
+
     def pct(c):
         return 100.0 * c / n_images if n_images else float("nan")
 
-    return {"top1": pct(correct[0]), "top5": pct(correct[1]), "top5_k": ks[1],
-            "correct_top1": correct[0], "correct_top5": correct[1], "n_images": n_images}
+    return {
+        "top1": pct(correct[0]),
+        "top5": pct(correct[1]),
+        "top5_k": ks[1],
+        "correct_top1": correct[0],
+        "correct_top5": correct[1],
+        "n_images": n_images,
+    }
 
 
-def score_folder(model, root, model_classes: list[str], transform, *, naming: str, batch_size: int, workers: int,
-                 device: torch.device, channels_last: bool = False) -> dict:
+def score_folder(
+    model,
+    root,
+    model_classes: list[str],
+    transform,
+    *,
+    naming: str,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+    channels_last: bool = False,
+) -> dict:
     """Accuracies, calibration and class match of `model` on one ImageFolder set."""
     dataset, match = image_folder(root, model_classes, transform, naming=naming)
     if not match.scored or not dataset.samples:
         raise ValueError(f"evaluation set {root} has no images of the model's classes")
     if match.model_only or match.set_only:
-        log.info("%s: scoring %d shared classes: %d model classes absent from the set (masked), "
-                 "%d set folders unknown to the model (not scored)",
-                 root, len(match.scored), len(match.model_only), len(match.set_only))
+        log.info(
+            "%s: scoring %d shared classes: %d model classes absent from the set (masked), "
+            "%d set folders unknown to the model (not scored)",
+            root,
+            len(match.scored),
+            len(match.model_only),
+            len(match.set_only),
+        )
     ks = (1, min(TOPK, len(match.scored)))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                                         pin_memory=device.type == "cuda")
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda"
+    )
     calibration = Calibration()
     correct, n_images = score(model, loader, match.mask(model_classes), device, ks, channels_last, calibration)
-    return {**accuracies(correct, n_images, ks), **calibration.result(), "n_classes_scored": len(match.scored),
-            "classes_scored": match.scored, "model_classes_missing_from_evalset": match.model_only,
-            "evalset_classes_not_in_model": match.set_only}
+    return {
+        **accuracies(correct, n_images, ks),
+        **calibration.result(),
+        "n_classes_scored": len(match.scored),
+        "classes_scored": match.scored,
+        "model_classes_missing_from_evalset": match.model_only,
+        "evalset_classes_not_in_model": match.set_only,
+    }
 
 
 def corruption_folders(root) -> list[tuple[str, str, Path]]:
     """(corruption, severity, folder) of a set in ImageNet-C's layout <corruption>/<severity>/<wnid>/."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"evaluation set folder not found: {root} (layout `corruptions`: "
-                                "<corruption>/<severity>/<wnid>/, as ImageNet-C)")
+        raise FileNotFoundError(
+            f"evaluation set folder not found: {root} (layout `corruptions`: "
+            "<corruption>/<severity>/<wnid>/, as ImageNet-C)"
+        )
     found = []
     for corruption in sorted(p for p in root.iterdir() if p.is_dir()):
         severities = sorted((p for p in corruption.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name))
         if not severities or not all(p.name.isdigit() for p in severities):
             names = ", ".join(p.name for p in severities[:5]) or "none"
-            raise ValueError(f"{corruption}: expected severity folders 1..5 (layout <corruption>/<severity>/<wnid>/, "
-                             f"as ImageNet-C); found sub-folders: {names}")
+            raise ValueError(
+                f"{corruption}: expected severity folders 1..5 (layout <corruption>/<severity>/<wnid>/, "
+                f"as ImageNet-C); found sub-folders: {names}"
+            )
         found += [(corruption.name, s.name, s) for s in severities]
     if not found:
         raise ValueError(f"{root} holds no <corruption>/<severity>/<wnid>/ folders (ImageNet-C layout)")
@@ -186,9 +231,15 @@ def corruption_summary(parts: dict[str, dict[str, dict]]) -> dict:
     metrics = ("top1", "top5", "ece", "nll")
     cells = [r for by_severity in parts.values() for r in by_severity.values()]
     per_corruption = {c: {m: sum(r[m] for r in s.values()) / len(s) for m in metrics} for c, s in parts.items()}
-    return {**{m: sum(r[m] for r in cells) / len(cells) for m in metrics},
-            "top5_k": min(r["top5_k"] for r in cells), "n_images": sum(r["n_images"] for r in cells),
-            "n_classes_scored": max(r["n_classes_scored"] for r in cells),
-            "mean_over": "every (corruption, severity) folder, unweighted", "per_corruption": per_corruption,
-            "corruptions": {c: {s: {k: r[k] for k in (*metrics, "n_images")} for s, r in by_severity.items()}
-                            for c, by_severity in parts.items()}}
+    return {
+        **{m: sum(r[m] for r in cells) / len(cells) for m in metrics},
+        "top5_k": min(r["top5_k"] for r in cells),
+        "n_images": sum(r["n_images"] for r in cells),
+        "n_classes_scored": max(r["n_classes_scored"] for r in cells),
+        "mean_over": "every (corruption, severity) folder, unweighted",
+        "per_corruption": per_corruption,
+        "corruptions": {
+            c: {s: {k: r[k] for k in (*metrics, "n_images")} for s, r in by_severity.items()}
+            for c, by_severity in parts.items()
+        },
+    }

@@ -4,6 +4,7 @@ dataset, with test-time preprocessing only, stored compactly as float16 with lab
 File format (.npz): `features` float16 (N x D), `labels` int64 (N,), `classes` (the dataset's class names
 in label order). Rows follow the dataset index's order.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,12 +25,14 @@ INTERPOLATION = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.Interpola
 
 def preprocessing_transform(prep: dict) -> T.Compose:
     """Resize the shorter side, centre crop, normalise: no augmentation (the t-ReX transfer protocol)."""
-    return T.Compose([
-        T.Resize(prep["resize"], interpolation=INTERPOLATION[prep["interpolation"]]),
-        T.CenterCrop(prep["crop"]),
-        T.ToTensor(),
-        T.Normalize(prep["mean"], prep["std"]),
-    ])
+    return T.Compose(
+        [
+            T.Resize(prep["resize"], interpolation=INTERPOLATION[prep["interpolation"]]),
+            T.CenterCrop(prep["crop"]),
+            T.ToTensor(),
+            T.Normalize(prep["mean"], prep["std"]),
+        ]
+    )
 
 
 class IndexedImages(torch.utils.data.Dataset):
@@ -68,15 +71,30 @@ def read_features(path) -> tuple[np.ndarray, np.ndarray, list[str]]:
         return data["features"], data["labels"], [str(c) for c in data["classes"]]
 
 
-def run_features(*, index_file, checkpoint, source: str, model_classes: list[str], arch: str, prep: dict,
-                 output, batch_size: int = 256, workers: int = 0, device=None) -> dict:
+def run_features(
+    *,
+    index_file,
+    checkpoint,
+    source: str,
+    model_classes: list[str],
+    arch: str,
+    prep: dict,
+    output,
+    batch_size: int = 256,
+    workers: int = 0,
+    device=None,
+) -> dict:
     """Features of one model on one dataset split (the `features` rule)."""
     device = pick_device(device)
     index = json.loads(Path(index_file).read_text())
     model, _ = load_model(checkpoint, source, model_classes, arch, device)
-    loader = torch.utils.data.DataLoader(IndexedImages(index, preprocessing_transform(prep)),
-                                         batch_size=batch_size, shuffle=False, num_workers=workers,
-                                         pin_memory=device.type == "cuda")
+    loader = torch.utils.data.DataLoader(
+        IndexedImages(index, preprocessing_transform(prep)),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+    )
     features, labels = extract(model, loader, device)
     write_features(output, features, labels, index["classes"])
     log.info("%d images -> %s features of %s", len(labels), features.shape, checkpoint)

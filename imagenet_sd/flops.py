@@ -4,6 +4,7 @@ FLOPs are counted with PyTorch's FlopCounterMode on copies of the networks built
 memory, no compute, a fraction of a second even for SD v1.4. MFU is measured against the card's data-sheet
 dense fp16/bf16 tensor-core peak; nothing here changes an image.
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,13 +20,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("imagenet_sd.flops")
 
 # Dense fp16/bf16 tensor-core peaks (TFLOP/s, vendor data sheets), matched against the device name in order.
-PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.0), ("H200", 989.0), ("GH200", 989.0), ("A100", 312.0),
-               ("L40S", 362.0), ("L4", 121.0), ("A10", 125.0), ("V100", 125.0))
+PEAK_TFLOPS = (
+    ("H100 PCIe", 756.0),
+    ("H100", 989.0),
+    ("H200", 989.0),
+    ("GH200", 989.0),
+    ("A100", 312.0),
+    ("L40S", 362.0),
+    ("L4", 121.0),
+    ("A10", 125.0),
+    ("V100", 125.0),
+)
 
 
 def denoiser_flops(net: torch.nn.Module, latent: torch.Tensor, text_len: int) -> int | None:
     """FLOPs of one denoiser forward for one image, counted on the meta device (no memory, no compute)."""
     from diffusers import UNet2DConditionModel
+
     net = getattr(net, "_orig_mod", net)
     if not isinstance(net, UNet2DConditionModel) or net.config.addition_embed_type is not None:
         return None  # SDXL-style extra conditioning or a transformer denoiser: no estimate
@@ -43,6 +54,7 @@ def on_meta(build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
 
 def count_flops(fn: Callable[[], object]) -> int:
     from torch.utils.flop_counter import FlopCounterMode
+
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()
@@ -53,8 +65,9 @@ def flops_per_image(pipe: DiffusionPipeline, settings: dict) -> dict | None:
     try:
         factor = pipe.vae_scale_factor
         text_len = pipe.tokenizer.model_max_length
-        latent = torch.empty(1, pipe.vae.config.latent_channels, settings["height"] // factor,
-                             settings["width"] // factor, device="meta")
+        latent = torch.empty(
+            1, pipe.vae.config.latent_channels, settings["height"] // factor, settings["width"] // factor, device="meta"
+        )
         unet = denoiser_flops(pipe.unet, latent, text_len)
         if unet is None:
             return None
@@ -68,8 +81,14 @@ def flops_per_image(pipe: DiffusionPipeline, settings: dict) -> dict | None:
     passes = 2 if settings["guidance_scale"] > 1 else 1  # classifier-free guidance: conditional + unconditional
     steps = settings["steps"]
     total = passes * (steps * unet + text_flops) + vae_flops
-    return {"unet_forward": unet, "vae_decode": vae_flops, "text_encoder": text_flops, "passes_per_step": passes,
-            "steps": steps, "total": total}
+    return {
+        "unet_forward": unet,
+        "vae_decode": vae_flops,
+        "text_encoder": text_flops,
+        "passes_per_step": passes,
+        "steps": steps,
+        "total": total,
+    }
 
 
 def peak_tflops(device_name: str, dtype: str) -> float | None:
@@ -82,8 +101,11 @@ def peak_tflops(device_name: str, dtype: str) -> float | None:
 def device_report(device: torch.device) -> dict:
     """The device's name and the job's peak memory (GPU: allocated by torch; CPU: the process's max RSS)."""
     if device.type == "cuda":
-        return {"device": torch.cuda.get_device_name(device),
-                "peak_memory_bytes": torch.cuda.max_memory_allocated(device), "peak_memory_kind": "cuda_max_allocated"}
+        return {
+            "device": torch.cuda.get_device_name(device),
+            "peak_memory_bytes": torch.cuda.max_memory_allocated(device),
+            "peak_memory_kind": "cuda_max_allocated",
+        }
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     return {"device": "cpu", "peak_memory_bytes": rss, "peak_memory_kind": "process_max_rss"}
 
@@ -95,5 +117,8 @@ def efficiency(flops: dict | None, images: int, seconds: float, device_name: str
     achieved = flops["total"] * images / seconds / 1e12
     peak = peak_tflops(device_name, dtype)
     # Four significant digits, not decimals: a CPU or tiny-model job runs at well under 0.001 TFLOP/s.
-    return {"achieved_tflops": float(f"{achieved:.4g}"), "peak_tflops": peak,
-            "mfu": round(achieved / peak, 4) if peak else None}
+    return {
+        "achieved_tflops": float(f"{achieved:.4g}"),
+        "peak_tflops": peak,
+        "mfu": round(achieved / peak, 4) if peak else None,
+    }

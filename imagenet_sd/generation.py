@@ -7,6 +7,7 @@ device and written as one chunk tar plus its stats JSON. `run_generate` is the w
 - An all-black or NaN image is re-drawn with the next attempt's seed, up to max_retries, and counted.
 - The tar is written under a temporary name and renamed when complete; its bytes are deterministic.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,7 +38,7 @@ PHASES = ("load", "warmup", "denoise", "decode", "write")
 
 
 def batches(items: list, size: int) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 # ---- rendering ---------------------------------------------------------------------------------
@@ -70,10 +71,16 @@ def render(pipe: DiffusionPipeline, tasks: list[ImageTask], settings: dict, cloc
     """Images in [0, 1], shape (B, 3, H, W), still on the pipeline's device."""
     negative = settings.get("negative_prompt") or None
     return pipe(
-        prompt=[t.prompt for t in tasks], negative_prompt=[negative] * len(tasks) if negative else None,
-        num_inference_steps=settings["steps"], guidance_scale=settings["guidance_scale"],
-        height=settings["height"], width=settings["width"], generator=noise_generators(tasks),
-        output_type="pt", callback_on_step_end=clock).images
+        prompt=[t.prompt for t in tasks],
+        negative_prompt=[negative] * len(tasks) if negative else None,
+        num_inference_steps=settings["steps"],
+        guidance_scale=settings["guidance_scale"],
+        height=settings["height"],
+        width=settings["width"],
+        generator=noise_generators(tasks),
+        output_type="pt",
+        callback_on_step_end=clock,
+    ).images
 
 
 def failure_kinds(images: torch.Tensor, pixels: np.ndarray) -> list[str | None]:
@@ -94,6 +101,7 @@ def to_pixels(images: torch.Tensor) -> np.ndarray:
 class ChunkProgress:
     """What a chunk job has measured and counted so far. The phase seconds are wall time of the job's
     critical path: they add up to the job's time."""
+
     load: float = 0.0
     warmup: float = 0.0
     denoise: float = 0.0
@@ -119,6 +127,7 @@ def needs_warmup(device: torch.device, compiled: bool) -> bool:
 class ChunkJob:
     """One chunk being rendered: the loaded pipeline, what names the images, the pixel settings (also stored
     in every image's JSON), the runtime settings, and the job's progress."""
+
     pipe: DiffusionPipeline
     identity: ChunkIdentity
     settings: dict
@@ -154,8 +163,12 @@ class ChunkJob:
                 break
             for i in failed:
                 progress.failures[results[i].failure] += 1
-                log.warning("image %d (attempt %d) is %s: re-drawing with a new seed",
-                            results[i].task.index, results[i].task.attempt, results[i].failure)
+                log.warning(
+                    "image %d (attempt %d) is %s: re-drawing with a new seed",
+                    results[i].task.index,
+                    results[i].task.attempt,
+                    results[i].failure,
+                )
             retries = [self.identity.retry(results[i].task) for i in failed]
             images, pixels = self.render_timed(retries, warmup)
             progress.regenerated += len(retries)
@@ -165,8 +178,13 @@ class ChunkJob:
             if r.failure:
                 progress.failures[r.failure] += 1
                 progress.unresolved += 1
-                log.error("image %d still %s after %d re-draws: stored with failed=%r in its json",
-                          r.task.index, r.failure, max_retries, r.failure)
+                log.error(
+                    "image %d still %s after %d re-draws: stored with failed=%r in its json",
+                    r.task.index,
+                    r.failure,
+                    max_retries,
+                    r.failure,
+                )
         return results
 
     def render_into(self, tasks: list[ImageTask], writer: ChunkWriter) -> None:
@@ -198,17 +216,30 @@ class ChunkJob:
         device = device_report(self.device)
         steady_seconds = p.denoise + p.decode
         return {
-            "images": p.images, "start": start, "stop": stop, "split": identity.split,
-            "wnid": identity.record["wnid"], "class_key": identity.record["class_key"],
-            "recipe": identity.record["recipe"], "generator": identity.generator,
-            "failures": p.failures, "regenerated": p.regenerated, "unresolved": p.unresolved,
+            "images": p.images,
+            "start": start,
+            "stop": stop,
+            "split": identity.split,
+            "wnid": identity.record["wnid"],
+            "class_key": identity.record["class_key"],
+            "recipe": identity.record["recipe"],
+            "generator": identity.generator,
+            "failures": p.failures,
+            "regenerated": p.regenerated,
+            "unresolved": p.unresolved,
             "seconds": p.seconds(wall),
             "images_per_second": round(p.images / wall, 4) if wall else None,
             "steady_images_per_second": round(p.steady / steady_seconds, 4) if p.steady else None,
-            **device, **efficiency(flops, p.images, wall, device["device"], self.settings["dtype"]),
-            "flops_per_image": flops, "model": self.settings["model"], "revision": self.settings.get("revision"),
-            "settings": self.settings, "runtime": self.runtime, "versions": versions(),
-            "tar_sha256": sha256_file(tar_path), "tar_bytes": tar_path.stat().st_size,
+            **device,
+            **efficiency(flops, p.images, wall, device["device"], self.settings["dtype"]),
+            "flops_per_image": flops,
+            "model": self.settings["model"],
+            "revision": self.settings.get("revision"),
+            "settings": self.settings,
+            "runtime": self.runtime,
+            "versions": versions(),
+            "tar_sha256": sha256_file(tar_path),
+            "tar_bytes": tar_path.stat().st_size,
             "writer_busy_seconds": round(p.writer_busy, 4),
         }
 
@@ -216,15 +247,34 @@ class ChunkJob:
 def load_generator(model_dir: str, settings: dict, runtime: dict) -> DiffusionPipeline:
     """The generator's pipeline from its local folder, with its pixel settings and its runtime settings."""
     return load_pipeline(
-        model_dir, revision=settings.get("revision"), variant=settings.get("variant"), dtype=settings["dtype"],
-        device=runtime["device"], scheduler=settings["scheduler"], attention=runtime["attention"],
-        channels_last=runtime["channels_last"], fuse_qkv=runtime["fuse_qkv"], compile=runtime["compile"],
-        compile_cache=runtime["compile_cache"], safety_checker=settings["safety_checker"])
+        model_dir,
+        revision=settings.get("revision"),
+        variant=settings.get("variant"),
+        dtype=settings["dtype"],
+        device=runtime["device"],
+        scheduler=settings["scheduler"],
+        attention=runtime["attention"],
+        channels_last=runtime["channels_last"],
+        fuse_qkv=runtime["fuse_qkv"],
+        compile=runtime["compile"],
+        compile_cache=runtime["compile_cache"],
+        safety_checker=settings["safety_checker"],
+    )
 
 
-def run_generate(*, prompt_file: str | os.PathLike, model_dir: str, tar_path: str | os.PathLike,
-                 stats_path: str | os.PathLike, generator: str, settings: dict, runtime: dict, split: str,
-                 start: int, stop: int) -> dict:
+def run_generate(
+    *,
+    prompt_file: str | os.PathLike,
+    model_dir: str,
+    tar_path: str | os.PathLike,
+    stats_path: str | os.PathLike,
+    generator: str,
+    settings: dict,
+    runtime: dict,
+    split: str,
+    start: int,
+    stop: int,
+) -> dict:
     """The `generate` job: images [start, stop) of one class and split -> one chunk tar + its stats JSON.
     `settings` are the generator's pixel settings (in the output key), `runtime` its RUNTIME_KEYS."""
     started = time.perf_counter()
@@ -238,6 +288,12 @@ def run_generate(*, prompt_file: str | os.PathLike, model_dir: str, tar_path: st
     wall = time.perf_counter() - started
     stats = job.stats(start, stop, wall, flops, tar_path)
     write_json(stats_path, stats)
-    log.info("%d images in %.1f s (%.3f img/s), %d re-drawn, %d unresolved", job.progress.images, wall,
-             stats["images_per_second"], job.progress.regenerated, job.progress.unresolved)
+    log.info(
+        "%d images in %.1f s (%.3f img/s), %d re-drawn, %d unresolved",
+        job.progress.images,
+        wall,
+        stats["images_per_second"],
+        job.progress.regenerated,
+        job.progress.unresolved,
+    )
     return stats

@@ -13,6 +13,7 @@ Gaussian blur with radius = standard deviation, RandomSolarize); tests compare t
 resampled by `roi_align` with an adaptive sampling grid (bilinear, area-averaged when shrinking), one call
 per crop size, instead of PIL's bicubic filter.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,16 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
-from imagenet_sd.transforms import (BLUR_RADIUS, GLOBAL_CROP_SCALE, IMAGENET_MEAN, IMAGENET_STD, JITTER,
-                                    LOCAL_CROP_SCALE, SIMPLE_CROP_SCALE, SOLARIZE_THRESHOLD)
+from imagenet_sd.transforms import (
+    BLUR_RADIUS,
+    GLOBAL_CROP_SCALE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    JITTER,
+    LOCAL_CROP_SCALE,
+    SIMPLE_CROP_SCALE,
+    SOLARIZE_THRESHOLD,
+)
 
 RATIO = (3 / 4, 4 / 3)  # RandomResizedCrop's aspect-ratio range
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as PIL's convert("L") and torchvision
@@ -32,6 +41,7 @@ GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as PIL's convert("L") 
 @dataclass(frozen=True)
 class ViewPolicy:
     """`count` crops of side `size` per image, and the probabilities of their photometric augmentations."""
+
     size: int
     count: int
     scale: tuple[float, float]
@@ -48,11 +58,29 @@ def view_policies(training: dict) -> list[ViewPolicy]:
         return [ViewPolicy(training["resolution"], training["global_crops"], scale)]
     if training["augmentation"] != "dino":
         raise ValueError(f"unknown augmentation {training['augmentation']!r} (known: dino, simple)")
-    views = [ViewPolicy(training["resolution"], training["global_crops"],
-                        tuple(training["global_crop_scale"] or GLOBAL_CROP_SCALE), 0.8, 0.2, 0.2, 0.2)]
+    views = [
+        ViewPolicy(
+            training["resolution"],
+            training["global_crops"],
+            tuple(training["global_crop_scale"] or GLOBAL_CROP_SCALE),
+            0.8,
+            0.2,
+            0.2,
+            0.2,
+        )
+    ]
     if training["local_crops"]:
-        views.append(ViewPolicy(training["local_resolution"], training["local_crops"],
-                                tuple(training["local_crop_scale"] or LOCAL_CROP_SCALE), 0.8, 0.2, 0.5, 0.0))
+        views.append(
+            ViewPolicy(
+                training["local_resolution"],
+                training["local_crops"],
+                tuple(training["local_crop_scale"] or LOCAL_CROP_SCALE),
+                0.8,
+                0.2,
+                0.5,
+                0.0,
+            )
+        )
     return views
 
 
@@ -68,7 +96,8 @@ def crop_boxes(sizes: torch.Tensor, scale, gen: torch.Generator, ratio=RATIO, tr
     n = len(sizes)
     area = h * w * (scale[0] + (scale[1] - scale[0]) * torch.rand(n, tries, generator=gen, dtype=torch.float64))
     log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * torch.rand(
-        n, tries, generator=gen, dtype=torch.float64)
+        n, tries, generator=gen, dtype=torch.float64
+    )
     cw, ch = torch.round(torch.sqrt(area * log_r.exp())), torch.round(torch.sqrt(area / log_r.exp()))
     fits = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)
     first = fits.double().argmax(1, keepdim=True)
@@ -139,8 +168,15 @@ def color_jitter(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tenso
     adjustments in a random order, each with its own factor."""
     n = len(x)
     apply = torch.rand(n, generator=gen) < p
-    factors = torch.stack([uniform(n, 1 - JITTER[0], 1 + JITTER[0], gen), uniform(n, 1 - JITTER[1], 1 + JITTER[1], gen),
-                           uniform(n, 1 - JITTER[2], 1 + JITTER[2], gen), uniform(n, -JITTER[3], JITTER[3], gen)], 1)
+    factors = torch.stack(
+        [
+            uniform(n, 1 - JITTER[0], 1 + JITTER[0], gen),
+            uniform(n, 1 - JITTER[1], 1 + JITTER[1], gen),
+            uniform(n, 1 - JITTER[2], 1 + JITTER[2], gen),
+            uniform(n, -JITTER[3], JITTER[3], gen),
+        ],
+        1,
+    )
     order = torch.rand(n, 4, generator=gen).argsort(1)
     for position in range(4):
         for op, adjust in enumerate(JITTER_OPS):
@@ -207,8 +243,9 @@ def photometric(x: torch.Tensor, view: ViewPolicy, gen: torch.Generator) -> torc
     return normalize(x)
 
 
-def augment_batch(images: torch.Tensor, sizes: torch.Tensor, views: list[ViewPolicy],
-                  gen: torch.Generator) -> list[torch.Tensor]:
+def augment_batch(
+    images: torch.Tensor, sizes: torch.Tensor, views: list[ViewPolicy], gen: torch.Generator
+) -> list[torch.Tensor]:
     """uint8 images (n, 3, H, W) on the device, their true (height, width) on the CPU (images smaller than the
     batch are padded at the bottom right) -> one normalised float tensor per view policy, holding its
     `count` crops of every image view-major (crop 0 of all images, then crop 1, ...)."""

@@ -12,6 +12,7 @@ them) and the worker processes are rotated so that the stream due next is read f
 Workers persist across epochs: the epoch, the rotation and the skips reach them through a small shared
 tensor that the main process writes before starting each epoch's iteration.
 """
+
 from __future__ import annotations
 
 import random
@@ -34,7 +35,7 @@ class Batch:
     stream: int
     index: int  # batch number within its stream this epoch
 
-    def pin_memory(self) -> "Batch":
+    def pin_memory(self) -> Batch:
         """Called by the DataLoader's pin-memory thread (GPU runs): page-locked images copy asynchronously."""
         self.images, self.labels = self.images.pin_memory(), self.labels.pin_memory()
         return self
@@ -63,13 +64,21 @@ def resume_point(batch_counts: list[int], position: int) -> tuple[int, list[int]
 def decode_samples(samples: list[dict]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """JPEG (or, from a real clone packed as it is, PNG) bytes -> uint8 images (padded to the batch's largest by
     repeating edges), sizes, labels."""
-    images = [decode_image(torch.frombuffer(bytearray(s["jpg"] if "jpg" in s else s["png"]), dtype=torch.uint8),
-                           mode=ImageReadMode.RGB) for s in samples]
+    images = [
+        decode_image(
+            torch.frombuffer(bytearray(s["jpg"] if "jpg" in s else s["png"]), dtype=torch.uint8), mode=ImageReadMode.RGB
+        )
+        for s in samples
+    ]
     sizes = torch.tensor([img.shape[1:] for img in images])
     height, width = sizes.max(0).values.tolist()
     if any(img.shape[1:] != (height, width) for img in images):
-        images = [F.pad(img[None].float(), (0, width - img.shape[2], 0, height - img.shape[1]),
-                        mode="replicate")[0].to(torch.uint8) for img in images]
+        images = [
+            F.pad(img[None].float(), (0, width - img.shape[2], 0, height - img.shape[1]), mode="replicate")[0].to(
+                torch.uint8
+            )
+            for img in images
+        ]
     labels = torch.tensor([int(s["cls"]) for s in samples], dtype=torch.long)
     return torch.stack(images), sizes, labels
 
@@ -77,8 +86,17 @@ def decode_samples(samples: list[dict]) -> tuple[torch.Tensor, torch.Tensor, tor
 class ShardStreams(torch.utils.data.IterableDataset):
     """One epoch of one rank's shards as `streams` streams of batches; worker w reads stream (w + rotation)."""
 
-    def __init__(self, shard_paths: list[str], epoch_orders: list[list[int]], *, streams: int, batch_size: int,
-                 shuffle_buffer: int, seed: int, rank: int = 0):
+    def __init__(
+        self,
+        shard_paths: list[str],
+        epoch_orders: list[list[int]],
+        *,
+        streams: int,
+        batch_size: int,
+        shuffle_buffer: int,
+        seed: int,
+        rank: int = 0,
+    ):
         self.shard_paths, self.epoch_orders, self.streams = shard_paths, epoch_orders, streams
         self.batch_size, self.shuffle_buffer, self.seed, self.rank = batch_size, shuffle_buffer, seed, rank
         self.control = torch.zeros(2 + streams, dtype=torch.long).share_memory_()  # epoch, rotation, skips
@@ -88,10 +106,13 @@ class ShardStreams(torch.utils.data.IterableDataset):
 
     def samples(self, epoch: int, stream: int):
         order = self.epoch_orders[epoch]
-        urls = [self.shard_paths[i] for i in order[stream::self.streams]]
+        urls = [self.shard_paths[i] for i in order[stream :: self.streams]]
         rng = random.Random(derive_seed("train-samples", self.seed, epoch, self.rank, stream))
-        pipeline = wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples(),
-                                    wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng))
+        pipeline = wds.DataPipeline(
+            wds.SimpleShardList(urls),
+            wds.tarfile_to_samples(),
+            wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng),
+        )
         return iter(pipeline)
 
     def __iter__(self):
@@ -117,9 +138,15 @@ def worker_init(_worker_id: int) -> None:
 
 
 def make_loader(dataset: ShardStreams, workers: int, pin_memory: bool) -> torch.utils.data.DataLoader:
-    return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=pin_memory,
-                                       persistent_workers=workers > 0, worker_init_fn=worker_init,
-                                       prefetch_factor=2 if workers else None)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+        worker_init_fn=worker_init,
+        prefetch_factor=2 if workers else None,
+    )
 
 
 def close_loader(loader: torch.utils.data.DataLoader) -> None:

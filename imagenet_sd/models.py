@@ -12,6 +12,7 @@ temperature, which ranks classes exactly as the cosine head does, since the feat
 per-image factor); with a projector, `state_dict` is the encoder alone and the head (projector and
 classifier) is kept beside it, so that evaluation can still score the trained classifier.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,15 +45,16 @@ class CosineClassifier(torch.nn.Module):
 
     def __init__(self, in_features: int, num_classes: int, temperature: float):
         super().__init__()
-        self.weight = torch.nn.Parameter(torch.randn(num_classes, in_features) / in_features ** 0.5)
+        self.weight = torch.nn.Parameter(torch.randn(num_classes, in_features) / in_features**0.5)
         self.temperature = temperature
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(F.normalize(x, dim=1), F.normalize(self.weight, dim=1)) / self.temperature
 
 
-def build_head(in_features: int, num_classes: int, head: str, temperature: float,
-               projector: list[int]) -> torch.nn.Sequential:
+def build_head(
+    in_features: int, num_classes: int, head: str, temperature: float, projector: list[int]
+) -> torch.nn.Sequential:
     """[projector layers (Linear, BatchNorm, ReLU; the last Linear alone)] + the classifier."""
     layers, width = [], in_features
     for i, out in enumerate(projector):
@@ -73,8 +75,9 @@ def attach_head(model: torch.nn.Module, training: dict) -> torch.nn.Module:
     """The model as trained: a linear head without projector is the model's own fc; any other head replaces it."""
     if training["head"] == "linear" and not training["projector"]:
         return model
-    model.fc = build_head(model.fc.in_features, model.fc.out_features, training["head"], training["temperature"],
-                          training["projector"])
+    model.fc = build_head(
+        model.fc.in_features, model.fc.out_features, training["head"], training["temperature"], training["projector"]
+    )
     return model
 
 
@@ -83,7 +86,7 @@ def export_state(model: torch.nn.Module, training: dict) -> tuple[dict, dict | N
     state = {k: v.detach().to("cpu", memory_format=torch.contiguous_format) for k, v in model.state_dict().items()}
     if training["head"] == "linear" and not training["projector"]:
         return state, None
-    head = {k[len("fc."):]: state.pop(k) for k in list(state) if k.startswith("fc.")}
+    head = {k[len("fc.") :]: state.pop(k) for k in list(state) if k.startswith("fc.")}
     if training["projector"]:
         return state, head
     classifier = model.fc[-1]
@@ -134,8 +137,10 @@ def load_checkpoint_model(path, device: torch.device | str = "cpu"):
         model.fc.load_state_dict(ckpt["head_state_dict"])
         missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
         if unexpected or any(not k.startswith("fc.") for k in missing):
-            raise ValueError(f"{path}: encoder weights do not match {ckpt['arch']}: missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}")
+            raise ValueError(
+                f"{path}: encoder weights do not match {ckpt['arch']}: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}"
+            )
     else:
         model.load_state_dict(ckpt["state_dict"])
     return model.to(device), ckpt
@@ -166,16 +171,21 @@ def state_dict_problems(model: torch.nn.Module, state: dict[str, torch.Tensor]) 
     expected = model.state_dict()
     problems = [f"missing key {k}" for k in expected if k not in state]
     problems += [f"unexpected key {k}" for k in state if k not in expected]
-    problems += [f"{k}: shape {tuple(state[k].shape)} in the file, {tuple(v.shape)} expected"
-                 for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    problems += [
+        f"{k}: shape {tuple(state[k].shape)} in the file, {tuple(v.shape)} expected"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
     return problems
 
 
 def load_state_dict_model(path, arch: str, classes: list[str], device: torch.device | str = "cpu"):
     """A torchvision-format checkpoint whose outputs are `classes`, in that order; every key and shape checked."""
     if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found: fetch it on the login node first "
-                                f"(`snakemake {path}`), or fix the model's `checkpoint` path")
+        raise FileNotFoundError(
+            f"checkpoint {path} not found: fetch it on the login node first "
+            f"(`snakemake {path}`), or fix the model's `checkpoint` path"
+        )
     state = read_state_dict(path)
     model = build_model(arch, len(classes), fc_bias="fc.bias" in state)
     problems = state_dict_problems(model, state)
@@ -186,8 +196,9 @@ def load_state_dict_model(path, arch: str, classes: list[str], device: torch.dev
     return model.to(device)
 
 
-def load_model(path, source: str, classes: list[str], arch: str = "resnet50",
-               device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
+def load_model(
+    path, source: str, classes: list[str], arch: str = "resnet50", device: torch.device | str = "cpu"
+) -> tuple[torch.nn.Module, dict]:
     """(model, {"classes", "arch", "step"}) of any model of the config: `run` (the train rule's checkpoint,
     whose classes must be `classes` in order) or `state_dict` (a torchvision-format file, outputs in the
     order of `classes`)."""
@@ -196,8 +207,11 @@ def load_model(path, source: str, classes: list[str], arch: str = "resnet50",
         if ckpt["classes"] != list(classes):
             raise ValueError(f"{path} was trained on other classes (or another order) than the run's clone")
         return model, {"classes": ckpt["classes"], "arch": ckpt["arch"], "step": ckpt.get("step")}
-    return load_state_dict_model(path, arch, list(classes), device), {"classes": list(classes), "arch": arch,
-                                                                       "step": None}
+    return load_state_dict_model(path, arch, list(classes), device), {
+        "classes": list(classes),
+        "arch": arch,
+        "step": None,
+    }
 
 
 def torchvision_weights(name: str):

@@ -4,6 +4,7 @@ names that fill it. Rules, the plan and the scripts all take their paths from he
 Paths are keyed by what determines their content: a generated chunk by generator key, recipe key, split,
 class key and image range, and by nothing else, so clones that share settings share files.
 """
+
 from __future__ import annotations
 
 import re
@@ -74,12 +75,19 @@ EVALUATION_TABLE = "results/tables/evaluation.csv"
 EVALUATION_MARKDOWN = "results/tables/evaluation.md"
 
 
-def chunk(generator_key: str, recipe_key: str, split: str, ckey: str, start: int, stop: int,
-          stats: bool = False) -> str:
+def chunk(
+    generator_key: str, recipe_key: str, split: str, ckey: str, start: int, stop: int, stats: bool = False
+) -> str:
     """The chunk tar (or its stats JSON) of images [start, stop) of one class and split."""
     template = CHUNK_STATS if stats else CHUNK
-    return template.format(generator_key=generator_key, recipe_key=recipe_key, split=split, ckey=ckey,
-                           start=f"{start:06d}", stop=f"{stop:06d}")
+    return template.format(
+        generator_key=generator_key,
+        recipe_key=recipe_key,
+        split=split,
+        ckey=ckey,
+        start=f"{start:06d}",
+        stop=f"{stop:06d}",
+    )
 
 
 def hub_folder(model: str, revision: str | None) -> str:

@@ -4,6 +4,7 @@ Snakemake's rules call into this module; it has no Snakemake dependency so tests
 Paths (imagenet_sd.paths) are keyed by what determines their content: a generated chunk by generator key,
 recipe key, class key, split and image range, and by nothing else.
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,18 +17,41 @@ from pathlib import Path
 from imagenet_sd import paths
 from imagenet_sd.config import ConfigError
 from imagenet_sd.prompts import PROMPTS_VERSION
-from imagenet_sd.wordnet import unknown_wnids, wordnet_data_noun
 from imagenet_sd.realdata import check_folder
-
+from imagenet_sd.wordnet import unknown_wnids, wordnet_data_noun
 
 # Generator settings that change pixels. Everything else (batch size, chunk size, compile, attention,
 # device) is a runtime choice and stays out of the output key.
-PIXEL_KEYS = ("model", "revision", "variant", "scheduler", "steps", "guidance_scale", "negative_prompt",
-              "height", "width", "dtype", "output_version", "jpeg_quality", "storage_size",
-              "safety_checker", "max_retries")
+PIXEL_KEYS = (
+    "model",
+    "revision",
+    "variant",
+    "scheduler",
+    "steps",
+    "guidance_scale",
+    "negative_prompt",
+    "height",
+    "width",
+    "dtype",
+    "output_version",
+    "jpeg_quality",
+    "storage_size",
+    "safety_checker",
+    "max_retries",
+)
 # Recipe settings that change prompt text (`tokenizer` is only a means of counting tokens).
-PROMPT_KEYS = ("family", "template", "mix", "lemmas", "hypernym", "scenes", "max_tokens", "overflow", "multiple",
-               "scene_format")
+PROMPT_KEYS = (
+    "family",
+    "template",
+    "mix",
+    "lemmas",
+    "hypernym",
+    "scenes",
+    "max_tokens",
+    "overflow",
+    "multiple",
+    "scene_format",
+)
 
 
 def short_hash(obj) -> str:
@@ -180,8 +204,11 @@ class Plan:
         c = self.clones[clone]
         if c.real:
             return []
-        return [paths.chunk(c.generator_key, c.recipe_key, split, e.key, a, b, stats)
-                for e in c.classes for a, b in c.chunks(split)]
+        return [
+            paths.chunk(c.generator_key, c.recipe_key, split, e.key, a, b, stats)
+            for e in c.classes
+            for a, b in c.chunks(split)
+        ]
 
     def clone_prompts(self, clone: str) -> list[str]:
         c = self.clones[clone]
@@ -213,9 +240,19 @@ def real_clone(name: str, c: dict, classes: list[ClassEntry]) -> Clone:
         except ValueError as e:
             raise ConfigError(f"clones.{name}.path: {e}") from None
     source = {"path": c["path"], "jpeg_quality": c.get("jpeg_quality"), "storage_size": c.get("storage_size")}
-    return Clone(name=name, classes=classes, recipe=None, recipe_key=None, generator=None, generator_key=None,
-                 images_per_class=c.get("images_per_class"), heldout_per_class=c.get("heldout_per_class", 0),
-                 chunk_size=1, shard_size=c.get("shard_size", 1000), source=source)
+    return Clone(
+        name=name,
+        classes=classes,
+        recipe=None,
+        recipe_key=None,
+        generator=None,
+        generator_key=None,
+        images_per_class=c.get("images_per_class"),
+        heldout_per_class=c.get("heldout_per_class", 0),
+        chunk_size=1,
+        shard_size=c.get("shard_size", 1000),
+        source=source,
+    )
 
 
 def build_plan(config: dict, check_wnids: bool = True) -> Plan:
@@ -225,7 +262,9 @@ def build_plan(config: dict, check_wnids: bool = True) -> Plan:
     def need(section, name, where):
         if name not in config.get(section, {}):
             known = ", ".join(sorted(config.get(section, {}))) or "none"
-            raise ConfigError(f"{where}: unknown {section[:-1] if section.endswith('s') else section} {name!r} (known: {known})")
+            raise ConfigError(
+                f"{where}: unknown {section[:-1] if section.endswith('s') else section} {name!r} (known: {known})"
+            )
 
     for name in config.get("recipes", {}):
         recipe_dependencies(config, name)
@@ -243,15 +282,24 @@ def build_plan(config: dict, check_wnids: bool = True) -> Plan:
         need("generators", c["generator"], f"clones.{name}.generator")
         g = config["generators"][c["generator"]]
         plan.clones[name] = Clone(
-            name=name, classes=plan.sheets[c["class_set"]], recipe=c["recipe"], recipe_key=plan.recipe_key(c["recipe"]),
-            generator=c["generator"], generator_key=plan.generator_key(c["generator"]),
-            images_per_class=c["images_per_class"], heldout_per_class=c.get("heldout_per_class", 0),
-            chunk_size=g["chunk_size"], shard_size=c.get("shard_size", 1000))
+            name=name,
+            classes=plan.sheets[c["class_set"]],
+            recipe=c["recipe"],
+            recipe_key=plan.recipe_key(c["recipe"]),
+            generator=c["generator"],
+            generator_key=plan.generator_key(c["generator"]),
+            images_per_class=c["images_per_class"],
+            heldout_per_class=c.get("heldout_per_class", 0),
+            chunk_size=g["chunk_size"],
+            shard_size=c.get("shard_size", 1000),
+        )
     for name, e in config.get("evalsets", {}).items():
         if "clone" in e:
             need("clones", e["clone"], f"evalsets.{name}.clone")
             if plan.clones[e["clone"]].heldout_per_class == 0:
-                raise ConfigError(f"evalsets.{name}: clone {e['clone']!r} has heldout_per_class 0, so no held-out split")
+                raise ConfigError(
+                    f"evalsets.{name}: clone {e['clone']!r} has heldout_per_class 0, so no held-out split"
+                )
     for name, r in config.get("runs", {}).items():
         need("clones", r["clone"], f"runs.{name}.clone")
         need("trainings", r["training"], f"runs.{name}.training")
@@ -268,6 +316,8 @@ def build_plan(config: dict, check_wnids: bool = True) -> Plan:
             for name, entries in plan.sheets.items():
                 bad = unknown_wnids([e.wnid for e in entries], data_noun)
                 if bad:
-                    raise ConfigError(f"class_sets.{name} ({config['class_sets'][name]['sheet']}): "
-                                      f"not a WordNet 3.0 noun synset: {', '.join(bad[:10])}")
+                    raise ConfigError(
+                        f"class_sets.{name} ({config['class_sets'][name]['sheet']}): "
+                        f"not a WordNet 3.0 noun synset: {', '.join(bad[:10])}"
+                    )
     return plan

@@ -1,4 +1,5 @@
 """Training curves from a run's metrics.jsonl: loss, learning rate and (when logged) train top-1, per step."""
+
 from __future__ import annotations
 
 import json

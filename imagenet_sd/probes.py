@@ -6,6 +6,7 @@ Two probes, as in the t-ReX transfer protocol: scikit-learn's L-BFGS logistic re
 (small sets; C searched) and a torch linear layer on L2-normalised features trained with SGD (large sets;
 learning rate and weight decay searched). The search is a deterministic log-scale grid (docs/transfer.md).
 """
+
 from __future__ import annotations
 
 import logging
@@ -60,6 +61,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, c: float, max_iter: int):
 
 def logistic_probe(train, val, settings: dict, seed: int) -> tuple[dict, list]:
     """Best C on the validation split; returns ({"C": best}, history of (C, validation top-1))."""
+
     def score(c):
         return top1(fit_logistic(*train, c, settings["max_iter"]).predict(val[0]), val[1])
 
@@ -72,8 +74,9 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def fit_linear(x: np.ndarray, y: np.ndarray, n_classes: int, lr: float, wd: float, settings: dict, seed: int,
-               device: torch.device) -> torch.nn.Linear:
+def fit_linear(
+    x: np.ndarray, y: np.ndarray, n_classes: int, lr: float, wd: float, settings: dict, seed: int, device: torch.device
+) -> torch.nn.Linear:
     """torch Linear with bias on L2-normalised features: SGD + momentum, cosine schedule, seeded order."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -87,7 +90,7 @@ def fit_linear(x: np.ndarray, y: np.ndarray, n_classes: int, lr: float, wd: floa
     for _ in range(settings["epochs"]):
         order = torch.randperm(len(y), generator=generator).to(device)
         for start in range(0, len(y), batch):
-            idx = order[start:start + batch]
+            idx = order[start : start + batch]
             loss = torch.nn.functional.cross_entropy(layer(features[idx]), labels[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -119,8 +122,19 @@ def linear_probe(train, val, settings: dict, seed: int, n_classes: int, device) 
     return {"lr": lr, "weight_decay": wd}, history
 
 
-def run_probe(train_x, train_y, test_x, test_y, *, kind: str, settings: dict, val_fraction: float, seed: int,
-              n_classes: int, device=None) -> dict:
+def run_probe(
+    train_x,
+    train_y,
+    test_x,
+    test_y,
+    *,
+    kind: str,
+    settings: dict,
+    val_fraction: float,
+    seed: int,
+    n_classes: int,
+    device=None,
+) -> dict:
     """Search on a held-out part of the training split, refit on all of it, score on the test split."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     is_val = seeded_split(train_y, val_fraction, seed)
@@ -138,10 +152,17 @@ def run_probe(train_x, train_y, test_x, test_y, *, kind: str, settings: dict, va
         raise ValueError(f"unknown probe kind {kind!r} (known: logistic, linear)")
     log.info("%s probe: chose %s (validation top-1 %.2f%%)", kind, chosen, max(h[1] for h in history))
     return {
-        "kind": kind, "seed": seed, "chosen": chosen, "val_top1": max(h[1] for h in history),
+        "kind": kind,
+        "seed": seed,
+        "chosen": chosen,
+        "val_top1": max(h[1] for h in history),
         "search": [[h[0], h[1]] for h in history],
-        "top1": top1(pred, test_y), "mean_per_class": mean_per_class(pred, test_y),
-        "n_train": int(len(train_y)), "n_val": int(is_val.sum()), "n_test": int(len(test_y)),
-        "n_classes": n_classes, "chance_top1": 100.0 / n_classes,
+        "top1": top1(pred, test_y),
+        "mean_per_class": mean_per_class(pred, test_y),
+        "n_train": int(len(train_y)),
+        "n_val": int(is_val.sum()),
+        "n_test": int(len(test_y)),
+        "n_classes": n_classes,
+        "chance_top1": 100.0 / n_classes,
         "val_indices": np.flatnonzero(is_val).tolist(),
     }

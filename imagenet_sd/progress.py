@@ -4,12 +4,13 @@ A job calls `update(n)` as often as it likes (per image, per batch, per shard); 
 `interval` seconds have passed since the last one, and once more at `finish()`. `tail -f` on a log file then
 says how far a job has come and when it will end, on a laptop or inside a SLURM job alike.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 DEFAULT_INTERVAL = float(os.environ.get("IMAGENET_SD_PROGRESS_SECONDS", "60"))
 
@@ -25,8 +26,16 @@ def duration(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, what: str, total: int | None, *, unit: str = "images", interval: float | None = None,
-                 logger: logging.Logger | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        what: str,
+        total: int | None,
+        *,
+        unit: str = "images",
+        interval: float | None = None,
+        logger: logging.Logger | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.what, self.total, self.unit = what, total, unit
         self.interval = DEFAULT_INTERVAL if interval is None else interval
         self.log = logger or logging.getLogger("imagenet_sd.progress")

@@ -6,6 +6,7 @@ the scene list and the weights: everything the prompt of image i needs, and noth
 many images there are. `image_prompt(record, split, i)` is then a pure function of (seed, recipe, class,
 split, i); per-image choices (scene, mix member) come from `seeds.prompt_seed`, not from a random state.
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,8 +16,8 @@ import re
 import string
 from pathlib import Path
 
-from imagenet_sd.paths import SPLITS
 from imagenet_sd.config import ConfigError, resolve_entry
+from imagenet_sd.paths import SPLITS
 from imagenet_sd.seeds import SEED_BITS, prompt_seed
 
 FORMAT = 1  # of the prompt file; load_prompt_file refuses other formats
@@ -61,8 +62,10 @@ def recipe_template(name: str, settings: dict) -> str:
         raise PromptError(f"recipes.{name}.template {template!r}: {error}") from None
     bad = names - set(FIELDS)
     if bad:
-        raise PromptError(f"recipes.{name}.template {template!r}: unknown field(s) "
-                          f"{', '.join('{' + b + '}' for b in sorted(bad))}; allowed: {{c}}, {{h_c}}, {{d_c}}, {{b}}")
+        raise PromptError(
+            f"recipes.{name}.template {template!r}: unknown field(s) "
+            f"{', '.join('{' + b + '}' for b in sorted(bad))}; allowed: {{c}}, {{h_c}}, {{d_c}}, {{b}}"
+        )
     return template
 
 
@@ -96,8 +99,10 @@ def synset_facts(wn, wnid: str) -> dict:
         "name": synset.name(),
         "lemmas": synset.lemma_names(),
         "definition": synset.definition(),
-        "hypernyms": [{"wnid": f"n{h.offset():08d}", "name": h.name(), "lemmas": h.lemma_names()}
-                      for h in hypernyms_in_file_order(wn, synset)],
+        "hypernyms": [
+            {"wnid": f"n{h.offset():08d}", "name": h.name(), "lemmas": h.lemma_names()}
+            for h in hypernyms_in_file_order(wn, synset)
+        ],
     }
 
 
@@ -148,8 +153,10 @@ def load_tokenizer(path: str):
         raise PromptError(f"tokenizer folder not found: {folder} (recipe key `tokenizer`)")
     if (folder / "tokenizer_config.json").is_file():
         from transformers import AutoTokenizer
+
         return AutoTokenizer.from_pretrained(str(folder))
     from transformers import CLIPTokenizer
+
     return CLIPTokenizer.from_pretrained(str(folder))
 
 
@@ -166,12 +173,13 @@ def cut_at_words(text: str, n_words: int) -> str:
     """The first n words of text, without a dangling separator or an unclosed parenthesis."""
     cut = " ".join(text.split()[:n_words])
     if cut.count("(") > cut.count(")"):
-        cut = cut[:cut.rfind("(")]
+        cut = cut[: cut.rfind("(")]
     return cut.rstrip(" ,;:-")
 
 
 def shorten_definition(template: str, fields: dict, scenes: list[str] | None, tokenizer, max_tokens: int) -> str:
     """The longest word prefix of d_c with which every prompt of the template (any scene) fits max_tokens."""
+
     def fits(d_c: str) -> bool:
         values = {**fields, "d_c": d_c}
         prompts = {tidy(template.format(**values, b=b)) for b in (scenes or [""])}
@@ -199,8 +207,17 @@ def tidy(prompt: str) -> str:
     return prompt.strip(" ,;:")
 
 
-def build_record(wn, *, wnid: str, class_key: str, name: str | None, recipe: str, recipes: dict,
-                 seed: int, tokenizer_loader=load_tokenizer) -> dict:
+def build_record(
+    wn,
+    *,
+    wnid: str,
+    class_key: str,
+    name: str | None,
+    recipe: str,
+    recipes: dict,
+    seed: int,
+    tokenizer_loader=load_tokenizer,
+) -> dict:
     """The prompt file of one class under `recipe` (`recipes` holds it and every recipe it mixes)."""
     if recipe not in recipes:
         raise PromptError(f"recipe {recipe!r} is not among the recipes given ({sorted(recipes)})")
@@ -221,7 +238,9 @@ def build_record(wn, *, wnid: str, class_key: str, name: str | None, recipe: str
         else:
             template = recipe_template(rname, settings)
             fields = class_fields(facts, settings, name)
-            scenes = read_scenes(settings["scenes"], settings["scene_format"]) if "b" in template_fields(template) else None
+            scenes = (
+                read_scenes(settings["scenes"], settings["scene_format"]) if "b" in template_fields(template) else None
+            )
             if settings["overflow"] == "shorten" and "d_c" in template_fields(template):
                 tokenizer = tokenizer_loader(str(settings["tokenizer"]))
                 fields["d_c"] = shorten_definition(template, fields, scenes, tokenizer, settings["max_tokens"])
@@ -250,6 +269,7 @@ def build_record(wn, *, wnid: str, class_key: str, name: str | None, recipe: str
 
 def write_prompt_file(path: str | Path, record: dict) -> None:
     from imagenet_sd.runtime import write_json
+
     write_json(path, record)
 
 
@@ -260,8 +280,9 @@ def load_prompt_file(path: str | Path) -> dict:
     except (OSError, json.JSONDecodeError) as error:
         raise PromptError(f"cannot read prompt file {path}: {error}") from None
     if record.get("format") != FORMAT:
-        raise PromptError(f"prompt file {path} has format {record.get('format')!r}, expected {FORMAT}; "
-                          "rerun the `prompts` rule")
+        raise PromptError(
+            f"prompt file {path} has format {record.get('format')!r}, expected {FORMAT}; rerun the `prompts` rule"
+        )
     missing = [k for k in ("wnid", "class_key", "recipe", "seed", "recipes") if k not in record]
     if missing or record["recipe"] not in record["recipes"]:
         raise PromptError(f"prompt file {path} is incomplete (missing {missing or [record['recipe']]})")
@@ -285,7 +306,7 @@ def _render(record: dict, recipe: str, split: str, index: int) -> str:
         # own choices from its own seed, so its prompts are the ones it would give on its own.
         u = prompt_seed(record["seed"], recipe, record["wnid"], split, index) / 2**SEED_BITS
         x = u * sum(w for _, w in entry["members"])
-        for member, weight in entry["members"]:
+        for member, weight in entry["members"]:  # noqa: B007 - the member drawn is used after the loop
             if x < weight:
                 break
             x -= weight

@@ -5,6 +5,7 @@ Files are packed as they are: their bytes go into the shards unchanged (JPEG as 
 unless a re-encoding is asked for. Which images are held out (and, with a cap, which are kept) is a
 seeded choice per class, a pure function of the seed, the class and the sorted file names.
 """
+
 from __future__ import annotations
 
 import io
@@ -19,8 +20,18 @@ from imagenet_sd.shards import Member, Sample
 # torchvision's ImageFolder extensions: what the evaluation side would read from the same folder.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 # WordNet 3.0 noun synsets of the cardinal numbers zero..nine: the classes of scikit-learn's digits.
-DIGIT_WNIDS = ("n13742358", "n13742573", "n13743269", "n13744044", "n13744304", "n13744521", "n13744722",
-               "n13744916", "n13745086", "n13745270")
+DIGIT_WNIDS = (
+    "n13742358",
+    "n13742573",
+    "n13743269",
+    "n13744044",
+    "n13744304",
+    "n13744521",
+    "n13744722",
+    "n13744916",
+    "n13745086",
+    "n13745270",
+)
 
 
 def class_folders(path: str | os.PathLike) -> list[str]:
@@ -36,10 +47,14 @@ def check_folder(path: str | os.PathLike, wnids: list[str]) -> None:
         return
     if len(missing) == len(wnids):
         shown = ", ".join(found[:5]) or "none"
-        raise ValueError(f"{path} is not an ImageFolder of the sheet's classes: expected one sub-folder per wnid "
-                         f"(<path>/n01440764/*.JPEG, as ImageNet train); found sub-folders: {shown}")
-    raise ValueError(f"{path} has no folder for {len(missing)} of the sheet's {len(wnids)} classes: "
-                     f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
+        raise ValueError(
+            f"{path} is not an ImageFolder of the sheet's classes: expected one sub-folder per wnid "
+            f"(<path>/n01440764/*.JPEG, as ImageNet train); found sub-folders: {shown}"
+        )
+    raise ValueError(
+        f"{path} has no folder for {len(missing)} of the sheet's {len(wnids)} classes: "
+        f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}"
+    )
 
 
 def class_files(folder: Path) -> list[Path]:
@@ -50,29 +65,36 @@ def choose(files: list[Path], wnid: str, seed: int, heldout: int, cap: int | Non
     """(train, heldout) files of one class: a seeded permutation, the first `heldout` held out, then up to
     `cap` kept for training (all of the rest without a cap)."""
     if len(files) < heldout + (cap or 1):
-        raise ValueError(f"class {wnid} has {len(files)} images; the clone asks for {cap or 'all'} train + "
-                         f"{heldout} held-out")
+        raise ValueError(
+            f"class {wnid} has {len(files)} images; the clone asks for {cap or 'all'} train + {heldout} held-out"
+        )
     order = list(files)
     random.Random(derive_seed("real-split", seed, wnid)).shuffle(order)
-    train = order[heldout:heldout + cap] if cap else order[heldout:]
+    train = order[heldout : heldout + cap] if cap else order[heldout:]
     return sorted(train), sorted(order[:heldout])
 
 
 def sample(path: Path, wnid: str, label: int, number: int, root: Path) -> Sample:
     """Key `<wnid>_<number>` (file names may hold dots, which webdataset reads as field separators)."""
     meta = {"wnid": wnid, "source": str(path.relative_to(root)), "real": True}
-    return Sample(f"{wnid}_{number:07d}", wnid, label,
-                  {"jpg": Member(str(path), 0, path.stat().st_size),
-                   "json": json.dumps(meta, sort_keys=True).encode()})
+    return Sample(
+        f"{wnid}_{number:07d}",
+        wnid,
+        label,
+        {"jpg": Member(str(path), 0, path.stat().st_size), "json": json.dumps(meta, sort_keys=True).encode()},
+    )
 
 
-def index_folder(root: str | os.PathLike, classes: list[str], seed: int, images_per_class: int | None,
-                 heldout_per_class: int) -> tuple[list[Sample], list[Sample]]:
+def index_folder(
+    root: str | os.PathLike, classes: list[str], seed: int, images_per_class: int | None, heldout_per_class: int
+) -> tuple[list[Sample], list[Sample]]:
     """(train, heldout) samples of an ImageFolder train set, in class then key order."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"real train set folder not found: {root} (an ImageFolder tree with one sub-folder "
-                                "per wnid, as ImageNet train)")
+        raise FileNotFoundError(
+            f"real train set folder not found: {root} (an ImageFolder tree with one sub-folder "
+            "per wnid, as ImageNet train)"
+        )
     check_folder(root, classes)
     train, heldout = [], []
     for label, wnid in enumerate(classes):
@@ -92,8 +114,9 @@ def reencode(data: bytes, quality: int, size: int | None) -> bytes:
         img = img.convert("RGB")
         if size and min(img.size) != size:
             scale = size / min(img.size)
-            img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                             Image.Resampling.BICUBIC)
+            img = img.resize(
+                (max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BICUBIC
+            )
         out = io.BytesIO()
         img.save(out, format="JPEG", quality=quality)
     return out.getvalue()

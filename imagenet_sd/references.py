@@ -7,6 +7,7 @@ the prompt recipe family, the images-per-class multiplier (`scale`), the kind of
 metric. A blank fact matches any value. A result row gets its facts from the config of its run
 (`reference_facts`) or from its own columns of the same names (e.g. rows of external models).
 """
+
 from __future__ import annotations
 
 import math
@@ -40,9 +41,13 @@ def load_references(path: str | Path = REFERENCES) -> pd.DataFrame:
     missing = set(COLUMNS) - set(table.columns)
     if missing:
         raise ConfigError(f"references table {path}: missing column(s) {sorted(missing)}")
-    allowed = {"subject": set(SUBJECTS), "provenance": set(PROVENANCE), "current": {"yes", "no"},
-               "class_set": _allowed("class_sets", "reference") | {""},
-               "eval_kind": _allowed("evalsets", "kind") | {""}}
+    allowed = {
+        "subject": set(SUBJECTS),
+        "provenance": set(PROVENANCE),
+        "current": {"yes", "no"},
+        "class_set": _allowed("class_sets", "reference") | {""},
+        "eval_kind": _allowed("evalsets", "kind") | {""},
+    }
     for i, row in table.iterrows():
         where = f"references table {path}, line {i + 2}"
         for column, values in allowed.items():
@@ -60,8 +65,10 @@ def load_references(path: str | Path = REFERENCES) -> pd.DataFrame:
     twins = current[current.duplicated([*FACTS, "metric"], keep=False)]
     if len(twins):
         lines = ", ".join(str(i + 2) for i in twins.index)
-        raise ConfigError(f"references table {path}: lines {lines} are current references for the same facts; "
-                          "mark all but one `current: no`")
+        raise ConfigError(
+            f"references table {path}: lines {lines} are current references for the same facts; "
+            "mark all but one `current: no`"
+        )
     return table
 
 
@@ -131,7 +138,8 @@ def attach_references(table: pd.DataFrame, facts: dict, references: pd.DataFrame
     long = long_format(table, sorted(set(references.metric)))
     found = [best_reference(references, _row_facts(row, facts), row["metric"]) for _, row in long.iterrows()]
     long["reference"] = [float(r["value"]) if r is not None else math.nan for r in found]
-    long["reference_source"] = [f"{r['source']} ({r['provenance']}; {r['note']})" if r is not None else ""
-                                for r in found]
+    long["reference_source"] = [
+        f"{r['source']} ({r['provenance']}; {r['note']})" if r is not None else "" for r in found
+    ]
     long["difference"] = long["value"] - long["reference"]
     return long

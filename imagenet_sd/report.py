@@ -4,6 +4,7 @@ generation statistics of a clone aggregated from its chunks' stats JSONs.
 Adding a table or a figure to the report is one entry in TABLES or FIGURES (plus its caption under report/):
 the `report_table` / `report_figure` rules turn any registered file into a report page.
 """
+
 from __future__ import annotations
 
 import html
@@ -57,7 +58,7 @@ th{background:#f0f0f0}td.text{text-align:left;max-width:40em}tr:nth-child(even){
 
 def _cell(value) -> str:
     if isinstance(value, float):
-        return f'<td>{value:.4g}</td>' if pd.notna(value) else "<td></td>"
+        return f"<td>{value:.4g}</td>" if pd.notna(value) else "<td></td>"
     if isinstance(value, (bool, int)) or value is None:
         return f"<td>{'' if value is None else value}</td>"
     return f'<td class="text">{html.escape(str(value))}</td>'
@@ -65,8 +66,10 @@ def _cell(value) -> str:
 
 def html_table(frame: pd.DataFrame, table_id: str) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "\n".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>"
-                     for row in frame.astype(object).where(frame.notna(), None).itertuples(index=False))
+    body = "\n".join(
+        "<tr>" + "".join(_cell(v) for v in row) + "</tr>"
+        for row in frame.astype(object).where(frame.notna(), None).itertuples(index=False)
+    )
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>'
 
 
@@ -79,8 +82,11 @@ def rst_html(text: str) -> str:
 
 def html_page(title: str, sections: list[tuple[str, str, pd.DataFrame]], caption: str = "") -> str:
     """sections: (heading, explanation, table); caption: rst shown above them."""
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{STYLE}</head>",
-             f"<body><h1>{html.escape(title)}</h1>", rst_html(caption) if caption else ""]
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{STYLE}</head>",
+        f"<body><h1>{html.escape(title)}</h1>",
+        rst_html(caption) if caption else "",
+    ]
     for n, (heading, text, frame) in enumerate(sections):
         if heading:
             parts.append(f"<h2>{html.escape(heading)}</h2>")
@@ -92,13 +98,26 @@ def html_page(title: str, sections: list[tuple[str, str, pd.DataFrame]], caption
 
 def prompt_sections(table: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
     """The prompt table with, first, how many prompts of each clone the text encoder truncates."""
-    per_clone = table.groupby("clone").agg(classes=("wnid", "size"), images=("images", "sum"),
-                                           truncated=("truncated", "sum"),
-                                           classes_truncated=("truncated", lambda s: int((s > 0).sum())),
-                                           max_tokens_seen=("max_tokens_seen", "max")).reset_index()
-    return [("Truncation per clone", "Train prompts longer than the text encoder's token limit are cut (or "
-             "handled as the recipe's `overflow` says); counts are over every train image of the clone.", per_clone),
-            ("Per class", "Three example train prompts per class.", table)]
+    per_clone = (
+        table.groupby("clone")
+        .agg(
+            classes=("wnid", "size"),
+            images=("images", "sum"),
+            truncated=("truncated", "sum"),
+            classes_truncated=("truncated", lambda s: int((s > 0).sum())),
+            max_tokens_seen=("max_tokens_seen", "max"),
+        )
+        .reset_index()
+    )
+    return [
+        (
+            "Truncation per clone",
+            "Train prompts longer than the text encoder's token limit are cut (or "
+            "handled as the recipe's `overflow` says); counts are over every train image of the clone.",
+            per_clone,
+        ),
+        ("Per class", "Three example train prompts per class.", table),
+    ]
 
 
 def table_page(name: str, csv_path: str | Path, output: str | Path, caption: str = "") -> None:
@@ -110,9 +129,24 @@ def table_page(name: str, csv_path: str | Path, output: str | Path, caption: str
 
 
 # ---- generation statistics -----------------------------------------------------------------------------
-CHUNK_COLUMNS = ["split", "wnid", "start", "stop", "images", "seconds", "images_per_second",
-                 "steady_images_per_second", "mfu", "achieved_tflops", "regenerated", "unresolved", "failed_checks",
-                 "device", "peak_memory_gb", "tar_mb"]
+CHUNK_COLUMNS = [
+    "split",
+    "wnid",
+    "start",
+    "stop",
+    "images",
+    "seconds",
+    "images_per_second",
+    "steady_images_per_second",
+    "mfu",
+    "achieved_tflops",
+    "regenerated",
+    "unresolved",
+    "failed_checks",
+    "device",
+    "peak_memory_gb",
+    "tar_mb",
+]
 
 
 def _count(failures) -> int:
@@ -123,13 +157,21 @@ def _count(failures) -> int:
 def chunk_row(path: str | Path) -> dict:
     stats = json.loads(Path(path).read_text())
     return {
-        "split": stats.get("split"), "wnid": stats.get("wnid"), "start": stats.get("start"),
-        "stop": stats.get("stop"), "images": stats.get("images"), "seconds": stats["seconds"]["total"],
+        "split": stats.get("split"),
+        "wnid": stats.get("wnid"),
+        "start": stats.get("start"),
+        "stop": stats.get("stop"),
+        "images": stats.get("images"),
+        "seconds": stats["seconds"]["total"],
         "images_per_second": stats.get("images_per_second"),
-        "steady_images_per_second": stats.get("steady_images_per_second"), "mfu": stats.get("mfu"),
-        "achieved_tflops": stats.get("achieved_tflops"), "regenerated": stats.get("regenerated", 0),
-        "unresolved": stats.get("unresolved", 0), "failed_checks": _count(stats.get("failures")),
-        "device": stats.get("device"), "peak_memory_gb": (stats.get("peak_memory_bytes") or 0) / 2**30,
+        "steady_images_per_second": stats.get("steady_images_per_second"),
+        "mfu": stats.get("mfu"),
+        "achieved_tflops": stats.get("achieved_tflops"),
+        "regenerated": stats.get("regenerated", 0),
+        "unresolved": stats.get("unresolved", 0),
+        "failed_checks": _count(stats.get("failures")),
+        "device": stats.get("device"),
+        "peak_memory_gb": (stats.get("peak_memory_bytes") or 0) / 2**30,
         "tar_mb": (stats.get("tar_bytes") or 0) / 1e6,
     }
 
@@ -141,10 +183,19 @@ def generation_tables(stats_files: list[str]) -> tuple[pd.DataFrame, pd.DataFram
     if chunks.empty:
         return chunks, chunks
     weighted = chunks.assign(mfu_seconds=chunks.mfu.astype(float) * chunks.seconds)
-    total = weighted.groupby(["split", "device"]).agg(
-        chunks=("images", "size"), images=("images", "sum"), gpu_hours=("seconds", lambda s: s.sum() / 3600),
-        mfu_seconds=("mfu_seconds", lambda s: s.sum(min_count=1)), seconds=("seconds", "sum"), regenerated=("regenerated", "sum"),
-        unresolved=("unresolved", "sum")).reset_index()
+    total = (
+        weighted.groupby(["split", "device"])
+        .agg(
+            chunks=("images", "size"),
+            images=("images", "sum"),
+            gpu_hours=("seconds", lambda s: s.sum() / 3600),
+            mfu_seconds=("mfu_seconds", lambda s: s.sum(min_count=1)),
+            seconds=("seconds", "sum"),
+            regenerated=("regenerated", "sum"),
+            unresolved=("unresolved", "sum"),
+        )
+        .reset_index()
+    )
     total.insert(4, "images_per_second", total.images / total.seconds)
     total["mfu"] = total.mfu_seconds / total.seconds
     return chunks, total.drop(columns=["mfu_seconds", "seconds"])
@@ -154,11 +205,17 @@ def generation_page(*, clone: str, stats_files: list[str], csv: str | Path, outp
     chunks, total = generation_tables(stats_files)
     Path(csv).parent.mkdir(parents=True, exist_ok=True)
     chunks.to_csv(csv, index=False, float_format="%.6g")
-    sections = [("Per split and device", "Images/s: images over the summed wall time of the chunk jobs (one job, "
-                 "one GPU); MFU: model FLOPs utilisation, time-weighted over chunks (empty on CPU or float32); "
-                 "re-drawn: images rendered again after a failed check; unresolved: still failed after the last "
-                 "re-draw (kept, marked in their JSON).", total),
-                ("Per chunk", "", chunks)]
+    sections = [
+        (
+            "Per split and device",
+            "Images/s: images over the summed wall time of the chunk jobs (one job, "
+            "one GPU); MFU: model FLOPs utilisation, time-weighted over chunks (empty on CPU or float32); "
+            "re-drawn: images rendered again after a failed check; unresolved: still failed after the last "
+            "re-draw (kept, marked in their JSON).",
+            total,
+        ),
+        ("Per chunk", "", chunks),
+    ]
     Path(output).write_text(html_page(f"Generation of clone {clone}", sections))
     return total
 

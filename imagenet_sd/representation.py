@@ -4,6 +4,7 @@ The definitions, with their sources, are in docs/representation.md. Every statis
 float64 from the float16 features the feature rule stores, in O(n d) memory (the d x d correlation and
 Gram matrices aside), so a 50,000 x 2,048 ImageNet val matrix takes seconds.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -70,12 +71,13 @@ def coding_rate(features: np.ndarray, eps: float = CODING_RATE_EPS, normalize: b
     z = unit_rows(features) if normalize else np.asarray(features, dtype=np.float64)
     n, d = z.shape
     gram = z.T @ z if d <= n else z @ z.T  # same non-zero spectrum: logdet(I + a Z Z^T) = logdet(I + a Z^T Z)
-    _, logdet = np.linalg.slogdet(np.eye(len(gram)) + d / (n * eps ** 2) * gram)
+    _, logdet = np.linalg.slogdet(np.eye(len(gram)) + d / (n * eps**2) * gram)
     return float(0.5 * logdet)
 
 
-def statistics(features: np.ndarray, labels: np.ndarray, *, eps: float = CODING_RATE_EPS,
-               threshold: float = SPARSITY_THRESHOLD) -> dict:
+def statistics(
+    features: np.ndarray, labels: np.ndarray, *, eps: float = CODING_RATE_EPS, threshold: float = SPARSITY_THRESHOLD
+) -> dict:
     """Every statistic of one feature matrix, with the settings they depend on."""
     features = np.asarray(features)
     return {
@@ -83,8 +85,13 @@ def statistics(features: np.ndarray, labels: np.ndarray, *, eps: float = CODING_
         **class_cosine_distances(features, labels),
         "redundancy": redundancy(features),
         "coding_rate": coding_rate(features, eps),
-        "n_images": int(features.shape[0]), "dim": int(features.shape[1]),
+        "n_images": int(features.shape[0]),
+        "dim": int(features.shape[1]),
         "n_classes": len(np.unique(labels)),
-        "settings": {"sparsity_threshold": threshold, "coding_rate_eps": eps, "coding_rate_log": "natural",
-                     "coding_rate_rows": "L2-normalised"},
+        "settings": {
+            "sparsity_threshold": threshold,
+            "coding_rate_eps": eps,
+            "coding_rate_log": "natural",
+            "coding_rate_rows": "L2-normalised",
+        },
     }

@@ -6,6 +6,7 @@ an error, so that Snakemake's retry starts the job again and it continues where 
 does not belong to the current training (other settings, data, loader streams or devices) is never deleted
 or silently ignored: the job stops and says what differs and how to start over.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,7 +40,7 @@ class StopSignals:
         self.received = signal.Signals(signum).name
         log.warning("received %s: saving a resume state after the current step, then exiting", self.received)
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         for sig in STOP_SIGNALS:
             self.previous[sig] = signal.signal(sig, self.handle)
         return self
@@ -84,7 +85,9 @@ def load_resume(checkpoint, identity: dict) -> dict | None:
             f"{path} holds the state of an interrupted training (step {state.get('step')}) that cannot be "
             f"resumed with the current settings: {'; '.join(diffs)}. It is kept. To resume it, restore those "
             f"settings; to start this training from scratch instead, move the file away "
-            f"(mv {path} {path}.old) and run again.")
-    log.info("resuming from %s: epoch %d, batch %d of it (step %d)", path, state["epoch"], state["batch"],
-             state["step"])
+            f"(mv {path} {path}.old) and run again."
+        )
+    log.info(
+        "resuming from %s: epoch %d, batch %d of it (step %d)", path, state["epoch"], state["batch"], state["step"]
+    )
     return state

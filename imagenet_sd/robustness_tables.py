@@ -5,6 +5,7 @@ robustness.csv has one row per (model, set, perturbation, strength): the clean e
 severity and their mean. representation.csv has one row per (model, set) with each statistic.
 Accuracies are in percent, ECE is a fraction in [0, 1], NLL in nats.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,19 @@ matplotlib.use("Agg")  # files only; no display on cluster nodes
 import matplotlib.pyplot as plt
 import pandas as pd
 
-ROBUSTNESS_COLUMNS = ["model", "train_data", "set", "kind", "perturbation", "strength", "top1", "top5", "ece", "nll",
-                      "n_images"]
+ROBUSTNESS_COLUMNS = [
+    "model",
+    "train_data",
+    "set",
+    "kind",
+    "perturbation",
+    "strength",
+    "top1",
+    "top5",
+    "ece",
+    "nll",
+    "n_images",
+]
 STATISTICS = ["sparsity", "intra_class_distance", "inter_class_distance", "redundancy", "coding_rate"]
 REPRESENTATION_COLUMNS = ["model", "train_data", "set", *STATISTICS, "n_images", "dim"]
 
@@ -33,18 +45,30 @@ def evaluation_rows(path: Path, kinds: dict) -> list[dict]:
     base = {"model": model, "train_data": kinds.get(model, "external"), "set": result["evalset"]["name"]}
     if "corruptions" not in result:
         return [{**base, "kind": "clean", "perturbation": "none", "strength": "0", **metrics(result)}]
-    rows = [{**base, "kind": "corruption", "perturbation": c, "strength": s, **metrics(r)}
-            for c, by_severity in result["corruptions"].items() for s, r in by_severity.items()]
-    rows += [{**base, "kind": "corruption", "perturbation": c, "strength": "mean", **metrics(r), "n_images": None}
-             for c, r in result["per_corruption"].items()]
+    rows = [
+        {**base, "kind": "corruption", "perturbation": c, "strength": s, **metrics(r)}
+        for c, by_severity in result["corruptions"].items()
+        for s, r in by_severity.items()
+    ]
+    rows += [
+        {**base, "kind": "corruption", "perturbation": c, "strength": "mean", **metrics(r), "n_images": None}
+        for c, r in result["per_corruption"].items()
+    ]
     return rows + [{**base, "kind": "corruption", "perturbation": "mean", "strength": "mean", **metrics(result)}]
 
 
 def attack_row(path: Path, kinds: dict) -> dict:
     result = json.loads(Path(path).read_text())
-    return {"model": result["model"], "train_data": kinds.get(result["model"], "external"), "set": result["evalset"],
-            "kind": "adversarial", "perturbation": result["attack"], "strength": f"{result['epsilon_255']:g}/255",
-            **metrics(result["adversarial"]), "n_images": result["subset"]["n_images"]}
+    return {
+        "model": result["model"],
+        "train_data": kinds.get(result["model"], "external"),
+        "set": result["evalset"],
+        "kind": "adversarial",
+        "perturbation": result["attack"],
+        "strength": f"{result['epsilon_255']:g}/255",
+        **metrics(result["adversarial"]),
+        "n_images": result["subset"]["n_images"],
+    }
 
 
 def robustness_table(eval_files, attack_files, kinds: dict) -> pd.DataFrame:
@@ -71,12 +95,24 @@ def pivot_markdown(table: pd.DataFrame, cell) -> list[str]:
 def robustness_markdown(table: pd.DataFrame) -> str:
     lines = ["# Robustness", "", "Models marked (real) were trained on real images with the same recipe.", ""]
     sections = [
-        ("clean", "Clean evaluation: top-1 / top-5 (%), and ECE (15 bins) in brackets.",
-         lambda t: t["set"], lambda r: f"{r.top1:.1f} / {r.top5:.1f} ({r.ece:.3f})"),
-        ("adversarial", "Adversarial (L-infinity, on the attack's fixed subset): top-1 (%), and ECE in brackets.",
-         lambda t: t["set"] + " " + t["perturbation"] + " " + t["strength"], lambda r: f"{r.top1:.1f} ({r.ece:.3f})"),
-        ("corruption", "Corruptions: top-1 (%) per corruption (mean over severities) and over all.",
-         lambda t: t["set"] + " " + t["perturbation"], lambda r: f"{r.top1:.1f}"),
+        (
+            "clean",
+            "Clean evaluation: top-1 / top-5 (%), and ECE (15 bins) in brackets.",
+            lambda t: t["set"],
+            lambda r: f"{r.top1:.1f} / {r.top5:.1f} ({r.ece:.3f})",
+        ),
+        (
+            "adversarial",
+            "Adversarial (L-infinity, on the attack's fixed subset): top-1 (%), and ECE in brackets.",
+            lambda t: t["set"] + " " + t["perturbation"] + " " + t["strength"],
+            lambda r: f"{r.top1:.1f} ({r.ece:.3f})",
+        ),
+        (
+            "corruption",
+            "Corruptions: top-1 (%) per corruption (mean over severities) and over all.",
+            lambda t: t["set"] + " " + t["perturbation"],
+            lambda r: f"{r.top1:.1f}",
+        ),
     ]
     for kind, title, column, cell in sections:
         part = table[table.kind == kind]
@@ -138,16 +174,24 @@ def representation_table(stat_files, kinds: dict) -> pd.DataFrame:
     rows = []
     for path in stat_files:
         result = json.loads(Path(path).read_text())
-        rows.append({"model": result["model"], "train_data": kinds.get(result["model"], "external"),
-                     "set": result["evalset"], **{k: result[k] for k in (*STATISTICS, "n_images", "dim")}})
+        rows.append(
+            {
+                "model": result["model"],
+                "train_data": kinds.get(result["model"], "external"),
+                "set": result["evalset"],
+                **{k: result[k] for k in (*STATISTICS, "n_images", "dim")},
+            }
+        )
     return pd.DataFrame(rows, columns=REPRESENTATION_COLUMNS).sort_values(["set", "model"], kind="stable")
 
 
 def reference_model(table: pd.DataFrame, reference: str | None) -> str | None:
     if reference:
         if reference not in set(table.model):
-            raise ValueError(f"representation.reference: model {reference!r} has no statistics "
-                             f"(models: {', '.join(sorted(set(table.model)))})")
+            raise ValueError(
+                f"representation.reference: model {reference!r} has no statistics "
+                f"(models: {', '.join(sorted(set(table.model)))})"
+            )
         return reference
     real = table[table.train_data == "real"].model
     return real.iloc[0] if len(real) else None
@@ -162,8 +206,10 @@ def main_representation(*, stat_files, kinds: dict, reference: str | None, csv, 
     lines = ["# Representation", "", intro, ""]
     for name, part in table.groupby("set", sort=True):
         lines += [f"## {name}", "", "| model | " + " | ".join(STATISTICS) + " |", "|---|" + "---|" * len(STATISTICS)]
-        lines += [f"| {label(r.model, r.train_data)} | " + " | ".join(f"{getattr(r, s):.4f}" for s in STATISTICS)
-                  + " |" for r in part.itertuples()]
+        lines += [
+            f"| {label(r.model, r.train_data)} | " + " | ".join(f"{getattr(r, s):.4f}" for s in STATISTICS) + " |"
+            for r in part.itertuples()
+        ]
         lines.append("")
     Path(markdown).write_text("\n".join(lines) + "\n")
     series = {}
@@ -171,7 +217,8 @@ def main_representation(*, stat_files, kinds: dict, reference: str | None, csv, 
         base = table[(table.model == ref) & (table["set"] == r.set)] if ref else table.iloc[0:0]
         scale = [base[s].iloc[0] if len(base) else float("nan") for s in STATISTICS]
         series[f"{label(r.model, r.train_data)} on {r.set}"] = [
-            getattr(r, s) / b if b else float("nan") for s, b in zip(STATISTICS, scale)]
+            getattr(r, s) / b if b else float("nan") for s, b in zip(STATISTICS, scale)
+        ]
     title = f"Representation statistics / {ref}'s" if ref else "Representation statistics (no real-data reference)"
     spider(png, STATISTICS, series, title)
     return table

@@ -1,4 +1,5 @@
 """Plumbing shared by the workflow scripts: logging to the rule's log file, library versions, atomic writes."""
+
 from __future__ import annotations
 
 import contextlib
@@ -14,8 +15,18 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "webdataset", "nltk", "numpy", "pillow",
-             "scikit-learn", "snakemake")
+LIBRARIES = (
+    "torch",
+    "torchvision",
+    "diffusers",
+    "transformers",
+    "webdataset",
+    "nltk",
+    "numpy",
+    "pillow",
+    "scikit-learn",
+    "snakemake",
+)
 
 
 def export_pythonpath(root: str) -> None:
@@ -41,8 +52,9 @@ def setup_logging(log_path: str | os.PathLike | None) -> logging.Logger:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers = [logging.FileHandler(log_path, mode="w")]
         sys.stderr = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the job
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, handlers=handlers, force=True, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.captureWarnings(True)
     return logging.getLogger("imagenet_sd")
 

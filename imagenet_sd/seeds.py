@@ -1,4 +1,5 @@
 """Per-image seeds: pure functions of what determines an image, never of batch, chunk or job order."""
+
 import hashlib
 
 SEED_BITS = 63  # fits torch.Generator.manual_seed and numpy's SeedSequence
@@ -11,7 +12,9 @@ def derive_seed(*parts) -> int:
     return int.from_bytes(digest[:8], "big") >> (64 - SEED_BITS)
 
 
-def image_seed(global_seed: int, generator: str, recipe: str, wnid: str, split: str, index: int, attempt: int = 0) -> int:
+def image_seed(
+    global_seed: int, generator: str, recipe: str, wnid: str, split: str, index: int, attempt: int = 0
+) -> int:
     """Noise seed of image `index` of class `wnid`. `attempt` > 0 re-draws an image that failed (black or NaN)."""
     parts = ["image", global_seed, generator, recipe, wnid, split, index]
     if attempt:

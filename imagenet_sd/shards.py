@@ -5,6 +5,7 @@ has to happen here, at pack time: one seeded permutation of every training image
 bytes are a pure function of the chunk tars, the class list, the seed and the shard size (fixed mtime,
 owner and mode; members in sample order), so a repack that changes nothing writes identical shards.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,6 +39,7 @@ def image_format(data: bytes) -> str | None:
 @dataclass(frozen=True, slots=True)
 class Member:
     """Where one member's bytes sit inside a chunk tar (read later by offset, never all in memory)."""
+
     tar: str
     offset: int
     size: int
@@ -86,8 +88,10 @@ def index_chunks(tars, classes: list[str]) -> list[Sample]:
     for key, fields in found.items():
         wnid = key_wnid(key)
         if wnid not in label_of:
-            raise ValueError(f"{fields['jpg' if 'jpg' in fields else 'json'].tar}: image {key} is of class {wnid}, "
-                             f"which is not in the clone's class list")
+            raise ValueError(
+                f"{fields['jpg' if 'jpg' in fields else 'json'].tar}: image {key} is of class {wnid}, "
+                f"which is not in the clone's class list"
+            )
         missing = [f for f in SAMPLE_FIELDS if f not in fields]
         if missing:
             raise ValueError(f"image {key} has no {'/'.join(missing)} member in {next(iter(fields.values())).tar}")
@@ -139,8 +143,6 @@ class MemberReader:
         self.files.clear()
 
 
-
-
 def image_member(sample: Sample, reader: MemberReader, transcode=None) -> tuple[str, bytes]:
     """(field, bytes) of a sample's image: its bytes as they are, named by their format (`jpg` or `png`),
     or what `transcode(bytes)` makes of them (a JPEG) when a clone asks for re-encoding."""
@@ -183,8 +185,9 @@ def write_shards(samples: list[Sample], out_dir: str | os.PathLike, shard_size: 
     progress = Progress("pack train shards", len(samples), logger=log)
     try:
         for number, start in enumerate(range(0, len(samples), shard_size)):
-            record = write_shard(out_dir / SHARD_PATTERN.format(number), samples[start:start + shard_size], reader,
-                                 transcode)
+            record = write_shard(
+                out_dir / SHARD_PATTERN.format(number), samples[start : start + shard_size], reader, transcode
+            )
             log.info("wrote %s: %d images, %.1f MB", record["name"], record["count"], record["bytes"] / 1e6)
             records.append(record)
             progress.update(record["count"])

@@ -8,6 +8,7 @@ training epoch and the evaluations done.
 A chunk counts as done when its stats JSON exists: the generate job writes it after renaming its tar into
 place, so a chunk still being written (a hidden `.<name>.*.partial` beside it) is counted as running.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -119,8 +120,12 @@ def run_status(config: dict, run: str) -> RunStatus:
 
     epochs = training.get("epochs", schema_defaults("trainings").get("epochs"))
     root = Path("results/runs") / run
-    status = RunStatus(run, packed=Path(f"results/clones/{spec['clone']}/train.json").is_file(), epochs=epochs,
-                       evaluations_total=len(spec.get("evaluate", [])))
+    status = RunStatus(
+        run,
+        packed=Path(f"results/clones/{spec['clone']}/train.json").is_file(),
+        epochs=epochs,
+        evaluations_total=len(spec.get("evaluate", [])),
+    )
     last = last_metrics(root / "metrics.jsonl")
     if last:
         status.epoch, status.step, status.loss = last.get("epoch"), last.get("step"), last.get("loss")
@@ -132,19 +137,29 @@ def run_status(config: dict, run: str) -> RunStatus:
 def collect(config: dict, now: float | None = None) -> dict:
     plan = build_plan(config, check_wnids=False)
     now = time.time() if now is None else now
-    return {"clones": [asdict(clone_status(plan, name, now)) for name in plan.clones],
-            "runs": [asdict(run_status(config, name)) for name in config.get("runs", {})]}
+    return {
+        "clones": [asdict(clone_status(plan, name, now)) for name in plan.clones],
+        "runs": [asdict(run_status(config, name)) for name in config.get("runs", {})],
+    }
 
 
 def format_clone(s: dict) -> str:
-    rate = f"{s['images_per_second']:.3g} images/s over the last {duration(s['window_seconds'])}" \
-        if s["images_per_second"] else "no chunk finished in the last hour"
-    eta = "done" if s["images_done"] >= s["images_total"] else \
-        (f"ETA {duration(s['eta_seconds'])}" if s["eta_seconds"] else "ETA unknown")
-    return (f"clone {s['clone']}: chunks {s['chunks_done']}/{s['chunks_total']} done"
-            f" ({s['chunks_running']} being written), images {s['images_done']}/{s['images_total']}"
-            f" ({100 * s['images_done'] / max(s['images_total'], 1):.1f}%), {rate}, {eta};"
-            f" re-drawn {s['regenerated']}, failed {s['unresolved']}")
+    rate = (
+        f"{s['images_per_second']:.3g} images/s over the last {duration(s['window_seconds'])}"
+        if s["images_per_second"]
+        else "no chunk finished in the last hour"
+    )
+    eta = (
+        "done"
+        if s["images_done"] >= s["images_total"]
+        else (f"ETA {duration(s['eta_seconds'])}" if s["eta_seconds"] else "ETA unknown")
+    )
+    return (
+        f"clone {s['clone']}: chunks {s['chunks_done']}/{s['chunks_total']} done"
+        f" ({s['chunks_running']} being written), images {s['images_done']}/{s['images_total']}"
+        f" ({100 * s['images_done'] / max(s['images_total'], 1):.1f}%), {rate}, {eta};"
+        f" re-drawn {s['regenerated']}, failed {s['unresolved']}"
+    )
 
 
 def format_run(s: dict) -> str:
@@ -154,8 +169,9 @@ def format_run(s: dict) -> str:
         training = f"training epoch {s['epoch'] + 1}/{s['epochs']} (step {s['step']}, loss {s['loss']:.4g})"
     else:
         training = "packed, training not started" if s["packed"] else "waiting for pack"
-    return (f"run {s['run']}: {training}; evaluations {len(s['evaluations_done'])}/{s['evaluations_total']} done"
-            + (f" ({', '.join(s['evaluations_done'])})" if s["evaluations_done"] else ""))
+    return f"run {s['run']}: {training}; evaluations {len(s['evaluations_done'])}/{s['evaluations_total']} done" + (
+        f" ({', '.join(s['evaluations_done'])})" if s["evaluations_done"] else ""
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ It has Stable Diffusion v1.x's component classes and is saved with `save_pretrai
 through exactly the `from_pretrained` path that loads real weights on a cluster. Each component's weights
 depend on the entry's seed alone: a rebuild is byte-identical.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,35 +35,58 @@ def group_count(channels: list[int]) -> int:
 
 def tiny_unet(settings: dict) -> UNet2DConditionModel:
     from diffusers import UNet2DConditionModel
+
     channels = list(settings["unet_channels"])
     levels = len(channels)
     # SD v1.x's layout: cross-attention in every level but the deepest, and in the mid block.
     down = ["CrossAttnDownBlock2D"] * (levels - 1) + ["DownBlock2D"]
     up = ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * (levels - 1)
     return UNet2DConditionModel(
-        sample_size=settings["sample_size"], in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=channels, down_block_types=down, up_block_types=up,
-        cross_attention_dim=settings["text_hidden"], attention_head_dim=max(1, channels[0] // 8),
-        norm_num_groups=group_count(channels))
+        sample_size=settings["sample_size"],
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=channels,
+        down_block_types=down,
+        up_block_types=up,
+        cross_attention_dim=settings["text_hidden"],
+        attention_head_dim=max(1, channels[0] // 8),
+        norm_num_groups=group_count(channels),
+    )
 
 
 def tiny_vae(settings: dict) -> AutoencoderKL:
     from diffusers import AutoencoderKL
+
     channels = list(settings["vae_channels"])
     return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, block_out_channels=channels,
-        down_block_types=["DownEncoderBlock2D"] * len(channels), up_block_types=["UpDecoderBlock2D"] * len(channels),
-        norm_num_groups=group_count(channels), sample_size=settings["sample_size"] * 2 ** (len(channels) - 1))
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        layers_per_block=1,
+        block_out_channels=channels,
+        down_block_types=["DownEncoderBlock2D"] * len(channels),
+        up_block_types=["UpDecoderBlock2D"] * len(channels),
+        norm_num_groups=group_count(channels),
+        sample_size=settings["sample_size"] * 2 ** (len(channels) - 1),
+    )
 
 
 def tiny_text_encoder(settings: dict) -> CLIPTextModel:
     from transformers import CLIPTextConfig, CLIPTextModel
+
     hidden = settings["text_hidden"]
     config = CLIPTextConfig(
-        vocab_size=CLIP_VOCAB_SIZE, max_position_embeddings=CLIP_CONTEXT, hidden_size=hidden,
-        intermediate_size=4 * hidden, num_hidden_layers=settings["text_layers"],
-        num_attention_heads=max(1, hidden // 8), bos_token_id=CLIP_BOS_ID, eos_token_id=CLIP_EOS_ID,
-        pad_token_id=CLIP_EOS_ID)
+        vocab_size=CLIP_VOCAB_SIZE,
+        max_position_embeddings=CLIP_CONTEXT,
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=settings["text_layers"],
+        num_attention_heads=max(1, hidden // 8),
+        bos_token_id=CLIP_BOS_ID,
+        eos_token_id=CLIP_EOS_ID,
+        pad_token_id=CLIP_EOS_ID,
+    )
     return CLIPTextModel(config)
 
 
@@ -80,7 +104,8 @@ def build_tiny_pipeline(settings: dict, tokenizer_dir: str | os.PathLike, dest: 
         vae=seeded(seed + 1, tiny_vae, settings),
         text_encoder=seeded(seed + 2, tiny_text_encoder, settings),
         tokenizer_dir=tokenizer_dir,
-        scheduler=scheduler_from_config(settings.get("scheduler", "DDIM"), SD_SCHEDULER_CONFIG))
+        scheduler=scheduler_from_config(settings.get("scheduler", "DDIM"), SD_SCHEDULER_CONFIG),
+    )
     pipe.save_pretrained(dest, safe_serialization=True)
     log.info("tiny pipeline %s built into %s", json.dumps(settings, sort_keys=True), dest)
     return Path(dest)

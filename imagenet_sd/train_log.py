@@ -1,4 +1,5 @@
 """What a training run reports: metrics.jsonl, and the running sums behind its lines."""
+
 from __future__ import annotations
 
 import json
@@ -46,6 +47,7 @@ class MetricsLog:
 @dataclass
 class Tally:
     """Sums since the last reset, kept on the device (no host sync per step)."""
+
     loss: torch.Tensor
     correct: torch.Tensor
     batches: int = 0
@@ -53,7 +55,7 @@ class Tally:
     since: float = field(default_factory=time.perf_counter)
 
     @classmethod
-    def zero(cls, device) -> "Tally":
+    def zero(cls, device) -> Tally:
         return cls(torch.zeros((), device=device), torch.zeros((), device=device))
 
     def add(self, loss: torch.Tensor, correct: torch.Tensor, images: int) -> None:
@@ -65,7 +67,9 @@ class Tally:
         """Mean loss and global-crop top-1 (%) over the ranks, images/s of all ranks; stops on a non-finite loss."""
         loss = mean_over_ranks(self.loss / max(self.batches, 1)).item()
         if not math.isfinite(loss):
-            raise FloatingPointError(f"the training loss is {loss}: stopping instead of training on. Lower the "
-                                     "learning rate (or check the data); the last resume state is kept.")
+            raise FloatingPointError(
+                f"the training loss is {loss}: stopping instead of training on. Lower the "
+                "learning rate (or check the data); the last resume state is kept."
+            )
         top1 = 100 * mean_over_ranks(self.correct / max(self.images, 1)).item()
         return {"loss": loss, "top1": top1, "img_per_s": self.images * ranks / (time.perf_counter() - self.since)}

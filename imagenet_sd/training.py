@@ -18,6 +18,7 @@ unchanged. Every rank takes the same number of steps per epoch (the fewest any r
 BatchNorm statistics are synchronised across GPUs (SyncBatchNorm) unless `sync_batchnorm` is off. Rank 0
 alone writes the metrics and checkpoints.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,12 +32,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from imagenet_sd.config import resolve_entry, schema_defaults
 from imagenet_sd.distributed import rank_and_ranks
 from imagenet_sd.gpu_augment import augment_batch, view_policies
 from imagenet_sd.loader import ShardStreams, close_loader, epoch_batches, make_loader, stream_batch_counts
 from imagenet_sd.models import MultiCropNet, attach_head, build_model, crops_cross_entropy, export_state
 from imagenet_sd.resume import StopSignals, TrainingStopped, load_resume, resume_path, save_resume
-from imagenet_sd.config import resolve_entry, schema_defaults
 from imagenet_sd.runtime import atomic_path, versions
 from imagenet_sd.seeds import derive_seed
 from imagenet_sd.train_log import MetricsLog, Tally
@@ -93,8 +94,7 @@ class EpochPlan:
         return sum(self.steps)
 
 
-def plan_epochs(counts: list[int], epochs: int, seed: int, workers: int, batch_size: int,
-                ranks: int = 1) -> EpochPlan:
+def plan_epochs(counts: list[int], epochs: int, seed: int, workers: int, batch_size: int, ranks: int = 1) -> EpochPlan:
     """Shard order and steps of every epoch. With several ranks, rank r reads order[r::ranks] in batches of
     batch_size/ranks, and an epoch has the steps of the rank whose shards give the fewest."""
     if batch_size % ranks:
@@ -102,12 +102,16 @@ def plan_epochs(counts: list[int], epochs: int, seed: int, workers: int, batch_s
     if len(counts) < ranks:
         raise ValueError(f"{len(counts)} shards cannot give each of {ranks} devices its own: use fewer devices")
     orders = [epoch_shard_order(len(counts), seed, e) for e in range(epochs)]
-    steps = [min(steps_in_epoch(counts, order[r::ranks], workers, batch_size // ranks) for r in range(ranks))
-             for order in orders]
+    steps = [
+        min(steps_in_epoch(counts, order[r::ranks], workers, batch_size // ranks) for r in range(ranks))
+        for order in orders
+    ]
     if not steps[0]:
-        raise ValueError(f"batch size {batch_size // ranks} is larger than the images each of {workers} loader "
-                         f"worker(s) reads per epoch ({sum(counts)} images in {len(counts)} shards, "
-                         f"{ranks} device(s))")
+        raise ValueError(
+            f"batch size {batch_size // ranks} is larger than the images each of {workers} loader "
+            f"worker(s) reads per epoch ({sum(counts)} images in {len(counts)} shards, "
+            f"{ranks} device(s))"
+        )
     return EpochPlan(orders, steps)
 
 
@@ -117,8 +121,10 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float, decay_norm_and
     params = [p for p in model.parameters() if p.requires_grad]
     if decay_norm_and_bias:
         return [{"params": params, "weight_decay": weight_decay}]
-    return [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    return [
+        {"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+    ]
 
 
 def build_network(t: dict, num_classes: int, device: torch.device, ranks: int):
@@ -130,12 +136,14 @@ def build_network(t: dict, num_classes: int, device: torch.device, ranks: int):
     model = model.to(device)
     if t["channels_last"] and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(parameter_groups(model, t["weight_decay"], t["decay_norm_and_bias"]), lr=0.0,
-                                momentum=t["momentum"])
+    optimizer = torch.optim.SGD(
+        parameter_groups(model, t["weight_decay"], t["decay_norm_and_bias"]), lr=0.0, momentum=t["momentum"]
+    )
     net = MultiCropNet(torch.compile(model) if t["compile"] else model)
     if ranks > 1:
         net = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[device] if device.type == "cuda" else None, gradient_as_bucket_view=True)
+            net, device_ids=[device] if device.type == "cuda" else None, gradient_as_bucket_view=True
+        )
     return model, net, optimizer
 
 
@@ -143,6 +151,7 @@ def build_network(t: dict, num_classes: int, device: torch.device, ranks: int):
 @dataclass
 class Run:
     """Everything the loop needs, built once by train()."""
+
     t: dict
     model: torch.nn.Module
     net: torch.nn.Module
@@ -189,7 +198,7 @@ def train_step(run: Run, batch) -> tuple[torch.Tensor, torch.Tensor]:
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()
-    return loss, (logits[:len(labels)].argmax(1) == labels).sum()
+    return loss, (logits[: len(labels)].argmax(1) == labels).sum()
 
 
 def stop_or_save(run: Run) -> tuple[bool, bool]:
@@ -209,17 +218,30 @@ def save_state(run: Run, epoch: int, position: int, epoch_tally: Tally) -> None:
     """The resume state: continue with batch `position` of `epoch` (rank 0 writes, all ranks check the loss)."""
     epoch_tally.summary(run.ranks)  # never save weights trained on a non-finite loss
     if run.rank == 0:
-        save_resume({"identity": run.identity, "epoch": epoch, "batch": position, "step": run.step,
-                     "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-                     "metrics": run.metrics.lines,
-                     "epoch_sums": [epoch_tally.loss.item(), epoch_tally.correct.item(), epoch_tally.batches,
-                                    epoch_tally.images]}, run.checkpoint)
+        save_resume(
+            {
+                "identity": run.identity,
+                "epoch": epoch,
+                "batch": position,
+                "step": run.step,
+                "model": run.model.state_dict(),
+                "optimizer": run.optimizer.state_dict(),
+                "metrics": run.metrics.lines,
+                "epoch_sums": [
+                    epoch_tally.loss.item(),
+                    epoch_tally.correct.item(),
+                    epoch_tally.batches,
+                    epoch_tally.images,
+                ],
+            },
+            run.checkpoint,
+        )
     run.last_save = time.monotonic()
 
 
 def train_epoch(run: Run, epoch: int, position: int, epoch_tally: Tally) -> None:
     """Batches `position`.. of the epoch (or until the run's last step), logging and saving as they go."""
-    shards = run.plan.shard_orders[epoch][run.rank::run.ranks]
+    shards = run.plan.shard_orders[epoch][run.rank :: run.ranks]
     counts = stream_batch_counts(run.shard_counts, shards, run.dataset.streams, run.dataset.batch_size)
     interval = Tally.zero(run.device)
     for batch in epoch_batches(run.loader, run.dataset, epoch, counts, position, run.plan.steps[epoch]):
@@ -228,8 +250,9 @@ def train_epoch(run: Run, epoch: int, position: int, epoch_tally: Tally) -> None
         for tally in (interval, epoch_tally):
             tally.add(loss, correct, len(batch.labels))
         if run.step % run.log_every == 0 or run.step == run.stop_step:
-            run.metrics.write(event="step", step=run.step, epoch=epoch, lr=float(run.lr[run.step - 1]),
-                              **interval.summary(run.ranks))
+            run.metrics.write(
+                event="step", step=run.step, epoch=epoch, lr=float(run.lr[run.step - 1]), **interval.summary(run.ranks)
+            )
             interval = Tally.zero(run.device)
         stop, due = stop_or_save(run)
         if stop or due:
@@ -238,7 +261,8 @@ def train_epoch(run: Run, epoch: int, position: int, epoch_tally: Tally) -> None
             raise TrainingStopped(
                 f"stopped by {run.stop.received} after step {run.step} (epoch {epoch}, batch {position} of "
                 f"{run.plan.steps[epoch]}); {resume_path(run.checkpoint)} continues from there. The job fails "
-                "on purpose: its retry (or the next run) resumes it")
+                "on purpose: its retry (or the next run) resumes it"
+            )
         if run.step >= run.stop_step:
             return
 
@@ -255,8 +279,15 @@ def run_epochs(run: Run, state: dict | None) -> float:
         train_epoch(run, epoch, position, tally)
         summary = tally.summary(run.ranks)
         mean_loss = summary["loss"]
-        run.metrics.write(event="epoch", epoch=epoch, step=run.step, loss=mean_loss, train_top1=summary["top1"],
-                          seconds=time.perf_counter() - tally.since, img_per_s=summary["img_per_s"])
+        run.metrics.write(
+            event="epoch",
+            epoch=epoch,
+            step=run.step,
+            loss=mean_loss,
+            train_top1=summary["top1"],
+            seconds=time.perf_counter() - tally.since,
+            img_per_s=summary["img_per_s"],
+        )
         epoch, position = epoch + 1, 0
         if epoch < run.t["epochs"] and run.step < run.stop_step:
             save_state(run, epoch, 0, Tally.zero(run.device))
@@ -271,7 +302,8 @@ def save_final(run: Run, classes: list[str], mean_loss: float, data_id: str) -> 
         "arch": run.t["arch"],
         "num_classes": len(classes),
         "classes": list(classes),
-        "head": f"fc = Linear(in_features, num_classes, bias=False) ({run.t['head']} head)" if head_state is None
+        "head": f"fc = Linear(in_features, num_classes, bias=False) ({run.t['head']} head)"
+        if head_state is None
         else f"{run.t['head']} head after a projector, in head_state_dict; state_dict is the encoder",
         "training": run.t,
         "step": run.step,
@@ -286,8 +318,18 @@ def save_final(run: Run, classes: list[str], mean_loss: float, data_id: str) -> 
 
 
 # ---- the recipe ----------------------------------------------------------------------------------------
-def train(*, shard_paths: list[str], shard_counts: list[int], classes: list[str], training: dict, checkpoint,
-          metrics, workers: int, device: torch.device, data_id: str = "") -> dict | None:
+def train(
+    *,
+    shard_paths: list[str],
+    shard_counts: list[int],
+    classes: list[str],
+    training: dict,
+    checkpoint,
+    metrics,
+    workers: int,
+    device: torch.device,
+    data_id: str = "",
+) -> dict | None:
     """Train `training` on the shards; write metrics.jsonl and the checkpoint. Returns the final checkpoint dict.
 
     Inside a torch.distributed process group (see `imagenet_sd.distributed.run_on_devices`) every rank runs
@@ -301,24 +343,63 @@ def train(*, shard_paths: list[str], shard_counts: list[int], classes: list[str]
     peak_lr = t["lr"] * t["batch_size"] / 256
     lr = warmup_cosine_schedule(peak_lr, plan.total_steps, warmup_steps(t, plan.total_steps))
     # what the weights depend on (how often states are saved does not)
-    identity = {"training": {k: v for k, v in t.items() if k != "save_every_minutes"}, "classes": list(classes),
-                "data": data_id, "loader_streams": max(workers, 1), "devices": ranks}
+    identity = {
+        "training": {k: v for k, v in t.items() if k != "save_every_minutes"},
+        "classes": list(classes),
+        "data": data_id,
+        "loader_streams": max(workers, 1),
+        "devices": ranks,
+    }
     state = load_resume(checkpoint, identity)
     if state:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-    dataset = ShardStreams(shard_paths, [order[rank::ranks] for order in plan.shard_orders], streams=max(workers, 1),
-                           batch_size=t["batch_size"] // ranks, shuffle_buffer=t["shuffle_buffer"], seed=t["seed"],
-                           rank=rank)
-    log.info("%s, %s head, %d classes, %d images in %d shards, %d steps (%d in the first epoch), peak lr %.4g, "
-             "%d warm-up steps, %d workers, device %s x %d, amp %s", t["arch"], t["head"], len(classes),
-             sum(shard_counts), len(shard_paths), plan.total_steps, plan.steps[0], peak_lr,
-             warmup_steps(t, plan.total_steps), workers, device, ranks, t["amp"] and device.type == "cuda")
+    dataset = ShardStreams(
+        shard_paths,
+        [order[rank::ranks] for order in plan.shard_orders],
+        streams=max(workers, 1),
+        batch_size=t["batch_size"] // ranks,
+        shuffle_buffer=t["shuffle_buffer"],
+        seed=t["seed"],
+        rank=rank,
+    )
+    log.info(
+        "%s, %s head, %d classes, %d images in %d shards, %d steps (%d in the first epoch), peak lr %.4g, "
+        "%d warm-up steps, %d workers, device %s x %d, amp %s",
+        t["arch"],
+        t["head"],
+        len(classes),
+        sum(shard_counts),
+        len(shard_paths),
+        plan.total_steps,
+        plan.steps[0],
+        peak_lr,
+        warmup_steps(t, plan.total_steps),
+        workers,
+        device,
+        ranks,
+        t["amp"] and device.type == "cuda",
+    )
     with StopSignals() as stop:
-        run = Run(t, model, net, optimizer, device, plan, lr, dataset,
-                  make_loader(dataset, workers, pin_memory=device.type == "cuda"), list(shard_counts),
-                  MetricsLog(metrics if rank == 0 else None, state["metrics"] if state else ()), Path(checkpoint),
-                  identity, stop, step=state["step"] if state else 0, rank=rank, ranks=ranks)
+        run = Run(
+            t,
+            model,
+            net,
+            optimizer,
+            device,
+            plan,
+            lr,
+            dataset,
+            make_loader(dataset, workers, pin_memory=device.type == "cuda"),
+            list(shard_counts),
+            MetricsLog(metrics if rank == 0 else None, state["metrics"] if state else ()),
+            Path(checkpoint),
+            identity,
+            stop,
+            step=state["step"] if state else 0,
+            rank=rank,
+            ranks=ranks,
+        )
         try:
             mean_loss = run_epochs(run, state)
         finally:

@@ -4,6 +4,7 @@ A model is a run of this workflow (its checkpoint) or an entry of `models` (an e
 checkpoint, or torchvision weights by name). A dataset of the features rule is a `transfer_sets` entry or an
 `evalsets` entry. Every path is keyed by what determines its content; Snakemake's rules call in here.
 """
+
 from __future__ import annotations
 
 import os
@@ -61,8 +62,10 @@ def external_model(config: dict, plan: Plan, name: str, spec: dict) -> Model:
     fetch = spec.get("weights") or spec.get("checkpoint")
     if "weights" in spec:
         if not WEIGHTS_RE.match(spec["weights"]):
-            raise ConfigError(f"{where}.weights: {spec['weights']!r} is not a torchvision weights name "
-                              "like ResNet50_Weights.IMAGENET1K_V1")
+            raise ConfigError(
+                f"{where}.weights: {spec['weights']!r} is not a torchvision weights name "
+                "like ResNet50_Weights.IMAGENET1K_V1"
+            )
         weights_arch = ARCH_OF_WEIGHTS.get(spec["weights"].split(".")[0])
         if weights_arch != arch:
             raise ConfigError(f"{where}.weights: {spec['weights']} are not weights of arch {arch}")
@@ -74,26 +77,41 @@ def external_model(config: dict, plan: Plan, name: str, spec: dict) -> Model:
     for ev in spec.get("evaluate", []):
         if ev not in config.get("evalsets", {}):
             raise ConfigError(f"{where}.evaluate: unknown evalset {ev!r}")
-    return Model(name, "state_dict", path, fetch, arch, tuple(e.wnid for e in plan.sheets[spec["class_set"]]),
-                 bool(spec.get("synthetic", False)), tuple(spec.get("evaluate", [])),
-                 transfer_names(config, spec.get("transfer"), f"{where}.transfer"),
-                 spec.get("eval_resolution", 224))
+    return Model(
+        name,
+        "state_dict",
+        path,
+        fetch,
+        arch,
+        tuple(e.wnid for e in plan.sheets[spec["class_set"]]),
+        bool(spec.get("synthetic", False)),
+        tuple(spec.get("evaluate", [])),
+        transfer_names(config, spec.get("transfer"), f"{where}.transfer"),
+        spec.get("eval_resolution", 224),
+    )
 
 
 def build_models(config: dict, plan: Plan) -> dict[str, Model]:
     """Every model of the config by name: runs first, then `models` entries. Raises ConfigError naming the culprit."""
     models = {}
     for name, run in config.get("runs", {}).items():
-        models[name] = Model(name, "run", paths.CHECKPOINT.format(run=name), None,
-                             config["trainings"][run["training"]].get("arch", "resnet50"),
-                             tuple(e.wnid for e in plan.clones[run["clone"]].classes),
-                             not plan.clones[run["clone"]].real,
-                             tuple(run.get("evaluate", [])),
-                             transfer_names(config, run.get("transfer"), f"runs.{name}.transfer"), None)
+        models[name] = Model(
+            name,
+            "run",
+            paths.CHECKPOINT.format(run=name),
+            None,
+            config["trainings"][run["training"]].get("arch", "resnet50"),
+            tuple(e.wnid for e in plan.clones[run["clone"]].classes),
+            not plan.clones[run["clone"]].real,
+            tuple(run.get("evaluate", [])),
+            transfer_names(config, run.get("transfer"), f"runs.{name}.transfer"),
+            None,
+        )
     for name, spec in config.get("models", {}).items():
         if name in models:
-            raise ConfigError(f"models.{name} and runs.{name} share a name: a run is a model of the same name, "
-                              "rename one of them")
+            raise ConfigError(
+                f"models.{name} and runs.{name} share a name: a run is a model of the same name, rename one of them"
+            )
         models[name] = external_model(config, plan, name, spec)
     return models
 
@@ -103,8 +121,10 @@ def check_datasets(config: dict) -> list[str]:
     sets, evalsets = config.get("transfer_sets", {}), config.get("evalsets", {})
     clash = sorted(set(sets) & set(evalsets))
     if clash:
-        raise ConfigError(f"transfer_sets.{clash[0]} and evalsets.{clash[0]} share a name: features are keyed by "
-                          "dataset name, rename one of them")
+        raise ConfigError(
+            f"transfer_sets.{clash[0]} and evalsets.{clash[0]} share a name: features are keyed by "
+            "dataset name, rename one of them"
+        )
     warnings = []
     for name, spec in sets.items():
         source = spec.get("source", "folder")
@@ -113,8 +133,10 @@ def check_datasets(config: dict) -> list[str]:
         if source == "torchvision" and not spec.get("dataset"):
             raise ConfigError(f"transfer_sets.{name}: source `torchvision` needs `dataset` (e.g. DTD)")
         if source == "folder" and not os.path.isdir(spec["path"]):
-            warnings.append(f"transfer_sets.{name}.path: folder {spec['path']} does not exist yet; its features "
-                            "jobs will fail until it holds the images (docs/transfer.md says what to fetch)")
+            warnings.append(
+                f"transfer_sets.{name}.path: folder {spec['path']} does not exist yet; its features "
+                "jobs will fail until it holds the images (docs/transfer.md says what to fetch)"
+            )
     return warnings
 
 
@@ -139,8 +161,11 @@ def index_settings(config: dict, dataset: str) -> dict:
     """How build_index reads a dataset's folder (layout, split locations, folder naming)."""
     spec = config.get("transfer_sets", {}).get(dataset)
     if spec is None:
-        return {"layout": "imagefolder", "splits": {"test": ""},
-                "folder_names": config["evalsets"][dataset].get("folder_names", "wnid")}
+        return {
+            "layout": "imagefolder",
+            "splits": {"test": ""},
+            "folder_names": config["evalsets"][dataset].get("folder_names", "wnid"),
+        }
     if spec.get("source", "folder") in PREPARED:
         return {"layout": "lists", "splits": {}, "folder_names": "wnid"}
     return {"layout": spec.get("layout", "imagefolder"), "splits": spec.get("splits", {}), "folder_names": "wnid"}
@@ -165,8 +190,11 @@ def probe_kind(config: dict, dataset: str) -> str:
 def probe_key(config: dict, dataset: str) -> str:
     """What determines a probe's result besides model, dataset and seed: features, search and fit settings."""
     transfer, kind = config["transfer"], probe_kind(config, dataset)
-    settings = {"preprocessing": transfer["preprocessing"], "val_fraction": transfer["val_fraction"],
-                kind: transfer[kind]}
+    settings = {
+        "preprocessing": transfer["preprocessing"],
+        "val_fraction": transfer["val_fraction"],
+        kind: transfer[kind],
+    }
     return f"{kind}-{short_hash(settings)}"
 
 
@@ -175,8 +203,12 @@ def probe_path(config: dict, model: str, dataset: str, seed: int) -> str:
 
 
 def probe_outputs(config: dict, models: dict[str, Model]) -> list[str]:
-    return [probe_path(config, m.name, d, seed) for m in models.values() for d in m.transfer
-            for seed in config["transfer"]["seeds"]]
+    return [
+        probe_path(config, m.name, d, seed)
+        for m in models.values()
+        for d in m.transfer
+        for seed in config["transfer"]["seeds"]
+    ]
 
 
 def evaluation_outputs(models: dict[str, Model]) -> list[str]:

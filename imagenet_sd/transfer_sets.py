@@ -4,6 +4,7 @@ the sets torchvision downloads, the bundled digits of scikit-learn, and seeded s
 An index is what the features job reads: {"root", "classes", "samples": [[relative path, label], ...]},
 labels in the order of `classes`. Building it is the only place that knows a dataset's file layout.
 """
+
 from __future__ import annotations
 
 import csv
@@ -62,8 +63,11 @@ def index_from_pairs(root, pairs: list[tuple[str, str]], classes: list[str] | No
 
 def imagefolder_pairs(folder: Path, root: Path) -> list[tuple[str, str]]:
     """(path relative to root, folder name) of every image one level below `folder`."""
-    return [(str(path.relative_to(root)), path.parent.name)
-            for path in sorted(folder.glob("*/*")) if path.suffix.lower() in IMAGE_SUFFIXES]
+    return [
+        (str(path.relative_to(root)), path.parent.name)
+        for path in sorted(folder.glob("*/*"))
+        if path.suffix.lower() in IMAGE_SUFFIXES
+    ]
 
 
 def lists_pairs(path: Path) -> list[tuple[str, str]]:
@@ -100,13 +104,13 @@ def cars_pairs(path: Path, root: Path) -> tuple[list[tuple[str, str]], list[str]
     return [(f"{folder}/{a['fname'][0]}", names[int(a["class"][0][0]) - 1]) for a in annotations], names
 
 
-def build_index(root: str, layout: str, split: str, splits: dict | None = None,
-                folder_names: str = "wnid") -> dict:
+def build_index(root: str, layout: str, split: str, splits: dict | None = None, folder_names: str = "wnid") -> dict:
     """The index of one split of a dataset folder, whatever its layout. Errors name the missing file."""
     root_path = Path(root)
     if not root_path.is_dir():
-        raise FileNotFoundError(f"dataset folder not found: {root} (see docs/transfer.md for what to fetch "
-                                "and where it goes)")
+        raise FileNotFoundError(
+            f"dataset folder not found: {root} (see docs/transfer.md for what to fetch and where it goes)"
+        )
     where = root_path / {**DEFAULT_SPLITS[layout], **(splits or {})}[split]  # "" or ".": the folder itself
     if not where.exists():
         raise FileNotFoundError(f"dataset folder {root}: split {split!r} expected at {where}, which is missing")
@@ -150,8 +154,10 @@ def prepare_torchvision(name: str, folder: str | Path, test_fraction: float, see
 
     def pairs_of(dataset, files) -> list[tuple[str, str]]:
         names = getattr(dataset, "classes", None)
-        return [(str(Path(f).resolve().relative_to(folder.resolve())), names[y] if names else str(y))
-                for f, y in zip(files, dataset._labels)]
+        return [
+            (str(Path(f).resolve().relative_to(folder.resolve())), names[y] if names else str(y))
+            for f, y in zip(files, dataset._labels)
+        ]
 
     if train_splits is None:
         dataset = cls(folder, download=True)

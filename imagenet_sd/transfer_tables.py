@@ -4,6 +4,7 @@
 Summaries over the sets marked `summary` (ImageNet-1K is not): mean top-1 and mean log-odds, where the
 log-odds of an accuracy p is ln(p / (1 - p)) (it weighs a point gained near 100% more than one near 50%).
 """
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,24 @@ from pathlib import Path
 
 import pandas as pd
 
-COLUMNS = ["model", "training_data", "dataset", "group", "summary", "kind", "seed", "n_train", "n_val", "n_test",
-           "n_classes", "chosen", "val_top1", "top1", "mean_per_class", "chance_top1"]
+COLUMNS = [
+    "model",
+    "training_data",
+    "dataset",
+    "group",
+    "summary",
+    "kind",
+    "seed",
+    "n_train",
+    "n_val",
+    "n_test",
+    "n_classes",
+    "chosen",
+    "val_top1",
+    "top1",
+    "mean_per_class",
+    "chance_top1",
+]
 
 
 def log_odds(percent: float) -> float:
@@ -31,21 +48,36 @@ def transfer_rows(files: list[str], models: dict, datasets: dict) -> pd.DataFram
     for path in map(Path, files):
         model, dataset = path.parents[3].name, path.parents[1].name
         r = json.loads(path.read_text())
-        rows.append({
-            "model": model, "training_data": training_data(models[model]), "dataset": dataset,
-            "group": datasets[dataset].get("group", ""), "summary": datasets[dataset].get("summary", True),
-            "kind": r["kind"], "seed": r["seed"], "n_train": r["n_train"], "n_val": r["n_val"],
-            "n_test": r["n_test"], "n_classes": r["n_classes"], "chosen": json.dumps(r["chosen"], sort_keys=True),
-            "val_top1": r["val_top1"], "top1": r["top1"], "mean_per_class": r["mean_per_class"],
-            "chance_top1": r["chance_top1"],
-        })
+        rows.append(
+            {
+                "model": model,
+                "training_data": training_data(models[model]),
+                "dataset": dataset,
+                "group": datasets[dataset].get("group", ""),
+                "summary": datasets[dataset].get("summary", True),
+                "kind": r["kind"],
+                "seed": r["seed"],
+                "n_train": r["n_train"],
+                "n_val": r["n_val"],
+                "n_test": r["n_test"],
+                "n_classes": r["n_classes"],
+                "chosen": json.dumps(r["chosen"], sort_keys=True),
+                "val_top1": r["val_top1"],
+                "top1": r["top1"],
+                "mean_per_class": r["mean_per_class"],
+                "chance_top1": r["chance_top1"],
+            }
+        )
     return pd.DataFrame(rows, columns=COLUMNS).sort_values(["model", "dataset", "seed"], kind="stable")
 
 
 def summaries(table: pd.DataFrame) -> pd.DataFrame:
     """Per model: seed-averaged top-1 per dataset, mean and mean log-odds over summary sets, group means."""
-    per_set = table.groupby(["model", "dataset"], sort=True).agg(
-        top1=("top1", "mean"), summary=("summary", "first"), group=("group", "first")).reset_index()
+    per_set = (
+        table.groupby(["model", "dataset"], sort=True)
+        .agg(top1=("top1", "mean"), summary=("summary", "first"), group=("group", "first"))
+        .reset_index()
+    )
     out = per_set.pivot(index="model", columns="dataset", values="top1")
     counted = per_set[per_set.summary.astype(bool)]
     out["mean"] = counted.groupby("model").top1.mean()
@@ -62,9 +94,12 @@ def markdown_table(table: pd.DataFrame, models: dict, datasets: dict) -> str:
     wide = summaries(table)
     names = [c for c in wide.columns]
     seeds = table.groupby(["model", "dataset"]).seed.nunique().max()
-    lines += [f"Test top-1 (%) of a linear probe on each model's frozen features (mean over {seeds} seed(s)); "
-              "`mean` and `mean log-odds` (ln p/(1-p)) over the sets marked as counted below; group columns "
-              "average their group. The last row is chance (uniform guessing).", ""]
+    lines += [
+        f"Test top-1 (%) of a linear probe on each model's frozen features (mean over {seeds} seed(s)); "
+        "`mean` and `mean log-odds` (ln p/(1-p)) over the sets marked as counted below; group columns "
+        "average their group. The last row is chance (uniform guessing).",
+        "",
+    ]
     lines.append("| model | training data | " + " | ".join(names) + " |")
     lines.append("|---|---|" + "---|" * len(names))
     for model, row in wide.iterrows():
@@ -77,11 +112,16 @@ def markdown_table(table: pd.DataFrame, models: dict, datasets: dict) -> str:
         spec = datasets[name]
         counted = "counted in the mean" if spec.get("summary", True) else "not counted in the mean"
         row = table[table.dataset == name].iloc[0]
-        text = f"- **{name}** ({row.kind} probe; {row.n_train} train / {row.n_test} test images, {row.n_classes} " \
-               f"classes; {counted}). {spec.get('description', '')}"
+        text = (
+            f"- **{name}** ({row.kind} probe; {row.n_train} train / {row.n_test} test images, {row.n_classes} "
+            f"classes; {counted}). {spec.get('description', '')}"
+        )
         lines.append(text.rstrip())
-    lines += ["", "`synthetic only`: the model never saw a real image in training; `real images`: a reference "
-              "trained on real data."]
+    lines += [
+        "",
+        "`synthetic only`: the model never saw a real image in training; `real images`: a reference "
+        "trained on real data.",
+    ]
     return "\n".join(lines) + "\n"
 
 

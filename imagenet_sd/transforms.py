@@ -6,6 +6,7 @@ the "old" side of bench/training_cpu.py. Every training transform returns a list
 with the supervised loss each crop carries the image's label (as in t-ReX), so multi-crop simply means
 more, smaller labelled views per image.
 """
+
 from __future__ import annotations
 
 import torch
@@ -49,11 +50,13 @@ def normalize() -> T.Compose:
 
 
 def flip_and_color_jitter() -> T.Compose:
-    return T.Compose([
-        T.RandomHorizontalFlip(p=0.5),
-        T.RandomApply([T.ColorJitter(*JITTER)], p=0.8),
-        T.RandomGrayscale(p=0.2),
-    ])
+    return T.Compose(
+        [
+            T.RandomHorizontalFlip(p=0.5),
+            T.RandomApply([T.ColorJitter(*JITTER)], p=0.8),
+            T.RandomGrayscale(p=0.2),
+        ]
+    )
 
 
 class MultiCrop:
@@ -62,19 +65,23 @@ class MultiCrop:
     def __init__(self, resolution: int, local_crops: int, local_resolution: int):
         bicubic = T.InterpolationMode.BICUBIC
         self.local_crops = local_crops
-        self.global_transform = T.Compose([
-            T.RandomResizedCrop(resolution, scale=GLOBAL_CROP_SCALE, interpolation=bicubic),
-            flip_and_color_jitter(),
-            GaussianBlur(p=0.2),
-            T.RandomSolarize(threshold=SOLARIZE_THRESHOLD, p=0.2),
-            normalize(),
-        ])
-        self.local_transform = T.Compose([
-            T.RandomResizedCrop(local_resolution, scale=LOCAL_CROP_SCALE, interpolation=bicubic),
-            flip_and_color_jitter(),
-            GaussianBlur(p=0.5),
-            normalize(),
-        ])
+        self.global_transform = T.Compose(
+            [
+                T.RandomResizedCrop(resolution, scale=GLOBAL_CROP_SCALE, interpolation=bicubic),
+                flip_and_color_jitter(),
+                GaussianBlur(p=0.2),
+                T.RandomSolarize(threshold=SOLARIZE_THRESHOLD, p=0.2),
+                normalize(),
+            ]
+        )
+        self.local_transform = T.Compose(
+            [
+                T.RandomResizedCrop(local_resolution, scale=LOCAL_CROP_SCALE, interpolation=bicubic),
+                flip_and_color_jitter(),
+                GaussianBlur(p=0.5),
+                normalize(),
+            ]
+        )
 
     def __call__(self, img) -> list[torch.Tensor]:
         return [self.global_transform(img)] + [self.local_transform(img) for _ in range(self.local_crops)]
@@ -84,11 +91,13 @@ class SingleCrop:
     """Random-resized crop + horizontal flip: the plain supervised recipe (one crop per image)."""
 
     def __init__(self, resolution: int):
-        self.transform = T.Compose([
-            T.RandomResizedCrop(resolution, scale=SIMPLE_CROP_SCALE, interpolation=T.InterpolationMode.BILINEAR),
-            T.RandomHorizontalFlip(p=0.5),
-            normalize(),
-        ])
+        self.transform = T.Compose(
+            [
+                T.RandomResizedCrop(resolution, scale=SIMPLE_CROP_SCALE, interpolation=T.InterpolationMode.BILINEAR),
+                T.RandomHorizontalFlip(p=0.5),
+                normalize(),
+            ]
+        )
 
     def __call__(self, img) -> list[torch.Tensor]:
         return [self.transform(img)]
@@ -105,8 +114,10 @@ def train_transform(training: dict):
 
 def eval_transform(resolution: int) -> T.Compose:
     """Resize the shorter side to resolution x 256/224, centre crop, normalise (the standard ImageNet protocol)."""
-    return T.Compose([
-        T.Resize(round(resolution * EVAL_RESIZE_RATIO), interpolation=T.InterpolationMode.BILINEAR),
-        T.CenterCrop(resolution),
-        normalize(),
-    ])
+    return T.Compose(
+        [
+            T.Resize(round(resolution * EVAL_RESIZE_RATIO), interpolation=T.InterpolationMode.BILINEAR),
+            T.CenterCrop(resolution),
+            normalize(),
+        ]
+    )

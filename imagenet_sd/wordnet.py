@@ -9,6 +9,7 @@ NLTK 3.10 reads corpora only from roots on `nltk.data.path` / `NLTK_DATA` and re
 the root, so the files are copied (never linked). Debian's files hold everything NLTK needs except
 `lexnames`, WordNet's fixed list of lexicographer files (man page lexnames.5WN), written from the list below.
 """
+
 from __future__ import annotations
 
 import functools
@@ -30,24 +31,71 @@ log = logging.getLogger(__name__)
 # The files WordNetCorpusReader opens (nltk.corpus.reader.wordnet.WordNetCorpusReader._FILES), lexnames
 # excluded: it is written last, as the marker that the folder is complete.
 DATA_FILES = (
-    "cntlist.rev", "index.sense",
-    "index.adj", "index.adv", "index.noun", "index.verb",
-    "data.adj", "data.adv", "data.noun", "data.verb",
-    "adj.exc", "adv.exc", "noun.exc", "verb.exc",
+    "cntlist.rev",
+    "index.sense",
+    "index.adj",
+    "index.adv",
+    "index.noun",
+    "index.verb",
+    "data.adj",
+    "data.adv",
+    "data.noun",
+    "data.verb",
+    "adj.exc",
+    "adv.exc",
+    "noun.exc",
+    "verb.exc",
 )
 OPTIONAL_FILES = ("LICENSE", "README", "citation.bib")  # shipped by nltk.download('wordnet'); copied if present
 
 # WordNet 3.0's lexicographer files: number, name, syntactic category (1 noun, 2 verb, 3 adjective,
 # 4 adverb). Checked line by line against lexnames.5WN of Debian's wordnet-base 3.0.
 LEXNAMES = (
-    "adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact",
-    "noun.attribute", "noun.body", "noun.cognition", "noun.communication", "noun.event", "noun.feeling",
-    "noun.food", "noun.group", "noun.location", "noun.motive", "noun.object", "noun.person",
-    "noun.phenomenon", "noun.plant", "noun.possession", "noun.process", "noun.quantity", "noun.relation",
-    "noun.shape", "noun.state", "noun.substance", "noun.time", "verb.body", "verb.change",
-    "verb.cognition", "verb.communication", "verb.competition", "verb.consumption", "verb.contact",
-    "verb.creation", "verb.emotion", "verb.motion", "verb.perception", "verb.possession", "verb.social",
-    "verb.stative", "verb.weather", "adj.ppl",
+    "adj.all",
+    "adj.pert",
+    "adv.all",
+    "noun.Tops",
+    "noun.act",
+    "noun.animal",
+    "noun.artifact",
+    "noun.attribute",
+    "noun.body",
+    "noun.cognition",
+    "noun.communication",
+    "noun.event",
+    "noun.feeling",
+    "noun.food",
+    "noun.group",
+    "noun.location",
+    "noun.motive",
+    "noun.object",
+    "noun.person",
+    "noun.phenomenon",
+    "noun.plant",
+    "noun.possession",
+    "noun.process",
+    "noun.quantity",
+    "noun.relation",
+    "noun.shape",
+    "noun.state",
+    "noun.substance",
+    "noun.time",
+    "verb.body",
+    "verb.change",
+    "verb.cognition",
+    "verb.communication",
+    "verb.competition",
+    "verb.consumption",
+    "verb.contact",
+    "verb.creation",
+    "verb.emotion",
+    "verb.motion",
+    "verb.perception",
+    "verb.possession",
+    "verb.social",
+    "verb.stative",
+    "verb.weather",
+    "adj.ppl",
 )
 CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
 
@@ -133,8 +181,9 @@ def _in_nltk_data(root: Path) -> Path | None:
     return archive if archive.is_file() else None
 
 
-def find_source(*, nltk_data: str | Path | None = None, debian_dir: str | Path = DEBIAN_DIR,
-                environ=None) -> tuple[str, Path] | None:
+def find_source(
+    *, nltk_data: str | Path | None = None, debian_dir: str | Path = DEBIAN_DIR, environ=None
+) -> tuple[str, Path] | None:
     """(kind, path) of the first WordNet on disk: config nltk_data, NLTK_DATA's roots, Debian's files.
 
     None when there is none (the caller may then download). A config `nltk_data` that holds no WordNet is
@@ -143,8 +192,10 @@ def find_source(*, nltk_data: str | Path | None = None, debian_dir: str | Path =
     if nltk_data:
         found = _in_nltk_data(Path(nltk_data))
         if found is None:
-            raise WordNetError(f"config wordnet.nltk_data is {nltk_data}, but neither {wordnet_dir(nltk_data)} "
-                               f"nor {wordnet_dir(nltk_data).with_suffix('.zip')} exists. {HOW_TO_GET}")
+            raise WordNetError(
+                f"config wordnet.nltk_data is {nltk_data}, but neither {wordnet_dir(nltk_data)} "
+                f"nor {wordnet_dir(nltk_data).with_suffix('.zip')} exists. {HOW_TO_GET}"
+            )
         return "config wordnet.nltk_data", found
     for root in nltk_data_roots(environ):
         found = _in_nltk_data(root)
@@ -163,21 +214,30 @@ def _download(dest_root: Path, index_url: str | None) -> tuple[Path, Path]:
     folder = Path(tempfile.mkdtemp(prefix=".download-", dir=dest_root))
     try:
         ok = nltk.downloader.Downloader(server_index_url=index_url).download(
-            "wordnet", download_dir=str(folder), quiet=True, raise_on_error=True)
+            "wordnet", download_dir=str(folder), quiet=True, raise_on_error=True
+        )
         found = _in_nltk_data(folder) if ok else None
         if found is None:
             raise WordNetError("nltk.download('wordnet') reported a failure")
     except Exception as error:
         shutil.rmtree(folder, ignore_errors=True)
         reason = error if isinstance(error, WordNetError) else f"{type(error).__name__}: {error}"
-        raise WordNetError(f"WordNet 3.0 not found on this machine (no config wordnet.nltk_data, no WordNet "
-                           f"in NLTK_DATA, no Debian files), and downloading it failed ({reason}). "
-                           f"{HOW_TO_GET}") from None
+        raise WordNetError(
+            f"WordNet 3.0 not found on this machine (no config wordnet.nltk_data, no WordNet "
+            f"in NLTK_DATA, no Debian files), and downloading it failed ({reason}). "
+            f"{HOW_TO_GET}"
+        ) from None
     return folder, found
 
 
-def materialise(root: str | Path, *, nltk_data: str | Path | None = None, debian_dir: str | Path = DEBIAN_DIR,
-                environ=None, index_url: str | None = None) -> Path:
+def materialise(
+    root: str | Path,
+    *,
+    nltk_data: str | Path | None = None,
+    debian_dir: str | Path = DEBIAN_DIR,
+    environ=None,
+    index_url: str | None = None,
+) -> Path:
     """Copy WordNet 3.0 into `root`/corpora/wordnet and return the path of its `lexnames`, written last.
 
     Source: the first of find_source's, else nltk.download('wordnet') from NLTK's data server (`index_url`,
@@ -225,8 +285,9 @@ def check_wordnet_files(folder: Path) -> str:
         f.seek(1740)
         entity = f.read(30)
     if version != "3.0" or not entity.startswith(b"00001740 03 n 01 entity "):
-        raise WordNetError(f"WordNet in {folder} is version {version}, not 3.0 (wnids are WordNet 3.0 offsets). "
-                           f"{HOW_TO_GET}")
+        raise WordNetError(
+            f"WordNet in {folder} is version {version}, not 3.0 (wnids are WordNet 3.0 offsets). {HOW_TO_GET}"
+        )
     return version
 
 
@@ -238,8 +299,9 @@ def open_wordnet(nltk_data_root: str | Path):
     root = Path(nltk_data_root).resolve()
     folder = wordnet_dir(root)
     if not (folder / "lexnames").is_file():
-        raise WordNetError(f"no complete WordNet under {root} ({folder / 'lexnames'} missing); "
-                           "the `wordnet` rule materialises it")
+        raise WordNetError(
+            f"no complete WordNet under {root} ({folder / 'lexnames'} missing); the `wordnet` rule materialises it"
+        )
     return _open_reader(str(root))
 
 
@@ -274,8 +336,9 @@ def synset_of(wn, wnid: str):
         except Exception:  # an offset past the end of data.noun, or inside a line
             synset = None
     if synset is None:
-        raise WordNetError(f"{wnid} is not a WordNet 3.0 noun synset (no synset starts at offset "
-                           f"{int(wnid[1:])} of data.noun)")
+        raise WordNetError(
+            f"{wnid} is not a WordNet 3.0 noun synset (no synset starts at offset {int(wnid[1:])} of data.noun)"
+        )
     return synset
 
 
@@ -291,7 +354,7 @@ def hypernyms_in_file_order(wn, synset) -> list:
     n_words = int(fields[3], 16)
     at = 4 + 2 * n_words
     n_pointers = int(fields[at])
-    pointers = [fields[at + 1 + 4 * i: at + 5 + 4 * i] for i in range(n_pointers)]
+    pointers = [fields[at + 1 + 4 * i : at + 5 + 4 * i] for i in range(n_pointers)]
     for symbol in ("@", "@i"):
         found = [wn.synset_from_pos_and_offset(pos, int(offset)) for sym, offset, pos, _ in pointers if sym == symbol]
         if found:

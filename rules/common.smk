@@ -34,13 +34,17 @@ except ConfigError as error:
 
 for _name, _spec in config["evalsets"].items():
     if "path" in _spec and not os.path.isdir(_spec["path"]):
-        logger.warning(f"evalsets.{_name}.path: folder {_spec['path']} does not exist yet; its evaluate jobs "
-                       "will fail until it holds the images (ImageFolder layout, one sub-folder per wnid)")
+        logger.warning(
+            f"evalsets.{_name}.path: folder {_spec['path']} does not exist yet; its evaluate jobs "
+            "will fail until it holds the images (ImageFolder layout, one sub-folder per wnid)"
+        )
 
 for _name, _clone in PLAN.clones.items():
     if _clone.real and not os.path.isdir(_clone.source["path"]) and _clone.source["path"] not in BUILT_DATASETS:
-        logger.warning(f"clones.{_name}.path: folder {_clone.source['path']} does not exist yet; its pack job will "
-                       "fail until it holds the images (ImageFolder layout, one sub-folder per wnid)")
+        logger.warning(
+            f"clones.{_name}.path: folder {_clone.source['path']} does not exist yet; its pack job will "
+            "fail until it holds the images (ImageFolder layout, one sub-folder per wnid)"
+        )
 
 FETCHED = {m.checkpoint: m.fetch for m in MODELS.values() if m.fetch}  # local file -> URL / weights name
 PREP_KEY = TP.preprocessing_key(config)
@@ -60,7 +64,6 @@ def recipe_params(wildcards):
     for dep in recipe_dependencies(config, name):
         members[dep] = recipes[dep]
     return {"name": name, "recipes": members}
-
 
 
 def model_folder(generator):
@@ -96,8 +99,10 @@ def class_name_override(wildcards):
 
 def prompt_table_clones():
     """Per generated clone, its prompt files in class order and its images per class (the prompt table)."""
-    return {name: {"prompts": PLAN.clone_prompts(name), "images_per_class": c.images_per_class}
-            for name, c in PLAN.clones.items()}
+    return {
+        name: {"prompts": PLAN.clone_prompts(name), "images_per_class": c.images_per_class}
+        for name, c in PLAN.clones.items()
+    }
 
 
 def generator_name(wildcards):
@@ -230,10 +235,16 @@ def model_eval_training(wildcards):
 def model_table_info(section):
     """Per model with `evaluate` (or `transfer`) entries, what its table prints beside its numbers. Only those:
     adding a model to the config then reruns no table it does not appear in."""
-    return {name: {"clone": config["runs"].get(name, {}).get("clone", ""),
-                   "training": config["runs"].get(name, {}).get("training", ""),
-                   "synthetic": m.synthetic, "source": m.source}
-            for name, m in MODELS.items() if getattr(m, section)}
+    return {
+        name: {
+            "clone": config["runs"].get(name, {}).get("clone", ""),
+            "training": config["runs"].get(name, {}).get("training", ""),
+            "synthetic": m.synthetic,
+            "source": m.source,
+        }
+        for name, m in MODELS.items()
+        if getattr(m, section)
+    }
 
 
 # ---- datasets (transfer sets and evaluation sets), features and probes -----------------------------------
@@ -263,8 +274,10 @@ def probe_outputs():
 
 
 def transfer_table_datasets():
-    return {name: {"group": s.get("group", ""), "summary": s.get("summary", True),
-                   "description": s.get("description", "")} for name, s in config["transfer_sets"].items()}
+    return {
+        name: {"group": s.get("group", ""), "summary": s.get("summary", True), "description": s.get("description", "")}
+        for name, s in config["transfer_sets"].items()
+    }
 
 
 def all_prompt_files():
@@ -315,9 +328,14 @@ def eps_label(eps):
 def attack_outputs():
     """One file per (model, attacked set, attack, epsilon): adding an attack or an epsilon adds only its own."""
     spec = config["robustness"]
-    return [paths.ATTACK.format(model=model, evalset=ev, attack=attack, eps=eps_label(eps))
-            for model, sets in model_evalsets().items() for ev in sets if ev in spec["evalsets"]
-            for attack in spec["attacks"] for eps in spec["epsilons"]]
+    return [
+        paths.ATTACK.format(model=model, evalset=ev, attack=attack, eps=eps_label(eps))
+        for model, sets in model_evalsets().items()
+        for ev in sets
+        if ev in spec["evalsets"]
+        for attack in spec["attacks"]
+        for eps in spec["epsilons"]
+    ]
 
 
 def attack_settings(wildcards):
@@ -331,8 +349,12 @@ def attack_epsilon(wildcards):
 
 def representation_outputs():
     spec = config["representation"]
-    return [paths.REPRESENTATION.format(model=model, evalset=ev)
-            for model, sets in model_evalsets().items() for ev in sets if ev in spec["evalsets"]]
+    return [
+        paths.REPRESENTATION.format(model=model, evalset=ev)
+        for model, sets in model_evalsets().items()
+        for ev in sets
+        if ev in spec["evalsets"]
+    ]
 
 
 def representation_features(wildcards):
@@ -369,15 +391,26 @@ def sheet_inputs(wildcards):
     """Only the first train chunk of each sampled class (and its prompt file), never the whole clone."""
     sample = sheet_classes(wildcards.clone)
     c = PLAN.clones[wildcards.clone]
-    return {"chunks": [first_chunk(wildcards.clone, e) for _, e in sample],
-            "prompts": [paths.PROMPTS.format(recipe_key=c.recipe_key, ckey=e.key) for _, e in sample]}
+    return {
+        "chunks": [first_chunk(wildcards.clone, e) for _, e in sample],
+        "prompts": [paths.PROMPTS.format(recipe_key=c.recipe_key, ckey=e.key) for _, e in sample],
+    }
 
 
 def sheet_params(wildcards):
     c = PLAN.clones[wildcards.clone]
-    return {"title": f"clone {c.name}: recipe {c.recipe}, generator {c.generator}",
-            "classes": [{"index": i, "wnid": e.wnid, "chunk": first_chunk(c.name, e),
-                         "prompts": paths.PROMPTS.format(recipe_key=c.recipe_key, ckey=e.key)} for i, e in sheet_classes(c.name)]}
+    return {
+        "title": f"clone {c.name}: recipe {c.recipe}, generator {c.generator}",
+        "classes": [
+            {
+                "index": i,
+                "wnid": e.wnid,
+                "chunk": first_chunk(c.name, e),
+                "prompts": paths.PROMPTS.format(recipe_key=c.recipe_key, ckey=e.key),
+            }
+            for i, e in sheet_classes(c.name)
+        ],
+    }
 
 
 def comparison_groups():
@@ -395,14 +428,24 @@ def comparison_inputs(wildcards):
 
 def comparison_params(wildcards):
     clones = comparison_groups()[wildcards.class_set]
-    return {"title": f"class set {wildcards.class_set}: " + " vs ".join(clones),
-            "clones": {clone: {"caption": f"{clone}: {PLAN.clones[clone].recipe}, {PLAN.clones[clone].generator}",
-                               "classes": [{"index": i, "wnid": e.wnid, "chunk": first_chunk(clone, e)}
-                                           for i, e in sheet_classes(clone)]} for clone in clones}}
+    return {
+        "title": f"class set {wildcards.class_set}: " + " vs ".join(clones),
+        "clones": {
+            clone: {
+                "caption": f"{clone}: {PLAN.clones[clone].recipe}, {PLAN.clones[clone].generator}",
+                "classes": [
+                    {"index": i, "wnid": e.wnid, "chunk": first_chunk(clone, e)} for i, e in sheet_classes(clone)
+                ],
+            }
+            for clone in clones
+        },
+    }
 
 
 def clone_stats(wildcards):
-    return PLAN.clone_chunks(wildcards.clone, "train", stats=True) + PLAN.clone_chunks(wildcards.clone, "heldout", stats=True)
+    return PLAN.clone_chunks(wildcards.clone, "train", stats=True) + PLAN.clone_chunks(
+        wildcards.clone, "heldout", stats=True
+    )
 
 
 def table_source(wildcards):

@@ -8,11 +8,11 @@ rule prepare_transfer_set:
         test=paths.TRANSFER_LIST.replace("{part}", "test"),
     log:
         "logs/prepare_transfer_set/{dataset}.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
     params:
         spec=transfer_set_spec,
         seed=config["seed"],
-    conda:
-        "../envs/imagenet-sd.yaml"
     script:
         "../workflow_scripts/prepare_transfer_set.py"
 
@@ -24,9 +24,9 @@ rule index_dataset:
         paths.DATASET_INDEX,
     log:
         "logs/index_dataset/{dataset}/{part}.log",
-    params:
-        dataset=dataset_params,
     conda:
         "../envs/imagenet-sd.yaml"
+    params:
+        dataset=dataset_params,
     script:
         "../workflow_scripts/index_dataset.py"

@@ -11,18 +11,18 @@ rule evaluate:
         paths.EVALUATION,
     log:
         "logs/evaluate/{model}/{evalset}.log",
-    params:
-        model=model_params,
-        training=model_eval_training,
-        evalset=evalset_spec,
-        images=evalset_folder,
+    conda:
+        "../envs/imagenet-sd.yaml"
     threads: 8
     resources:
         gpu=1,
         cpus_per_task=8,  # sbatch's cpus; `threads` alone is capped by the login node's cores
         mem_mb=32000,
         runtime=120,
-    conda:
-        "../envs/imagenet-sd.yaml"
+    params:
+        model=model_params,
+        training=model_eval_training,
+        evalset=evalset_spec,
+        images=evalset_folder,
     script:
         "../workflow_scripts/evaluate.py"

@@ -11,16 +11,16 @@ rule features:
         paths.FEATURES.replace("{prep_key}", PREP_KEY),
     log:
         f"logs/features/{{model}}/{PREP_KEY}/{{dataset}}/{{part}}.log",
-    params:
-        model=model_params,
-        preprocessing=config["transfer"]["preprocessing"],
+    conda:
+        "../envs/imagenet-sd.yaml"
     threads: 8
     resources:
         gpu=1,
         cpus_per_task=8,  # JPEG decoding feeds the GPU
         mem_mb=32000,
         runtime=120,  # iNat-2018 train (437k images) at ~1,500 img/s on one GPU: ~5 min
-    conda:
-        "../envs/imagenet-sd.yaml"
+    params:
+        model=model_params,
+        preprocessing=config["transfer"]["preprocessing"],
     script:
         "../workflow_scripts/extract_features.py"

@@ -12,16 +12,16 @@ rule generate:
         stats=paths.CHUNK_STATS,
     log:
         "logs/generate/{generator_key}/{recipe_key}/{split}/{ckey}/{start}-{stop}.log",
-    params:
-        generator=generator_name,
-        model_dir=generator_model_dir,
-        settings=generator_settings,
+    conda:
+        "../envs/imagenet-sd.yaml"
     resources:
         gpu=1,
         cpus_per_task=4,  # JPEG encoding and tar writing beside the GPU
         mem_mb=32000,
         runtime=60,  # minutes: a 1,300-image chunk takes ~5-17 min on an H100/A100 at the paper's settings
-    conda:
-        "../envs/imagenet-sd.yaml"
+    params:
+        generator=generator_name,
+        model_dir=generator_model_dir,
+        settings=generator_settings,
     script:
         "../workflow_scripts/generate.py"

@@ -7,10 +7,10 @@ rule fetch_model:
         paths.FETCHED_MODEL,
     log:
         "logs/fetch_model/{fetched}.log",
-    params:
-        source=fetch_source,
     conda:
         "../envs/imagenet-sd.yaml"
+    params:
+        source=fetch_source,
     script:
         "../workflow_scripts/fetch_model.py"
 
@@ -22,9 +22,9 @@ rule check_model:
         paths.MODEL_CHECK,
     log:
         "logs/check_model/{model}.log",
-    params:
-        model=model_params,
     conda:
         "../envs/imagenet-sd.yaml"
+    params:
+        model=model_params,
     script:
         "../workflow_scripts/check_model.py"

@@ -11,6 +11,11 @@ rule pack:
         heldout=directory(paths.HELDOUT),
     log:
         "logs/pack/{clone}.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=240,  # IN-1K: 1.3M images read from chunk tars and rewritten as shards
     params:
         classes=clone_classes,
         images_per_class=clone_setting("images_per_class"),
@@ -18,11 +23,6 @@ rule pack:
         shard_size=clone_setting("shard_size"),
         seed=config["seed"],
         source=clone_source,
-    resources:
-        mem_mb=4000,
-        runtime=240,  # IN-1K: 1.3M images read from chunk tars and rewritten as shards
-    conda:
-        "../envs/imagenet-sd.yaml"
     script:
         "../workflow_scripts/pack.py"
 

@@ -11,13 +11,13 @@ rule prompts:
         paths.PROMPTS,
     log:
         "logs/prompts/{recipe_key}/{ckey}.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
     params:
         recipe=recipe_params,
         wnid=class_wnid,
         name=class_name_override,
         seed=config["seed"],
-    conda:
-        "../envs/imagenet-sd.yaml"
     script:
         "../workflow_scripts/write_prompts.py"
 
@@ -30,9 +30,9 @@ rule prompt_summary:
         paths.PROMPT_TABLE,
     log:
         "logs/prompt_summary.log",
-    params:
-        clones=prompt_table_clones(),
     conda:
         "../envs/imagenet-sd.yaml"
+    params:
+        clones=prompt_table_clones(),
     script:
         "../workflow_scripts/prompt_summary.py"

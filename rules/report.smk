@@ -16,11 +16,11 @@ rule contact_sheet:
         ),
     log:
         "logs/report/contact_sheet/{clone}.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
     params:
         sheet=sheet_params,
         settings=REPORT,
-    conda:
-        "../envs/imagenet-sd.yaml"
     script:
         "../workflow_scripts/contact_sheet.py"
 
@@ -38,11 +38,11 @@ rule comparison_sheet:
         ),
     log:
         "logs/report/comparison_sheet/{class_set}.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
     params:
         sheet=comparison_params,
         settings=REPORT,
-    conda:
-        "../envs/imagenet-sd.yaml"
     script:
         "../workflow_scripts/contact_sheet.py"
 
@@ -97,10 +97,10 @@ rule report_table:
         ),
     log:
         "logs/report/tables/{table}.log",
-    params:
-        caption=table_caption,
     conda:
         "../envs/imagenet-sd.yaml"
+    params:
+        caption=table_caption,
     script:
         "../workflow_scripts/report_table.py"
 
@@ -117,9 +117,9 @@ rule report_figure:
         ),
     log:
         "logs/report/figures/{figure}.log",
-    params:
-        caption=figure_caption,
     conda:
         "../envs/imagenet-sd.yaml"
+    params:
+        caption=figure_caption,
     script:
         "../workflow_scripts/report_table.py"

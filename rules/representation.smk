@@ -9,14 +9,14 @@ rule analyze:
         paths.REPRESENTATION,
     log:
         "logs/analyze/{model}/{evalset}.log",
-    params:
-        eps=config["representation"]["coding_rate_eps"],
-        threshold=config["representation"]["sparsity_threshold"],
+    conda:
+        "../envs/imagenet-sd.yaml"
     resources:
         mem_mb=16000,  # 50,000 x 2,048 features in float64, and a 2,048 x 2,048 correlation matrix
         runtime=30,
-    conda:
-        "../envs/imagenet-sd.yaml"
+    params:
+        eps=config["representation"]["coding_rate_eps"],
+        threshold=config["representation"]["sparsity_threshold"],
     script:
         "../workflow_scripts/analyze.py"
 
@@ -30,10 +30,10 @@ rule representation_tables:
         spider="results/tables/representation.png",
     log:
         "logs/representation_tables.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
     params:
         data_kinds=model_data_kinds(),
         reference=config["representation"]["reference"],
-    conda:
-        "../envs/imagenet-sd.yaml"
     script:
         "../workflow_scripts/representation_tables.py"

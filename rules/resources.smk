@@ -8,11 +8,11 @@ rule wordnet:
         WORDNET,
     log:
         "logs/wordnet.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
     params:
         nltk_data=config["wordnet"]["nltk_data"],
         debian_dir=config["wordnet"]["debian_dir"],
-    conda:
-        "../envs/imagenet-sd.yaml"
     script:
         "../workflow_scripts/materialise_wordnet.py"
 
@@ -36,11 +36,11 @@ rule tiny_pipeline:
         paths.model_index(paths.PIPELINE_FOLDER),
     log:
         "logs/tiny_pipeline/{pipeline}.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
     params:
         settings=tiny_pipeline_settings,
         folder=tiny_pipeline_folder,
-    conda:
-        "../envs/imagenet-sd.yaml"
     script:
         "../workflow_scripts/build_tiny_pipeline.py"
 
@@ -50,11 +50,11 @@ rule prefetch_weights:
         paths.model_index(paths.HUB_FOLDER),
     log:
         "logs/prefetch_weights/{hub_model}/{revision}.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
     params:
         model=hub_model,
         revision=hub_revision,
         folder=hub_download_folder,
-    conda:
-        "../envs/imagenet-sd.yaml"
     script:
         "../workflow_scripts/prefetch_weights.py"

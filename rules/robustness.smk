@@ -11,6 +11,14 @@ rule attack:
         paths.ATTACK,
     log:
         "logs/attack/{model}/{evalset}/{attack}/eps{eps}.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
+    threads: 8
+    resources:
+        gpu=1,
+        cpus_per_task=8,  # sbatch's cpus; `threads` alone is capped by the login node's cores
+        mem_mb=32000,
+        runtime=60,  # 1,000 images x 20 PGD steps of ResNet-50: minutes on one GPU
     params:
         model=model_params,
         settings=attack_settings,
@@ -21,14 +29,6 @@ rule attack:
         subset=config["robustness"]["images"],
         seed=config["robustness"]["seed"],
         batch_size=config["robustness"]["batch_size"],
-    threads: 8
-    resources:
-        gpu=1,
-        cpus_per_task=8,  # sbatch's cpus; `threads` alone is capped by the login node's cores
-        mem_mb=32000,
-        runtime=60,  # 1,000 images x 20 PGD steps of ResNet-50: minutes on one GPU
-    conda:
-        "../envs/imagenet-sd.yaml"
     script:
         "../workflow_scripts/attack.py"
 
@@ -43,9 +43,9 @@ rule robustness_tables:
         spider="results/tables/robustness.png",
     log:
         "logs/robustness_tables.log",
-    params:
-        data_kinds=model_data_kinds(),
     conda:
         "../envs/imagenet-sd.yaml"
+    params:
+        data_kinds=model_data_kinds(),
     script:
         "../workflow_scripts/make_robustness_tables.py"

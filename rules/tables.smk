@@ -10,12 +10,12 @@ rule tables:
         references="results/tables/references.csv",
     log:
         "logs/tables.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
     params:
         runs=model_table_info("evaluate"),
         evalsets=config["evalsets"],
         real_clones=real_clones(),
         references=reference_facts(config),
-    conda:
-        "../envs/imagenet-sd.yaml"
     script:
         "../workflow_scripts/make_evaluation_tables.py"

@@ -11,17 +11,17 @@ rule train:
         metrics=paths.METRICS,
     log:
         "logs/train/{run}.log",
-    params:
-        training=run_training,
-        classes=run_classes,
+    retries: 3  # each try resumes where the previous one stopped (time limit, preemption, node failure)
+    conda:
+        "../envs/imagenet-sd.yaml"
     threads: 8
     resources:
         gpu=1,
         cpus_per_task=8,  # sbatch's cpus; `threads` alone is capped by the login node's cores
         mem_mb=64000,
         runtime=2880,
-    retries: 3  # each try resumes where the previous one stopped (time limit, preemption, node failure)
-    conda:
-        "../envs/imagenet-sd.yaml"
+    params:
+        training=run_training,
+        classes=run_classes,
     script:
         "../workflow_scripts/train.py"

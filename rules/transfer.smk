@@ -9,17 +9,17 @@ rule probe:
         "results/models/{model}/transfer/{dataset}/logistic-{probe_hash}/seed{seed}.json",
     log:
         "logs/probe/{model}/{dataset}/logistic-{probe_hash}/seed{seed}.log",
-    params:
-        kind="logistic",
-        settings=config["transfer"]["logistic"],
-        val_fraction=config["transfer"]["val_fraction"],
+    conda:
+        "../envs/imagenet-sd.yaml"
     threads: 4
     resources:
         cpus_per_task=4,
         mem_mb=16000,
         runtime=480,  # Food101 / SUN397 (76k / 20k x 2048): 30 L-BFGS fits
-    conda:
-        "../envs/imagenet-sd.yaml"
+    params:
+        kind="logistic",
+        settings=config["transfer"]["logistic"],
+        val_fraction=config["transfer"]["val_fraction"],
     script:
         "../workflow_scripts/probe.py"
 
@@ -31,18 +31,18 @@ rule probe_linear:
         "results/models/{model}/transfer/{dataset}/linear-{probe_hash}/seed{seed}.json",
     log:
         "logs/probe/{model}/{dataset}/linear-{probe_hash}/seed{seed}.log",
-    params:
-        kind="linear",
-        settings=config["transfer"]["linear"],
-        val_fraction=config["transfer"]["val_fraction"],
+    conda:
+        "../envs/imagenet-sd.yaml"
     threads: 8
     resources:
         gpu=1,
         cpus_per_task=8,
         mem_mb=64000,  # ImageNet-1K train features: 1.28M x 2048 float32 = 10.5 GB
         runtime=720,
-    conda:
-        "../envs/imagenet-sd.yaml"
+    params:
+        kind="linear",
+        settings=config["transfer"]["linear"],
+        val_fraction=config["transfer"]["val_fraction"],
     script:
         "../workflow_scripts/probe.py"
 
@@ -56,10 +56,10 @@ rule transfer_tables:
         plot="results/tables/transfer.png",
     log:
         "logs/transfer_tables.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
     params:
         models=model_table_info("transfer"),
         datasets=transfer_table_datasets(),
-    conda:
-        "../envs/imagenet-sd.yaml"
     script:
         "../workflow_scripts/make_transfer_tables.py"

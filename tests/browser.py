@@ -1,8 +1,10 @@
 """A real headless Chromium driven over the DevTools protocol (the `--remote-debugging-pipe` transport: JSON
 messages separated by NUL bytes on file descriptors 3 and 4), with the standard library alone."""
+
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -21,21 +23,40 @@ class Browser:
     def __init__(self, binary: str, profile_dir: Path, width: int = 1400, height: int = 900):
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
-        args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--remote-debugging-pipe", f"--user-data-dir={profile_dir}", "--no-first-run",
-                f"--window-size={width},{height}", "about:blank"]
+        args = [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--remote-debugging-pipe",
+            f"--user-data-dir={profile_dir}",
+            "--no-first-run",
+            f"--window-size={width},{height}",
+            "about:blank",
+        ]
         # The browser reads commands on fd 3 and writes answers on fd 4: a shell moves the pipes there.
         wire = f'exec "$@" 3<&{to_child_r} 4>&{from_child_w}'
-        self.proc = subprocess.Popen(["/bin/sh", "-c", wire, "sh", *args], pass_fds=(to_child_r, from_child_w),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            ["/bin/sh", "-c", wire, "sh", *args],
+            pass_fds=(to_child_r, from_child_w),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(to_child_r)
         os.close(from_child_w)
         self._buffer = b""
         self._id = 0
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
-                  deviceScaleFactor=1, mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            session=True,
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
 
     def call(self, method: str, session: bool = False, timeout: float = 60, **params) -> dict:
         self._id += 1
@@ -60,8 +81,9 @@ class Browser:
 
     def evaluate(self, expression: str):
         """Run JavaScript in the page (promises awaited); returns its JSON value."""
-        result = self.call("Runtime.evaluate", session=True, expression=expression, awaitPromise=True,
-                           returnByValue=True)
+        result = self.call(
+            "Runtime.evaluate", session=True, expression=expression, awaitPromise=True, returnByValue=True
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"JavaScript failed: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -87,10 +109,8 @@ class Browser:
         return path
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, TimeoutError, OSError):
             self.call("Browser.close", timeout=10)
-        except (RuntimeError, TimeoutError, OSError):
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -6,6 +6,7 @@ project's packages on PYTHONPATH, as a cluster module provides them: the session
 used read-only (hard-linked into /opt when the user cannot reach them where they are), so nothing is
 installed twice.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,15 +51,24 @@ class CIUser:
 
     def popen(self, cmd: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
         """`cmd` as this user (no shell, no su in between, so signals reach `cmd` itself)."""
-        return subprocess.Popen(cmd, cwd=cwd, env=self.env, user=self.uid, group=self.gid, extra_groups=[],
-                                umask=0o022, start_new_session=True, **kwargs)
+        return subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=self.env,
+            user=self.uid,
+            group=self.gid,
+            extra_groups=[],
+            umask=0o022,
+            start_new_session=True,
+            **kwargs,
+        )
 
     def run(self, cmd: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
         with self.popen(cmd, cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
             try:
                 out, _ = proc.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)   # make and every job it started
+                os.killpg(proc.pid, signal.SIGKILL)  # make and every job it started
                 out, _ = proc.communicate()
                 raise AssertionError(f"{' '.join(cmd)} ran past {timeout} s as {self.name}:\n{out[-4000:]}") from None
         return subprocess.CompletedProcess(cmd, proc.returncode, out, None)
@@ -71,8 +81,13 @@ class CIUser:
     def clone(self, repo: Path, name: str) -> Path:
         """A fresh clone of `repo` in the user's home: the files git tracks (and new ones it does not ignore),
         as they are in the working tree, owned by the user."""
-        listed = subprocess.run(["git", "-C", str(repo), "ls-files", "-z", "-co", "--exclude-standard"],
-                                capture_output=True, check=True).stdout.decode().split("\0")
+        listed = (
+            subprocess.run(
+                ["git", "-C", str(repo), "ls-files", "-z", "-co", "--exclude-standard"], capture_output=True, check=True
+            )
+            .stdout.decode()
+            .split("\0")
+        )
         dest = self.home / name
         for rel in filter(None, listed):
             src = repo / rel
@@ -88,9 +103,30 @@ class CIUser:
         for top in SCANNED:
             if not os.path.isdir(top):
                 continue
-            out = subprocess.run(["find", top, "-xdev", "(", "-path", "/proc", "-o", "-path", "/sys", "-o",
-                                  "-path", str(self.home), ")", "-prune", "-o", "-user", self.name, "-print"],
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [
+                    "find",
+                    top,
+                    "-xdev",
+                    "(",
+                    "-path",
+                    "/proc",
+                    "-o",
+                    "-path",
+                    "/sys",
+                    "-o",
+                    "-path",
+                    str(self.home),
+                    ")",
+                    "-prune",
+                    "-o",
+                    "-user",
+                    self.name,
+                    "-print",
+                ],
+                capture_output=True,
+                text=True,
+            ).stdout
             found.update(out.split("\n"))
         return sorted(p for p in found if p)
 
@@ -123,7 +159,7 @@ def _shared_packages(uid: int, gid: int, python: str, env: dict) -> Path:
     SHARED_SITE.parent.mkdir(parents=True, exist_ok=True)
     if subprocess.run(["cp", "-al", str(site), str(SHARED_SITE)], capture_output=True).returncode != 0:
         shutil.rmtree(SHARED_SITE, ignore_errors=True)
-        subprocess.run(["cp", "-a", str(site), str(SHARED_SITE)], check=True)   # another filesystem
+        subprocess.run(["cp", "-a", str(site), str(SHARED_SITE)], check=True)  # another filesystem
     subprocess.run(["chmod", "-R", "a+rX", str(SHARED_SITE)], check=True)
     return SHARED_SITE
 
@@ -133,12 +169,18 @@ def unprivileged_user():
     """A new user NAME with an empty home; removed afterwards, with its home and any shared packages."""
     with contextlib.suppress(KeyError):
         pwd.getpwnam(NAME)
-        subprocess.run(["userdel", "--remove", "--force", NAME], capture_output=True)   # left by a killed session
+        subprocess.run(["userdel", "--remove", "--force", NAME], capture_output=True)  # left by a killed session
     subprocess.run(["useradd", "--create-home", "--user-group", "--shell", "/bin/bash", NAME], check=True)
     try:
         entry = pwd.getpwnam(NAME)
-        env = {"HOME": entry.pw_dir, "USER": NAME, "LOGNAME": NAME, "SHELL": "/bin/bash", "LANG": "C.UTF-8",
-               "PATH": DEFAULT_PATH}
+        env = {
+            "HOME": entry.pw_dir,
+            "USER": NAME,
+            "LOGNAME": NAME,
+            "SHELL": "/bin/bash",
+            "LANG": "C.UTF-8",
+            "PATH": DEFAULT_PATH,
+        }
         python = _user_python(entry.pw_uid, entry.pw_gid, env)
         if python is None:
             raise RuntimeError(f"no Python {sys.version_info[0]}.{sys.version_info[1]} that user {NAME} may run")

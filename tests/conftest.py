@@ -1,4 +1,5 @@
 """Shared test helpers: run the real workflow with the real Snakemake on a copy of the repository."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -14,12 +15,30 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("Snakefile", "rules", "workflow_scripts", "imagenet_sd", "schemas", "config", "data", "report",
-                  "config.yaml", "profiles", "envs")
+WORKFLOW_PARTS = (
+    "Snakefile",
+    "rules",
+    "workflow_scripts",
+    "imagenet_sd",
+    "schemas",
+    "config",
+    "data",
+    "report",
+    "config.yaml",
+    "profiles",
+    "envs",
+)
 SNAKEMAKE = [str(Path(sys.executable).with_name("snakemake"))]
 # A `pipelines` config entry for tests: the smallest tiny pipeline (16x16 images) that still has SD's layout.
-TINY_PIPELINE = {"seed": 0, "sample_size": 8, "unet_channels": [32, 64], "vae_channels": [32, 64],
-                 "text_hidden": 32, "text_layers": 1, "scheduler": "DDIM"}
+TINY_PIPELINE = {
+    "seed": 0,
+    "sample_size": 8,
+    "unet_channels": [32, 64],
+    "vae_channels": [32, 64],
+    "text_hidden": 32,
+    "text_layers": 1,
+    "scheduler": "DDIM",
+}
 
 
 def copy_workflow(dest: Path, config: dict | None = None) -> Path:
@@ -48,10 +67,13 @@ def demo_config() -> dict:
 
 def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.run([*SNAKEMAKE, "--cores", "2", *args], cwd=workdir, env=env, text=True,
-                          capture_output=True, timeout=timeout)
+    proc = subprocess.run(
+        [*SNAKEMAKE, "--cores", "2", *args], cwd=workdir, env=env, text=True, capture_output=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
     return proc
 
 
@@ -84,8 +106,12 @@ def share_resources(workdir: Path, resources: Path) -> None:
 def built_resources(tmp_path_factory) -> Path:
     """resources/ (WordNet for NLTK, CLIP tokenizer, tiny pipeline) built once by the real rules."""
     workdir = copy_workflow(tmp_path_factory.mktemp("resources"))
-    run_snakemake(workdir, "resources/nltk_data/corpora/wordnet/lexnames", "resources/clip-tokenizer/vocab.json",
-                  "resources/pipelines/tiny-sd/model_index.json")
+    run_snakemake(
+        workdir,
+        "resources/nltk_data/corpora/wordnet/lexnames",
+        "resources/clip-tokenizer/vocab.json",
+        "resources/pipelines/tiny-sd/model_index.json",
+    )
     return workdir / "resources"
 
 
@@ -115,6 +141,7 @@ def pytest_collection_modifyitems(items):
 def clip_tokenizer_dir(tmp_path_factory) -> Path:
     """CLIP's tokenizer, written once per session by the library (the rule's script calls the same function)."""
     from imagenet_sd.clip_tokenizer import build_clip_tokenizer
+
     return build_clip_tokenizer(tmp_path_factory.mktemp("clip-tokenizer"))
 
 
@@ -122,6 +149,7 @@ def clip_tokenizer_dir(tmp_path_factory) -> Path:
 def tiny_pipeline_dir(tmp_path_factory, clip_tokenizer_dir) -> Path:
     """The TINY_PIPELINE pipeline folder, built once per session (tests must not modify it)."""
     from imagenet_sd.tiny_pipeline import build_tiny_pipeline
+
     return build_tiny_pipeline(TINY_PIPELINE, clip_tokenizer_dir, tmp_path_factory.mktemp("tiny") / "tiny-sd")
 
 
@@ -130,6 +158,7 @@ def ci_user():
     """An ordinary user (tests/ci_user.py) who runs the workflow as on a cluster: no root, the administrator's
     Python. None when this session cannot make one (it is not root, or there is no useradd)."""
     from ci_user import unprivileged_user, why_unavailable
+
     if why_unavailable():
         yield None
         return

@@ -1,4 +1,5 @@
 """FGSM and PGD on [0, 1] images: ordering of accuracies on a trained small model, epsilon 0 = clean exactly."""
+
 import json
 
 import pytest
@@ -38,7 +39,7 @@ def small_model():
 
 def accuracy(model, eps, settings):
     images, labels = colour_task(seed=2)
-    loader = [(images[i:i + 40], labels[i:i + 40]) for i in range(0, len(labels), 40)]
+    loader = [(images[i : i + 40], labels[i : i + 40]) for i in range(0, len(labels), 40)]
     found = run_attack(model, loader, torch.ones(3, dtype=torch.bool), torch.device("cpu"), (1, 2), eps, settings, 0)
     return found["clean"]["correct"][0], found["adversarial"]["correct"][0]
 
@@ -61,8 +62,17 @@ def test_pgd_stays_in_the_ball_and_the_box(small_model):
     images, labels = colour_task(n=12, seed=3)
     mask = torch.ones(3, dtype=torch.bool)
     eps = 8 / 255
-    adv = pgd(small_model, images, labels, mask, eps, steps=5, step_size=eps / 2, random_start=True,
-              generator=torch.Generator().manual_seed(0))
+    adv = pgd(
+        small_model,
+        images,
+        labels,
+        mask,
+        eps,
+        steps=5,
+        step_size=eps / 2,
+        random_start=True,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert (adv - images).abs().max() <= eps + 1e-6 and adv.min() >= 0 and adv.max() <= 1
     one_step = fgsm(small_model, images, labels, mask, eps)
     moved = (one_step - images).abs()
@@ -82,10 +92,23 @@ def test_attack_script_on_a_checkpoint_and_an_image_folder(tmp_path):
     torch.save({"state_dict": model.state_dict(), "arch": "resnet18", "classes": MODEL_CLASSES, "step": 0}, checkpoint)
     images = image_folder(tmp_path / "set", {w: 2 for w in MODEL_CLASSES[:4]})
     out = tmp_path / "pgd.json"
-    result = load_script("attack").main(checkpoint=checkpoint, images=images, output=out, evalset={}, attack="pgd",
-                                        settings={**PGD, "steps": 2}, epsilon=0, subset=6, seed=0, resolution=32,
-                                        batch_size=4, model={"source": "run", "classes": MODEL_CLASSES, "arch": "resnet18"},
-                                        model_name="m", evalset_name="set", device="cpu")
+    result = load_script("attack").main(
+        checkpoint=checkpoint,
+        images=images,
+        output=out,
+        evalset={},
+        attack="pgd",
+        settings={**PGD, "steps": 2},
+        epsilon=0,
+        subset=6,
+        seed=0,
+        resolution=32,
+        batch_size=4,
+        model={"source": "run", "classes": MODEL_CLASSES, "arch": "resnet18"},
+        model_name="m",
+        evalset_name="set",
+        device="cpu",
+    )
     written = json.loads(out.read_text())
     assert written["subset"]["n_images"] == 6 and written["n_classes_scored"] == 4 and written["epsilon"] == 0
     assert result["adversarial"]["correct_top1"] == result["clean"]["correct_top1"]

@@ -1,4 +1,5 @@
 """Calibration (ECE with 15 bins, NLL) from masked logits, and corruption sets in ImageNet-C's layout."""
+
 import json
 import math
 
@@ -51,8 +52,17 @@ def checkpoint(tmp_path_factory):
 
 def evaluate(tmp_path, checkpoint, images, evalset):
     out = tmp_path / "out.json"
-    load_script("evaluate").main(checkpoint=checkpoint, images=images, output=out, classes=MODEL_CLASSES,
-                                 training=TRAINING, evalset_name="set", evalset=evalset, run="r", device="cpu")
+    load_script("evaluate").main(
+        checkpoint=checkpoint,
+        images=images,
+        output=out,
+        classes=MODEL_CLASSES,
+        training=TRAINING,
+        evalset_name="set",
+        evalset=evalset,
+        run="r",
+        device="cpu",
+    )
     return json.loads(out.read_text())
 
 
@@ -66,7 +76,7 @@ def test_evaluate_reports_ece_and_nll(checkpoint, tmp_path):
 
 def test_corruption_sets_are_scored_per_corruption_and_severity(checkpoint, tmp_path):
     root = tmp_path / "c"
-    image_folder(root / "fog" / "1", {MODEL_CLASSES[-1]: 2})                       # top-1 100%
+    image_folder(root / "fog" / "1", {MODEL_CLASSES[-1]: 2})  # top-1 100%
     image_folder(root / "fog" / "2", {MODEL_CLASSES[-1]: 1, MODEL_CLASSES[0]: 1})  # 50%
     image_folder(root / "snow" / "1", {MODEL_CLASSES[0]: 3, MODEL_CLASSES[-1]: 1})  # 25%
     r = evaluate(tmp_path, checkpoint, root, {"layout": "corruptions"})

@@ -1,4 +1,5 @@
 """The cost estimate: chunks on disk, measured and tabulated throughput, training images seen."""
+
 import copy
 import json
 import math
@@ -41,8 +42,12 @@ def make_chunk(root: Path, tar: str, *, stats: dict | None) -> None:
 
 
 def stats(steady: float, device: str = H100, load: float = 3.0, warmup: float = 1.5, write: float = 0.5) -> dict:
-    return {"steady_images_per_second": steady, "images_per_second": steady / 2, "device": device,
-            "seconds": {"load": load, "warmup": warmup, "denoise": 1.0, "decode": 1.0, "write": write}}
+    return {
+        "steady_images_per_second": steady,
+        "images_per_second": steady / 2,
+        "device": device,
+        "seconds": {"load": load, "warmup": warmup, "denoise": 1.0, "decode": 1.0, "write": write},
+    }
 
 
 def test_missing_chunks_are_counted_at_the_measured_rate(config, tmp_path):
@@ -88,8 +93,15 @@ def test_imagenet1k_costs_1_3m_images_at_the_table_rate(monkeypatch):
     monkeypatch.chdir(REPO)
     config = cost.load_config(["config/imagenet1k_sd.yaml"])
     est = cost.estimate(config, gpu="H100", root=REPO / "no-results-here")
-    row = next(r for r in cost.load_throughput() if r["job"] == "generate" and r["gpu"] == "H100"
-               and r["model"] == "sd-v1" and r["guidance"] == "yes" and r["steps"] == "50")
+    row = next(
+        r
+        for r in cost.load_throughput()
+        if r["job"] == "generate"
+        and r["gpu"] == "H100"
+        and r["model"] == "sd-v1"
+        and r["guidance"] == "yes"
+        and r["steps"] == "50"
+    )
     gen = est.generation.iloc[0]
     assert gen.to_generate == 1_300_000 and gen.jobs == 1000 and gen.on_disk == 0
     assert gen.images_per_second == row["images_per_second"]
@@ -119,9 +131,10 @@ def test_training_counts_images_seen_and_trained_runs(config, tmp_path):
     est = cost.estimate(config, gpu="A100", root=tmp_path)
     run = est.training.iloc[0]
     assert run.images_seen == 3 * 16  # max_steps x batch_size, under epochs x images (2 x 96)
-    rate = next(r for r in cost.load_throughput() if r["job"] == "train" and r["gpu"] == "A100"
-                and r["dtype"] == "float32")
-    factor = (64 ** 2 + 2 * 32 ** 2) / int(rate["resolution"]) ** 2
+    rate = next(
+        r for r in cost.load_throughput() if r["job"] == "train" and r["gpu"] == "A100" and r["dtype"] == "float32"
+    )
+    factor = (64**2 + 2 * 32**2) / int(rate["resolution"]) ** 2
     assert run.gpu_hours == pytest.approx(48 * factor / rate["images_per_second"] / 3600)
     checkpoint = tmp_path / paths.CHECKPOINT.format(run="demo")
     checkpoint.parent.mkdir(parents=True)

@@ -1,10 +1,11 @@
 """Evaluation: exact top-1/top-5 of a model whose ranking we control, and masking to the shared classes."""
+
 import json
 from pathlib import Path
 
 import pytest
-from conftest import load_script
 import torch
+from conftest import load_script
 from PIL import Image
 
 from imagenet_sd.evaluation import match_classes, topk_correct
@@ -43,9 +44,17 @@ def image_folder(root: Path, images_per_folder: dict) -> Path:
 def evaluate(tmp_path, checkpoint, folders, name="set"):
     images = image_folder(tmp_path / name, folders)
     out = tmp_path / f"{name}.json"
-    load_script("evaluate").main(checkpoint=checkpoint, images=images, output=out, classes=MODEL_CLASSES,
-                                 training=TRAINING, evalset_name=name, evalset={"description": "test images"},
-                                 run="r", device="cpu")
+    load_script("evaluate").main(
+        checkpoint=checkpoint,
+        images=images,
+        output=out,
+        classes=MODEL_CLASSES,
+        training=TRAINING,
+        evalset_name=name,
+        evalset={"description": "test images"},
+        run="r",
+        device="cpu",
+    )
     return json.loads(out.read_text())
 
 
@@ -102,6 +111,7 @@ def test_match_classes_keeps_model_order():
 
 def test_a_missing_evaluation_folder_names_the_folder_and_the_expected_layout(tmp_path):
     from imagenet_sd.evaluation import image_folder
+
     with pytest.raises(FileNotFoundError, match=r"evaluation set folder not found: .*nope.*one sub-folder per wnid"):
         image_folder(tmp_path / "nope", ["n01440764"], None)
 
@@ -109,6 +119,7 @@ def test_a_missing_evaluation_folder_names_the_folder_and_the_expected_layout(tm
 def test_folders_named_by_imagenet1k_index_are_matched_by_wnid(tmp_path):
     """ImageNetV2 names its folders 0..999; index 0 is n01440764 (tench), 1 is n01443537 (goldfish)."""
     from imagenet_sd.evaluation import image_folder as load_folder
+
     root = image_folder(tmp_path / "v2", {"0": 1, "1": 2, "999": 1})
     dataset, match = load_folder(root, ["n01443537", "n01440764"], None, naming="imagenet1k_index")
     assert match.scored == ["n01443537", "n01440764"] and match.set_only == ["n15075141"]

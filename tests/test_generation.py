@@ -1,4 +1,5 @@
 """The generate job on a real (tiny, random) diffusers pipeline: chunk tars, determinism, retries, stats."""
+
 import io
 import json
 import os
@@ -27,14 +28,31 @@ from imagenet_sd.text2image import load_pipeline
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 WNID = "n01440764"
-RECORD = {"format": 1, "wnid": WNID, "class_key": WNID, "name_override": None, "recipe": "c_only", "seed": 0,
-          "recipes": {"c_only": {"family": "c", "template": "a photo of a {c}", "fields": {"c": "tench"}}}}
+RECORD = {
+    "format": 1,
+    "wnid": WNID,
+    "class_key": WNID,
+    "name_override": None,
+    "recipe": "c_only",
+    "seed": 0,
+    "recipes": {"c_only": {"family": "c", "template": "a photo of a {c}", "fields": {"c": "tench"}}},
+}
 
 
 def generator_entry(**overrides) -> dict:
     """A generator entry with the schema's defaults filled in, as Snakemake hands it to the script."""
-    entry = {"model": "tiny", "steps": 3, "guidance_scale": 2.0, "height": 16, "width": 16, "dtype": "float32",
-             "device": "cpu", "batch_size": 4, "channels_last": False, **overrides}
+    entry = {
+        "model": "tiny",
+        "steps": 3,
+        "guidance_scale": 2.0,
+        "height": 16,
+        "width": 16,
+        "dtype": "float32",
+        "device": "cpu",
+        "batch_size": 4,
+        "channels_last": False,
+        **overrides,
+    }
     config = {"generators": {"tiny": entry}}
     validate(config, str(ROOT / "schemas/config.schema.yaml"))
     return config["generators"]["tiny"]
@@ -51,10 +69,18 @@ def job_arguments(out: Path, model_dir, prompt_file, start=0, stop=4, **override
     """run_generate's arguments, as the generate rule's script passes them."""
     entry = generator_entry(**overrides)
     stem = out / f"{start:06d}-{stop:06d}"
-    return {"prompt_file": str(prompt_file), "model_dir": str(model_dir),
-            "tar_path": f"{stem}.tar", "stats_path": f"{stem}.json",
-            "generator": "tiny", "settings": {**{k: entry[k] for k in PIXEL_KEYS}, "seed": 0},
-            "runtime": {k: entry[k] for k in gen.RUNTIME_KEYS}, "split": "train", "start": start, "stop": stop}
+    return {
+        "prompt_file": str(prompt_file),
+        "model_dir": str(model_dir),
+        "tar_path": f"{stem}.tar",
+        "stats_path": f"{stem}.json",
+        "generator": "tiny",
+        "settings": {**{k: entry[k] for k in PIXEL_KEYS}, "seed": 0},
+        "runtime": {k: entry[k] for k in gen.RUNTIME_KEYS},
+        "split": "train",
+        "start": start,
+        "stop": stop,
+    }
 
 
 def run_chunk(out: Path, model_dir, prompt_file, start=0, stop=4, **overrides) -> tuple[Path, dict]:
@@ -81,8 +107,9 @@ def test_batch_size_changes_pixels_by_one_rounding_step_at_most(tiny_pipeline_di
     identity = ChunkIdentity(RECORD, "tiny", "train")
     tasks = [identity.task(i) for i in range(4)]
     settings = generator_entry()
-    one = np.concatenate([gen.to_pixels(gen.render(pipe, [t], settings, gen.DenoiseClock(pipe.device)))
-                          for t in tasks]).astype(int)
+    one = np.concatenate(
+        [gen.to_pixels(gen.render(pipe, [t], settings, gen.DenoiseClock(pipe.device))) for t in tasks]
+    ).astype(int)
     four = gen.to_pixels(gen.render(pipe, tasks, settings, gen.DenoiseClock(pipe.device))).astype(int)
     # Same seeds and prompts; only the kernels' summation order differs with the batch (float32 outputs agree
     # to ~1e-6), which can flip the 8-bit rounding of a value lying that close to a boundary: by one level.
@@ -154,8 +181,9 @@ def modified_pipeline(tiny_pipeline_dir, dest: Path, edit) -> Path:
 
 @pytest.mark.parametrize("kind,bias", [("black", -10.0), ("nan", float("nan"))])
 def test_images_failing_every_attempt_are_counted_and_flagged(kind, bias, tiny_pipeline_dir, prompt_file, tmp_path):
-    broken = modified_pipeline(tiny_pipeline_dir, tmp_path / "broken",
-                               lambda conv: (conv.weight.zero_(), conv.bias.fill_(bias)))
+    broken = modified_pipeline(
+        tiny_pipeline_dir, tmp_path / "broken", lambda conv: (conv.weight.zero_(), conv.bias.fill_(bias))
+    )
     tar, stats = run_chunk(tmp_path, broken, prompt_file, stop=2, max_retries=2)
     assert stats["failures"][kind] == 2 * 3 and stats["regenerated"] == 2 * 2 and stats["unresolved"] == 2
     _, _, metas = read_chunk(tar)
@@ -166,8 +194,15 @@ def test_images_failing_every_attempt_are_counted_and_flagged(kind, bias, tiny_p
 
 def raw_decoder_max(pipe, task, settings) -> float:
     """Largest value the VAE decoder outputs for this image before clamping (black = all below -1)."""
-    latents = pipe(task.prompt, num_inference_steps=settings["steps"], guidance_scale=settings["guidance_scale"],
-                   height=16, width=16, generator=gen.noise_generators([task]), output_type="latent").images
+    latents = pipe(
+        task.prompt,
+        num_inference_steps=settings["steps"],
+        guidance_scale=settings["guidance_scale"],
+        height=16,
+        width=16,
+        generator=gen.noise_generators([task]),
+        output_type="latent",
+    ).images
     return pipe.vae.decode(latents / pipe.vae.config.scaling_factor).sample.max().item()
 
 
@@ -193,16 +228,21 @@ def test_black_image_is_redrawn_with_the_next_seed(tiny_pipeline_dir, prompt_fil
     assert meta["attempt"] == 1 and meta["failed"] is None and meta["seed"] == second.seed
 
 
-KILLED_JOB = ("import json, sys; "
-              "from imagenet_sd.generation import run_generate; run_generate(**json.loads(sys.argv[1]))")
+KILLED_JOB = (
+    "import json, sys; from imagenet_sd.generation import run_generate; run_generate(**json.loads(sys.argv[1]))"
+)
 
 
 def test_killed_job_leaves_no_final_tar(tiny_pipeline_dir, prompt_file, tmp_path):
     kwargs = job_arguments(tmp_path, tiny_pipeline_dir, prompt_file, start=0, stop=500, batch_size=1)
     tar = Path(kwargs["tar_path"])
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    job = subprocess.Popen([sys.executable, "-c", KILLED_JOB, json.dumps(kwargs)], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    job = subprocess.Popen(
+        [sys.executable, "-c", KILLED_JOB, json.dumps(kwargs)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while not any(p.stat().st_size > 0 for p in tmp_path.glob(".*partial")):  # a member is being written

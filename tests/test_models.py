@@ -1,9 +1,7 @@
 """External checkpoints: the torchvision state_dict format loads exactly, bad files are named, and the
 workflow checks them on the login node before any GPU job."""
-from __future__ import annotations
 
-import json
-import shutil
+from __future__ import annotations
 
 import numpy as np
 import pytest
@@ -17,14 +15,19 @@ from imagenet_sd.models import build_model, load_model, load_state_dict_model, r
 
 torch.set_num_threads(1)
 CLASSES = ["n01440764", "n01443537", "n01484850", "n01491361", "n01494475"]  # the first five ImageNet-1K classes
-PREP = {"resize": 40, "crop": 32, "interpolation": "bicubic", "mean": [0.485, 0.456, 0.406],
-        "std": [0.229, 0.224, 0.225]}
+PREP = {
+    "resize": 40,
+    "crop": 32,
+    "interpolation": "bicubic",
+    "mean": [0.485, 0.456, 0.406],
+    "std": [0.229, 0.224, 0.225],
+}
 
 
-def released_format(path, num_classes=len(CLASSES), seed=0, bias=False):
+def released_format(path, num_classes=None, seed=0, bias=False):
     """A resnet18 state_dict saved as the paper's released files are: plain torchvision keys, fc without bias."""
     torch.manual_seed(seed)
-    model = build_model("resnet18", num_classes, fc_bias=bias)
+    model = build_model("resnet18", len(CLASSES) if num_classes is None else num_classes, fc_bias=bias)
     torch.save(model.state_dict(), path)
     return path
 
@@ -41,12 +44,19 @@ def test_features_of_an_external_checkpoint_equal_plain_torchvision(tmp_path):
     path = released_format(tmp_path / "released.pth")
     root = images(tmp_path / "set")
     index = tmp_path / "index.json"
-    load_script("index_dataset").main(root=str(root), layout="imagefolder", splits={"test": ""},
-                                      folder_names="wnid", split="test", output=str(index))
+    load_script("index_dataset").main(
+        root=str(root), layout="imagefolder", splits={"test": ""}, folder_names="wnid", split="test", output=str(index)
+    )
     out = tmp_path / "f.npz"
-    load_script("extract_features").main(index_file=str(index), checkpoint=str(path), preprocessing=PREP, output=str(out),
-                                 batch_size=4, device="cpu",
-                                 model={"source": "state_dict", "classes": CLASSES, "arch": "resnet18"})
+    load_script("extract_features").main(
+        index_file=str(index),
+        checkpoint=str(path),
+        preprocessing=PREP,
+        output=str(out),
+        batch_size=4,
+        device="cpu",
+        model={"source": "state_dict", "classes": CLASSES, "arch": "resnet18"},
+    )
     features, labels, classes = read_features(out)
     # The same weights in plain torchvision, its classifier cut off by hand.
     plain = torchvision.models.resnet18(weights=None)
@@ -101,12 +111,17 @@ def test_torchvision_weights_names():
 
 def model_config(checkpoint: str) -> dict:
     """A config with one external model on a digits transfer set: no clone, no run."""
-    return {"seed": 0, "class_sets": {"five": {"sheet": "five.tsv"}},
-            "models": {"ext": {"checkpoint": checkpoint, "class_set": "five", "arch": "resnet18",
-                               "transfer": "all"}},
-            "transfer_sets": {"few": {"path": "few", "layout": "imagefolder"}},
-            "transfer": {"preprocessing": {"resize": 16, "crop": 16}, "logistic": {"trials": 2, "max_iter": 50},
-                         "workers": 0}}
+    return {
+        "seed": 0,
+        "class_sets": {"five": {"sheet": "five.tsv"}},
+        "models": {"ext": {"checkpoint": checkpoint, "class_set": "five", "arch": "resnet18", "transfer": "all"}},
+        "transfer_sets": {"few": {"path": "few", "layout": "imagefolder"}},
+        "transfer": {
+            "preprocessing": {"resize": 16, "crop": 16},
+            "logistic": {"trials": 2, "max_iter": 50},
+            "workers": 0,
+        },
+    }
 
 
 def test_a_bad_checkpoint_fails_on_the_login_node_before_any_gpu_job(tmp_path):
@@ -133,8 +148,11 @@ def test_a_missing_local_checkpoint_and_a_name_shared_with_a_run_are_config_erro
     assert proc.returncode != 0 and "models.ext.checkpoint: file nope.pth not found" in proc.stdout + proc.stderr
     config = model_config("https://example.org/m.pth")
     demo = __import__("conftest").demo_config()
-    config = {**demo, "class_sets": {**demo["class_sets"], **config["class_sets"]},
-              "models": {"demo": config["models"]["ext"]}}
+    config = {
+        **demo,
+        "class_sets": {**demo["class_sets"], **config["class_sets"]},
+        "models": {"demo": config["models"]["ext"]},
+    }
     write_config(workdir, config)
     proc = run_snakemake(workdir, "-n", check=False)
     assert proc.returncode != 0 and "models.demo and runs.demo share a name" in proc.stdout + proc.stderr

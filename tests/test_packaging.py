@@ -1,4 +1,5 @@
 """The conda environment, the pip requirements and the config schema stay in step."""
+
 import re
 
 import yaml
@@ -6,8 +7,11 @@ from conftest import REPO
 
 
 def pins(lines):
-    return dict(re.match(r"^([A-Za-z0-9_.-]+)==(\S+)$", line.strip()).groups()
-                for line in lines if line.strip() and not line.strip().startswith("#"))
+    return dict(
+        re.match(r"^([A-Za-z0-9_.-]+)==(\S+)$", line.strip()).groups()
+        for line in lines
+        if line.strip() and not line.strip().startswith("#")
+    )
 
 
 def test_conda_env_pins_the_same_versions_as_requirements():
@@ -38,6 +42,7 @@ def test_every_schema_key_has_a_type_a_description_and_a_default_or_is_required(
             collect_required(sub, f"{path}.{name}")
         if isinstance(s.get("additionalProperties"), dict):
             collect_required(s["additionalProperties"], f"{path}.<name>")
+
     collect_required(schema)
     for path, sub, parent in walk_properties(schema):
         if "type" not in sub:
@@ -52,6 +57,9 @@ def test_every_schema_key_has_a_type_a_description_and_a_default_or_is_required(
 
 def test_objects_in_the_schema_reject_unknown_keys():
     schema = yaml.safe_load((REPO / "schemas/config.schema.yaml").read_text())
-    loose = [path for path, sub, _ in walk_properties(schema)
-             if sub.get("type") == "object" and "properties" in sub and sub.get("additionalProperties") is not False]
+    loose = [
+        path
+        for path, sub, _ in walk_properties(schema)
+        if sub.get("type") == "object" and "properties" in sub and sub.get("additionalProperties") is not False
+    ]
     assert not loose

@@ -1,4 +1,5 @@
 """CLIP's real tokenizer, the tiny random pipeline (saved, rebuilt, reloaded), runtime options and loading errors."""
+
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ torch.set_num_threads(1)
 
 def test_clip_tokenizer_gives_sd_ids(clip_tokenizer_dir):
     from transformers import CLIPTokenizer
+
     assert {"vocab.json", "merges.txt"} <= {p.name for p in clip_tokenizer_dir.iterdir()}
     tokenizer = CLIPTokenizer.from_pretrained(clip_tokenizer_dir)
     assert len(tokenizer) == CLIP_VOCAB_SIZE == 49408
@@ -35,6 +37,7 @@ def test_tiny_pipeline_rebuilds_byte_identical(tiny_pipeline_dir, clip_tokenizer
 def test_tiny_pipeline_loads_through_from_pretrained(tiny_pipeline_dir):
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
+
     pipe = load_pipeline(str(tiny_pipeline_dir), dtype="float32", device="cpu")
     assert isinstance(pipe, StableDiffusionPipeline) and pipe.safety_checker is None
     assert isinstance(pipe.unet, UNet2DConditionModel) and isinstance(pipe.vae, AutoencoderKL)
@@ -52,24 +55,38 @@ def conv_weights(module: torch.nn.Module) -> list[torch.Tensor]:
 
 def attention_layers(module: torch.nn.Module) -> list:
     from diffusers.models.attention_processor import Attention
+
     return [m for m in module.modules() if isinstance(m, Attention)]
 
 
 def render(pipe) -> np.ndarray:
-    return pipe("a photo of a cat", num_inference_steps=2, height=16, width=16, output_type="np",
-                generator=torch.Generator().manual_seed(0)).images
+    return pipe(
+        "a photo of a cat",
+        num_inference_steps=2,
+        height=16,
+        width=16,
+        output_type="np",
+        generator=torch.Generator().manual_seed(0),
+    ).images
 
 
 @pytest.fixture(scope="module")
 def plain_and_fast(tiny_pipeline_dir):
     plain = load_pipeline(str(tiny_pipeline_dir), dtype="float32", device="cpu")
-    fast = load_pipeline(str(tiny_pipeline_dir), dtype="float32", device="cpu", scheduler="EulerDiscrete",
-                         channels_last=True, fuse_qkv=True)
+    fast = load_pipeline(
+        str(tiny_pipeline_dir),
+        dtype="float32",
+        device="cpu",
+        scheduler="EulerDiscrete",
+        channels_last=True,
+        fuse_qkv=True,
+    )
     return plain, fast
 
 
 def test_scheduler_option_keeps_the_pipelines_noise_schedule(plain_and_fast):
     from diffusers import DDIMScheduler, EulerDiscreteScheduler
+
     plain, fast = plain_and_fast
     assert isinstance(plain.scheduler, DDIMScheduler) and isinstance(fast.scheduler, EulerDiscreteScheduler)
     assert fast.scheduler.config.beta_schedule == "scaled_linear"  # the pipeline's schedule, new sampler
@@ -86,6 +103,7 @@ def test_channels_last_puts_unet_and_vae_convolutions_in_nhwc(plain_and_fast):
 
 def test_fuse_qkv_fuses_every_attention_projection(plain_and_fast):
     from diffusers.models.attention_processor import FusedAttnProcessor2_0
+
     plain, fast = plain_and_fast
     for name in ("unet", "vae"):
         layers, unfused = attention_layers(getattr(fast, name)), attention_layers(getattr(plain, name))

@@ -1,12 +1,13 @@
 """Unit tests of the plan: output keys, chunk ranges, sheets and early errors."""
+
 import copy
 from pathlib import Path
 
 import pytest
 from conftest import demo_config
+from snakemake.utils import validate
 
 from imagenet_sd.plan import ConfigError, build_plan, chunk_ranges, class_key, read_sheet, unknown_wnids
-from snakemake.utils import validate
 
 SCHEMA = str(Path(__file__).resolve().parents[1] / "schemas/config.schema.yaml")
 DATA_NOUN = Path("/usr/share/wordnet/data.noun")
@@ -71,8 +72,10 @@ def test_clone_paths_are_keyed_by_generator_recipe_split_class_and_range(config)
     n_classes = len(plan.clones["demo"].classes)
     assert len(paths) == n_classes * 3  # 0-6, 6-12, 12-16
     g, r = plan.generator_key("tiny"), plan.recipe_key("c_dc")
-    assert paths[:3] == [f"results/generated/{g}/{r}/train/n01558993/{a}.tar"
-                         for a in ("000000-000006", "000006-000012", "000012-000016")]
+    assert paths[:3] == [
+        f"results/generated/{g}/{r}/train/n01558993/{a}.tar"
+        for a in ("000000-000006", "000006-000012", "000012-000016")
+    ]
     assert any("/n03584829-" in p for p in paths)  # the sheet renames "iron"
     assert len(plan.clone_chunks("demo", "heldout")) == n_classes
 

@@ -1,4 +1,5 @@
 """Prompt recipes over real WordNet: families, options, per-image determinism, token limits, the summary."""
+
 from __future__ import annotations
 
 import csv
@@ -7,13 +8,23 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import load_script
 import yaml
+from conftest import load_script
 
 from imagenet_sd.plan import class_key
-from imagenet_sd.prompts import (PromptError, build_record, image_prompt, load_prompt_file,
-                                 load_tokenizer, read_scenes, recipe_settings, scene_text, token_counts, truncation,
-                                 write_prompt_file)
+from imagenet_sd.prompts import (
+    PromptError,
+    build_record,
+    image_prompt,
+    load_prompt_file,
+    load_tokenizer,
+    read_scenes,
+    recipe_settings,
+    scene_text,
+    token_counts,
+    truncation,
+    write_prompt_file,
+)
 from imagenet_sd.wordnet import materialise, open_wordnet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,8 +33,10 @@ SCENES = str(REPO / "data/places365_categories.txt")
 CRANE_BIRD, CRANE_MACHINE, IRON = "n02012849", "n03126707", "n03584829"
 WORLD_WAR_II = "n01312096"  # not an ImageNet class; its gloss alone is far beyond 77 CLIP tokens
 
-pytestmark = pytest.mark.skipif(not (DEBIAN / "data.noun").is_file(),
-                                reason="Debian's wordnet-base is not installed (apt-get install wordnet-base wordnet-sense-index)")
+pytestmark = pytest.mark.skipif(
+    not (DEBIAN / "data.noun").is_file(),
+    reason="Debian's wordnet-base is not installed (apt-get install wordnet-base wordnet-sense-index)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +61,9 @@ def make(wn, wnid, recipe, name=None, seed=0, **recipes):
     recipes = recipes or {recipe: {"family": recipe}}
     for settings in recipes.values():
         settings.setdefault("scenes", SCENES)
-    return build_record(wn, wnid=wnid, class_key=class_key(wnid, name), name=name, recipe=recipe,
-                        recipes=recipes, seed=seed)
+    return build_record(
+        wn, wnid=wnid, class_key=class_key(wnid, name), name=name, recipe=recipe, recipes=recipes, seed=seed
+    )
 
 
 def prompts(record, n, split="train"):
@@ -78,7 +92,10 @@ def test_polysemy_is_resolved_by_the_hypernym(wn):
 
 def test_lemma_and_hypernym_options(wn):
     recipes = {"r": {"family": "c, h_c", "lemmas": "all", "hypernym": "all_lemmas"}}
-    assert image_prompt(make(wn, IRON, "r", **recipes), "train", 0) == "iron, smoothing iron, home appliance, household appliance"
+    assert (
+        image_prompt(make(wn, IRON, "r", **recipes), "train", 0)
+        == "iron, smoothing iron, home appliance, household appliance"
+    )
     recipes = {"r": {"family": "c, h_c", "lemmas": "first", "hypernym": "first_lemma"}}
     assert image_prompt(make(wn, IRON, "r", **recipes), "train", 0) == "iron, home appliance"
 
@@ -111,14 +128,17 @@ def test_any_wordnet_noun_works_not_only_imagenet(wn):
 
 
 # ---- scenes -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("line, fmt, text", [
-    ("/a/apartment_building/outdoor 8", "comma", "apartment building, outdoor"),
-    ("/a/apartment_building/outdoor 8", "paren", "apartment building (outdoor)"),
-    ("/a/apartment_building/outdoor 8", "name", "apartment building"),
-    ("/u/underwater/ocean_deep 342", "comma", "underwater, ocean deep"),
-    ("/b/beach 48", "paren", "beach"),
-    ("city street at night", "comma", "city street at night"),  # a user's own list, plain words
-])
+@pytest.mark.parametrize(
+    "line, fmt, text",
+    [
+        ("/a/apartment_building/outdoor 8", "comma", "apartment building, outdoor"),
+        ("/a/apartment_building/outdoor 8", "paren", "apartment building (outdoor)"),
+        ("/a/apartment_building/outdoor 8", "name", "apartment building"),
+        ("/u/underwater/ocean_deep 342", "comma", "underwater, ocean deep"),
+        ("/b/beach 48", "paren", "beach"),
+        ("city street at night", "comma", "city street at night"),  # a user's own list, plain words
+    ],
+)
 def test_scene_names_read_as_plain_words(line, fmt, text):
     assert scene_text(line, fmt) == text
 
@@ -145,8 +165,11 @@ def test_scene_per_image_is_seeded_reproducible_and_varied(wn):
 
 # ---- mix ----------------------------------------------------------------------------------------
 def test_mix_draws_members_by_weight_and_each_member_keeps_its_prompts(wn):
-    recipes = {"m": {"family": "mix", "mix": {"plain": 1, "scene": 3}},
-               "plain": {"family": "c, h_c"}, "scene": {"family": "c, h_c inside b"}}
+    recipes = {
+        "m": {"family": "mix", "mix": {"plain": 1, "scene": 3}},
+        "plain": {"family": "c, h_c"},
+        "scene": {"family": "c, h_c inside b"},
+    }
     record = make(wn, CRANE_BIRD, "m", **recipes)
     assert set(record["recipes"]) == {"m", "plain", "scene"}
     mixed = prompts(record, 400)
@@ -163,8 +186,11 @@ def test_mix_of_a_recipe_not_given_is_an_error(wn):
 
 # ---- the prompt file ----------------------------------------------------------------------------
 def test_prompt_file_is_deterministic_and_independent_of_the_image_count(wn, tmp_path):
-    recipes = {"m": {"family": "mix", "mix": {"plain": 1, "scene": 1}},
-               "plain": {"family": "c, d_c"}, "scene": {"family": "c, h_c inside b"}}
+    recipes = {
+        "m": {"family": "mix", "mix": {"plain": 1, "scene": 1}},
+        "plain": {"family": "c, d_c"},
+        "scene": {"family": "c, h_c inside b"},
+    }
     write_prompt_file(tmp_path / "a.json", make(wn, CRANE_BIRD, "m", **recipes))
     write_prompt_file(tmp_path / "b.json", make(wn, CRANE_BIRD, "m", **recipes))
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
@@ -204,7 +230,9 @@ def test_prompts_script_writes_identical_bytes_twice(nltk_data, tmp_path):
     main = load_script("write_prompts").main
     recipe = {"name": "scene", "recipes": {"scene": {"family": "c, h_c inside b", "scenes": SCENES}}}
     for out in ("a.json", "b.json"):
-        main(output=str(tmp_path / out), wnid=IRON, name="clothes iron", recipe=recipe, seed=3, nltk_data=str(nltk_data))
+        main(
+            output=str(tmp_path / out), wnid=IRON, name="clothes iron", recipe=recipe, seed=3, nltk_data=str(nltk_data)
+        )
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]  # no partial files left
     record = load_prompt_file(tmp_path / "a.json")
@@ -226,16 +254,26 @@ def test_shorten_cuts_the_definition_to_fit_77_tokens(wn, tokenizer_dir):
 
 def test_shorten_fits_with_every_scene(wn, tokenizer_dir):
     tokenizer = load_tokenizer(tokenizer_dir)
-    recipes = {"r": {"family": "template", "template": "{c}, {d_c}, inside {b}", "overflow": "shorten",
-                     "max_tokens": 30, "tokenizer": tokenizer_dir}}
+    recipes = {
+        "r": {
+            "family": "template",
+            "template": "{c}, {d_c}, inside {b}",
+            "overflow": "shorten",
+            "max_tokens": 30,
+            "tokenizer": tokenizer_dir,
+        }
+    }
     record = make(wn, CRANE_MACHINE, "r", **recipes)
     counts = token_counts(tokenizer, sorted(set(prompts(record, 400))))
     assert max(counts) <= 30 and max(counts) >= 25  # cut at a word boundary, not much shorter than needed
 
 
 def test_truncate_leaves_the_prompt_and_the_summary_counts_it(wn, tokenizer_dir):
-    recipes = {"m": {"family": "mix", "mix": {"long": 1, "short": 1}, "tokenizer": tokenizer_dir},
-               "long": {"family": "c, d_c"}, "short": {"family": "c"}}
+    recipes = {
+        "m": {"family": "mix", "mix": {"long": 1, "short": 1}, "tokenizer": tokenizer_dir},
+        "long": {"family": "c, d_c"},
+        "short": {"family": "c"},
+    }
     record = make(wn, WORLD_WAR_II, "m", **recipes)
     assert record["recipes"]["long"]["fields"]["d_c"] == record["synset"]["definition"]
     result = truncation(record, 50)
@@ -251,20 +289,30 @@ def test_prompt_summary_table(nltk_data, tokenizer_dir, tmp_path):
     for wnid in (CRANE_BIRD, WORLD_WAR_II):
         files[wnid] = str(tmp_path / f"{wnid}.json")
         script.main(output=files[wnid], wnid=wnid, name=None, recipe=recipe, seed=0, nltk_data=str(nltk_data))
-    clones = {"big": {"prompts": [files[CRANE_BIRD], files[WORLD_WAR_II]], "images_per_class": 6},
-              "small": {"prompts": [files[WORLD_WAR_II]], "images_per_class": 4}}
+    clones = {
+        "big": {"prompts": [files[CRANE_BIRD], files[WORLD_WAR_II]], "images_per_class": 6},
+        "small": {"prompts": [files[WORLD_WAR_II]], "images_per_class": 4},
+    }
     out = tmp_path / "tables/prompts.csv"
     load_script("prompt_summary").main(clones=clones, output=str(out))
     rows = list(csv.DictReader(out.open()))
     assert [(r["clone"], r["wnid"], r["images"], r["truncated"]) for r in rows] == [
-        ("big", CRANE_BIRD, "6", "0"), ("big", WORLD_WAR_II, "6", "6"), ("small", WORLD_WAR_II, "4", "4")]
+        ("big", CRANE_BIRD, "6", "0"),
+        ("big", WORLD_WAR_II, "6", "6"),
+        ("small", WORLD_WAR_II, "4", "4"),
+    ]
     assert rows[0]["recipe"] == "cd" and rows[0]["example_1"].startswith("crane, large long-necked")
     assert Counter(r["max_tokens"] for r in rows) == {"77": 3}
 
 
 def test_scene_files_are_those_of_recipes_that_use_b():
     from imagenet_sd.prompts import scene_files
-    recipes = {"m": {"family": "mix", "mix": {"a": 1, "b": 1}}, "a": {"family": "c, h_c inside b"},
-               "b": {"family": "template", "template": "{c} at {b}", "scenes": "mine.txt"}, "c": {"family": "c, d_c"}}
+
+    recipes = {
+        "m": {"family": "mix", "mix": {"a": 1, "b": 1}},
+        "a": {"family": "c, h_c inside b"},
+        "b": {"family": "template", "template": "{c} at {b}", "scenes": "mine.txt"},
+        "c": {"family": "c, d_c"},
+    }
     assert scene_files(recipes) == ["data/places365_categories.txt", "mine.txt"]
     assert scene_files({"c": {"family": "c"}}) == []

@@ -1,4 +1,5 @@
 """Real-data clones: an ImageFolder train set packed by the same pack into the same kind of shards."""
+
 import io
 import json
 from collections import Counter
@@ -30,10 +31,19 @@ def real_folder(root: Path, per_class=7, classes=CLASSES) -> Path:
 
 def pack(tmp_path, folder, out="real", images_per_class=5, heldout_per_class=2, seed=0, **source):
     out = tmp_path / out
-    load_script("pack").main(train_tars=[], heldout_tars=[], shards_dir=out / "train", index=out / "train.json",
-                             heldout_dir=out / "heldout", classes=CLASSES, images_per_class=images_per_class,
-                             shard_size=4, seed=seed, heldout_per_class=heldout_per_class,
-                             source={"path": str(folder), **source})
+    load_script("pack").main(
+        train_tars=[],
+        heldout_tars=[],
+        shards_dir=out / "train",
+        index=out / "train.json",
+        heldout_dir=out / "heldout",
+        classes=CLASSES,
+        images_per_class=images_per_class,
+        shard_size=4,
+        seed=seed,
+        heldout_per_class=heldout_per_class,
+        source={"path": str(folder), **source},
+    )
     return out
 
 
@@ -106,7 +116,11 @@ def test_plan_checks_a_real_clone_against_its_sheet(tmp_path):
     sheet = tmp_path / "sheet.tsv"
     sheet.write_text("wnid\n" + "\n".join(CLASSES) + "\n")
     folder = real_folder(tmp_path / "images", classes=CLASSES[:2])
-    config = {"seed": 0, "class_sets": {"s": {"sheet": str(sheet)}}, "clones": {"real": {"class_set": "s", "path": str(folder)}}}
+    config = {
+        "seed": 0,
+        "class_sets": {"s": {"sheet": str(sheet)}},
+        "clones": {"real": {"class_set": "s", "path": str(folder)}},
+    }
     with pytest.raises(ConfigError, match=f"clones.real.path: .*{CLASSES[2]}"):
         build_plan(config, check_wnids=False)
     config["clones"]["real"]["path"] = str(tmp_path / "not-yet")  # not there yet: planned, checked by the job

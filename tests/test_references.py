@@ -1,4 +1,5 @@
 """Published numbers beside ours: the references table, and matching it to result rows by config facts."""
+
 import copy
 import math
 
@@ -34,10 +35,21 @@ def cell(table, run, evalset, metric, column):
 
 def test_shipped_configs_state_their_class_set_and_evaluation_kinds(in1k, in100):
     facts = reference_facts(in1k)
-    assert facts["runs"]["in1k-sd-rn50"] == {"subject": "synthetic-run", "class_set": "imagenet1k", "guidance": 2.0,
-                                             "recipe": "c, d_c", "scale": 1.0}
-    assert facts["evalsets"] == {"in1k-val": "imagenet-val", "in1k-v2": "imagenet-v2", "in1k-sketch": "imagenet-sketch",
-                                 "in-r": "imagenet-r", "in-a": "imagenet-a", "in1k-c": None}
+    assert facts["runs"]["in1k-sd-rn50"] == {
+        "subject": "synthetic-run",
+        "class_set": "imagenet1k",
+        "guidance": 2.0,
+        "recipe": "c, d_c",
+        "scale": 1.0,
+    }
+    assert facts["evalsets"] == {
+        "in1k-val": "imagenet-val",
+        "in1k-v2": "imagenet-v2",
+        "in1k-sketch": "imagenet-sketch",
+        "in-r": "imagenet-r",
+        "in-a": "imagenet-a",
+        "in1k-c": None,
+    }
     assert reference_facts(in100)["runs"]["in100-sd-rn50"]["class_set"] == "imagenet100"
 
 
@@ -59,8 +71,9 @@ def test_guidance_and_recipe_pick_the_reference(in1k):
     config = copy.deepcopy(in1k)
     config["generators"]["sd14-g2"]["guidance_scale"] = 7.5
     table = evaluation([("in1k-sd-rn50", "in1k-val", 25.0, 50.0)])
-    assert cell(attach_references(table, reference_facts(config)), "in1k-sd-rn50", "in1k-val", "top1",
-                "reference") == 26.2
+    assert (
+        cell(attach_references(table, reference_facts(config)), "in1k-sd-rn50", "in1k-val", "top1", "reference") == 26.2
+    )
     config["recipes"]["c_dc"]["family"] = "c, h_c inside b"
     out = attach_references(table, reference_facts(config))
     assert cell(out, "in1k-sd-rn50", "in1k-val", "top1", "reference") == 30.1
@@ -82,14 +95,34 @@ def test_images_per_class_multiplier_and_superseded_numbers(in100):
 
 
 def test_rows_may_carry_their_own_facts_and_long_tables_stay_long(in1k):
-    table = pd.DataFrame([
-        {"run": "released-1k", "evalset": "in1k-val", "subject": "released-checkpoint", "class_set": "imagenet1k",
-         "metric": "nll", "value": 2.6},
-        {"run": "released-1k", "evalset": "in-a", "subject": "released-checkpoint", "class_set": "imagenet1k",
-         "metric": "top1", "value": 3.0},
-        {"run": "tv-rn50", "evalset": "in1k-val", "subject": "torchvision-resnet50", "class_set": "imagenet1k",
-         "metric": "pgd_top1", "value": 17.0},
-    ])
+    table = pd.DataFrame(
+        [
+            {
+                "run": "released-1k",
+                "evalset": "in1k-val",
+                "subject": "released-checkpoint",
+                "class_set": "imagenet1k",
+                "metric": "nll",
+                "value": 2.6,
+            },
+            {
+                "run": "released-1k",
+                "evalset": "in-a",
+                "subject": "released-checkpoint",
+                "class_set": "imagenet1k",
+                "metric": "top1",
+                "value": 3.0,
+            },
+            {
+                "run": "tv-rn50",
+                "evalset": "in1k-val",
+                "subject": "torchvision-resnet50",
+                "class_set": "imagenet1k",
+                "metric": "pgd_top1",
+                "value": 17.0,
+            },
+        ]
+    )
     out = attach_references(table, reference_facts(in1k))
     assert list(out.reference) == [2.570, 3.6, 16.7]
     assert out.difference.tolist() == pytest.approx([0.03, -0.6, 0.3])

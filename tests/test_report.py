@@ -1,5 +1,6 @@
 """The report: contact sheets from a fixed small sample, generation statistics, training curves, result tables,
 and the whole `snakemake --report` page opened in a real headless Chromium."""
+
 from __future__ import annotations
 
 import io
@@ -11,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
-
 from browser import Browser, find_chromium
 from conftest import REPO, copy_workflow, demo_config, planned_jobs, run_snakemake
+from PIL import Image
+
 from imagenet_sd import contact_sheets as cs
 from imagenet_sd.plots import training_curves
 from imagenet_sd.report import generation_tables, table_page
@@ -31,8 +32,11 @@ def write_chunk(path: Path, wnid: str, n: int, colour: int, cut_after: int | Non
             buffer = io.BytesIO()
             Image.fromarray(np.full((64, 64, 3), (colour + 20 * i) % 256, np.uint8)).save(buffer, "JPEG")
             add_tar_member(tar, f"{wnid}_{i:06d}.jpg", buffer.getvalue())
-            meta = {"key": f"{wnid}_{i:06d}", "prompt": f"prompt {i} of {wnid}, a long definition " * 3,
-                    "failed": "black" if i == 1 else None}
+            meta = {
+                "key": f"{wnid}_{i:06d}",
+                "prompt": f"prompt {i} of {wnid}, a long definition " * 3,
+                "failed": "black" if i == 1 else None,
+            }
             add_tar_member(tar, f"{wnid}_{i:06d}.json", json.dumps(meta).encode())
     if cut_after is not None:  # the tar ends in the middle of image `cut_after`: only a full read notices
         with tarfile.open(path) as tar:
@@ -51,25 +55,32 @@ def test_sample_is_fixed_and_spans_the_class_list():
 
 def test_sheet_reads_only_the_first_images_and_fits_its_budget(tmp_path):
     # Tars cut after the sampled images: a reader that went through a whole tar would fail on them.
-    chunks = {w: str(write_chunk(tmp_path / f"{w}.tar", w, 6, c, cut_after=4))
-              for w, c in (("n01440764", 0), ("n01443537", 90), ("n01484850", 180))}
+    chunks = {
+        w: str(write_chunk(tmp_path / f"{w}.tar", w, 6, c, cut_after=4))
+        for w, c in (("n01440764", 0), ("n01443537", 90), ("n01484850", 180))
+    }
     tiles = cs.read_tiles(chunks["n01440764"], 3, 48)
-    assert [t.prompt.split(",")[0] for t in tiles] == ["prompt 0 of n01440764", "prompt 1 of n01440764",
-                                                         "prompt 2 of n01440764"]
+    assert [t.prompt.split(",")[0] for t in tiles] == [
+        "prompt 0 of n01440764",
+        "prompt 1 of n01440764",
+        "prompt 2 of n01440764",
+    ]
     assert [t.failed for t in tiles] == [False, True, False] and tiles[0].image.size == (48, 48)
     with pytest.raises(tarfile.ReadError):  # the cut is real
         cs.read_tiles(chunks["n01440764"], 99, 48)
 
     labels = {w: f"{i}. class {w}" for i, w in enumerate(chunks)}
     out = tmp_path / "sheet.jpg"
-    size = cs.contact_sheet(chunks=chunks, labels=labels, title="t", output=out, images=4, thumb=96,
-                            max_bytes=200 * 1024)
+    size = cs.contact_sheet(
+        chunks=chunks, labels=labels, title="t", output=out, images=4, thumb=96, max_bytes=200 * 1024
+    )
     sheet = Image.open(out)
     assert size == out.stat().st_size <= 200 * 1024
     assert sheet.width >= 4 * 96 and sheet.height >= 3 * 96  # 3 rows of 4 thumbnails
     # A tight budget lowers the quality, then the size, instead of overflowing.
-    small = cs.contact_sheet(chunks=chunks, labels=labels, title="t", output=tmp_path / "s.jpg", images=4,
-                             thumb=96, max_bytes=60 * 1024)
+    small = cs.contact_sheet(
+        chunks=chunks, labels=labels, title="t", output=tmp_path / "s.jpg", images=4, thumb=96, max_bytes=60 * 1024
+    )
     assert small <= 60 * 1024 < size or size <= 60 * 1024
 
 
@@ -77,32 +88,70 @@ def test_comparison_sheet_has_a_row_per_clone_and_shared_class(tmp_path):
     a = {w: str(write_chunk(tmp_path / "a" / f"{w}.tar", w, 2, 0)) for w in ("n01440764", "n01443537")}
     b = {"n01440764": str(write_chunk(tmp_path / "b" / "n01440764.tar", "n01440764", 2, 128))}
     out = tmp_path / "cmp.jpg"
-    cs.comparison_sheet(clones={"a": a, "b": b}, labels={w: w for w in a}, captions={"a": "A", "b": "B"},
-                        title="a vs b", output=out, images=2, thumb=64, max_bytes=300 * 1024)
+    cs.comparison_sheet(
+        clones={"a": a, "b": b},
+        labels={w: w for w in a},
+        captions={"a": "A", "b": "B"},
+        title="a vs b",
+        output=out,
+        images=2,
+        thumb=64,
+        max_bytes=300 * 1024,
+    )
     single = tmp_path / "one.jpg"
-    cs.contact_sheet(chunks={"n01440764": a["n01440764"]}, labels={"n01440764": "x"}, title="x", output=single,
-                     images=2, thumb=64, max_bytes=300 * 1024)
+    cs.contact_sheet(
+        chunks={"n01440764": a["n01440764"]},
+        labels={"n01440764": "x"},
+        title="x",
+        output=single,
+        images=2,
+        thumb=64,
+        max_bytes=300 * 1024,
+    )
     # One shared class, two clones -> two rows: twice the height of a one-row sheet, less the title bar.
     assert Image.open(out).height > 1.8 * (Image.open(single).height - 28)
     with pytest.raises(ValueError, match="share no sampled class"):
-        cs.comparison_sheet(clones={"a": {"n01443537": a["n01443537"]}, "b": b}, labels={"n01443537": "y"},
-                            captions={"a": "A", "b": "B"}, title="t", output=out, images=1, thumb=64,
-                            max_bytes=10**6)
+        cs.comparison_sheet(
+            clones={"a": {"n01443537": a["n01443537"]}, "b": b},
+            labels={"n01443537": "y"},
+            captions={"a": "A", "b": "B"},
+            title="t",
+            output=out,
+            images=1,
+            thumb=64,
+            max_bytes=10**6,
+        )
 
 
 def write_stats(path: Path, split: str, images: int, seconds: float, mfu, regenerated=0, unresolved=0) -> str:
-    path.write_text(json.dumps({
-        "images": images, "start": 0, "stop": images, "split": split, "wnid": path.stem,
-        "seconds": {"total": seconds}, "images_per_second": images / seconds, "mfu": mfu,
-        "regenerated": regenerated, "unresolved": unresolved, "device": "NVIDIA H100 80GB HBM3",
-        "peak_memory_bytes": 2**30, "tar_bytes": 10**6}))
+    path.write_text(
+        json.dumps(
+            {
+                "images": images,
+                "start": 0,
+                "stop": images,
+                "split": split,
+                "wnid": path.stem,
+                "seconds": {"total": seconds},
+                "images_per_second": images / seconds,
+                "mfu": mfu,
+                "regenerated": regenerated,
+                "unresolved": unresolved,
+                "device": "NVIDIA H100 80GB HBM3",
+                "peak_memory_bytes": 2**30,
+                "tar_bytes": 10**6,
+            }
+        )
+    )
     return str(path)
 
 
 def test_generation_statistics_aggregate_chunks(tmp_path):
-    files = [write_stats(tmp_path / "n1.json", "train", 100, 10.0, 0.4, regenerated=2),
-             write_stats(tmp_path / "n2.json", "train", 300, 30.0, 0.2, unresolved=1),
-             write_stats(tmp_path / "n3.json", "heldout", 50, 5.0, None)]
+    files = [
+        write_stats(tmp_path / "n1.json", "train", 100, 10.0, 0.4, regenerated=2),
+        write_stats(tmp_path / "n2.json", "train", 300, 30.0, 0.2, unresolved=1),
+        write_stats(tmp_path / "n3.json", "heldout", 50, 5.0, None),
+    ]
     chunks, total = generation_tables(files)
     assert len(chunks) == 3
     train = total[total.split == "train"].iloc[0]
@@ -119,16 +168,25 @@ def test_training_curves_show_top1_only_when_logged(tmp_path):
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
     assert training_curves(metrics, tmp_path / "a.png", "run") == ["loss", "lr"]
-    metrics.write_text(metrics.read_text() + json.dumps({"event": "step", "step": 5, "loss": 4, "lr": 0.1,
-                                                         "train_top1": 12.5}) + "\n")
+    metrics.write_text(
+        metrics.read_text() + json.dumps({"event": "step", "step": 5, "loss": 4, "lr": 0.1, "train_top1": 12.5}) + "\n"
+    )
     assert training_curves(metrics, tmp_path / "b.png", "run") == ["loss", "lr", "train_top1"]
     assert Image.open(tmp_path / "b.png").width > Image.open(tmp_path / "a.png").width
 
 
 def test_prompt_table_page_sums_truncations(tmp_path):
-    rows = pd.DataFrame({"clone": ["a", "a", "b"], "class_index": [0, 1, 0], "wnid": ["n1", "n2", "n1"],
-                         "images": [10, 10, 5], "truncated": [3, 0, 1], "max_tokens_seen": [80, 20, 90],
-                         "example_1": ["x <b>", "y", "z"]})
+    rows = pd.DataFrame(
+        {
+            "clone": ["a", "a", "b"],
+            "class_index": [0, 1, 0],
+            "wnid": ["n1", "n2", "n1"],
+            "images": [10, 10, 5],
+            "truncated": [3, 0, 1],
+            "max_tokens_seen": [80, 20, 90],
+            "example_1": ["x <b>", "y", "z"],
+        }
+    )
     rows.to_csv(tmp_path / "prompts.csv", index=False)
     table_page("prompts", tmp_path / "prompts.csv", tmp_path / "p.html")
     page = (tmp_path / "p.html").read_text()
@@ -142,8 +200,9 @@ def test_prompt_table_page_sums_truncations(tmp_path):
 def test_full_scale_report_plans_a_sample_not_the_clone(tmp_path):
     """Planning the ImageNet-1K-SD report: its contact sheet needs 12 of the 1,000 first chunks."""
     workdir = copy_workflow(tmp_path / "wf")
-    jobs = planned_jobs(workdir, "results/report/clones/in1k-sd/contact_sheet.jpg",
-                        "--configfile", "config/imagenet1k_sd.yaml")
+    jobs = planned_jobs(
+        workdir, "results/report/clones/in1k-sd/contact_sheet.jpg", "--configfile", "config/imagenet1k_sd.yaml"
+    )
     assert jobs["contact_sheet"] == 1
     assert jobs["generate"] == 12 and jobs["prompts"] == 12
 

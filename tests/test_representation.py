@@ -1,4 +1,5 @@
 """Representation statistics on constructed features whose values are known in closed form."""
+
 import math
 
 import numpy as np
@@ -57,7 +58,7 @@ def test_coding_rate_of_k_orthogonal_directions(eps):
     d = 4
     for k in (1, 2, 4):
         features = np.repeat(E[:k], 12 // k, axis=0) * 3.0  # scale is removed by the normalisation
-        assert coding_rate(features, eps) == pytest.approx(k / 2 * math.log(1 + d / (k * eps ** 2)))
+        assert coding_rate(features, eps) == pytest.approx(k / 2 * math.log(1 + d / (k * eps**2)))
 
 
 def test_coding_rate_is_the_same_with_more_dimensions_than_images():
@@ -74,7 +75,6 @@ def test_analyze_script_reads_a_features_file(tmp_path):
     np.savez(path, features=features, labels=np.array([0, 0, 1, 1], dtype=np.int64), classes=np.array(["n1", "n2"]))
     out = tmp_path / "stats.json"
     found = load_script("analyze").main(features=path, output=out, eps=0.5, threshold=0.0, model="m", evalset="s")
-    assert found == {**statistics(features, [0, 0, 1, 1], eps=0.5), "model": "m", "evalset": "s",
-                     "features": str(path)}
+    assert found == {**statistics(features, [0, 0, 1, 1], eps=0.5), "model": "m", "evalset": "s", "features": str(path)}
     assert found["sparsity"] == pytest.approx(12 / 16) and found["intra_class_distance"] == pytest.approx(0.5)
     assert out.is_file()

@@ -1,10 +1,12 @@
 """The rerun contract (docs/design.md): after a completed run, one change recomputes exactly what it touches.
 
 One small run is completed once (three clones over three classes, one chunk each, one tiny training run
-evaluated on a small real-image folder, tables); each case copies it (mtimes and Snakemake's metadata included), makes one change, and checks which
+evaluated on a small real-image folder, tables); each case copies it (mtimes and Snakemake's metadata
+included), makes one change, and checks which
 jobs a dry run schedules (by rule, and which chunk files) and, where the contract is about files, runs the
 change and compares bytes and mtimes.
 """
+
 from __future__ import annotations
 
 import copy
@@ -17,21 +19,23 @@ from pathlib import Path
 
 import pytest
 import yaml
-from PIL import Image
 from conftest import REPO, copy_workflow, demo_config, parse_job_stats, run_snakemake, write_config
-
+from PIL import Image
 from snakemake.utils import validate
 
 from imagenet_sd import paths
 from imagenet_sd.plan import build_plan
 
-BIG = ["n01558993", "n02123045"]   # robin, tabby
-SMALL = ["n02123045"]              # a subset of BIG, same recipe and generator (like IN-100 inside IN-1K)
-OTHER = ["n02701002"]              # ambulance, under another recipe
-NEW_CLASS = "n07753275"            # pineapple
+BIG = ["n01558993", "n02123045"]  # robin, tabby
+SMALL = ["n02123045"]  # a subset of BIG, same recipe and generator (like IN-100 inside IN-1K)
+OTHER = ["n02701002"]  # ambulance, under another recipe
+NEW_CLASS = "n07753275"  # pineapple
 CLONES = ("big", "small", "other")
-TARGETS = [*(f"results/clones/{c}/train.json" for c in CLONES), "results/tables/prompts.csv",
-           "results/tables/evaluation.csv"]
+TARGETS = [
+    *(f"results/clones/{c}/train.json" for c in CLONES),
+    "results/tables/prompts.csv",
+    "results/tables/evaluation.csv",
+]
 
 
 def tiny_config() -> dict:
@@ -44,11 +48,14 @@ def tiny_config() -> dict:
         "recipes": {"c_dc": {"family": "c, d_c"}, "c_hc": {"family": "c, h_c"}},
         "pipelines": demo["pipelines"],
         "generators": {"tiny": generator},
-        "clones": {"big": {"class_set": "big", "recipe": "c_dc", **clone},
-                   "small": {"class_set": "small", "recipe": "c_dc", **clone},
-                   "other": {"class_set": "other", "recipe": "c_hc", **clone}},
-        "trainings": {"demo": {**demo["trainings"]["demo"], "batch_size": 2, "max_steps": 1, "local_crops": 0,
-                               "workers": 0}},
+        "clones": {
+            "big": {"class_set": "big", "recipe": "c_dc", **clone},
+            "small": {"class_set": "small", "recipe": "c_dc", **clone},
+            "other": {"class_set": "other", "recipe": "c_hc", **clone},
+        },
+        "trainings": {
+            "demo": {**demo["trainings"]["demo"], "batch_size": 2, "max_steps": 1, "local_crops": 0, "workers": 0}
+        },
         "evalsets": {"real": {"path": "real-val", "description": "a few real JPEGs in ImageFolder layout"}},
         "runs": {"big": {"clone": "big", "training": "demo", "evaluate": ["real"]}},
     }
@@ -85,8 +92,9 @@ def dry_run(workdir: Path, *targets: str) -> tuple[Counter, dict[str, set[str]]]
 def snapshot(workdir: Path) -> dict[str, tuple[str, int]]:
     """sha256 and mtime of every prompt file and generated chunk."""
     files = [*(workdir / "results/prompts").rglob("*.json"), *(workdir / "results/generated").rglob("*.*")]
-    return {str(p.relative_to(workdir)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in files}
+    return {
+        str(p.relative_to(workdir)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in files
+    }
 
 
 def load_config(workdir: Path) -> dict:
@@ -160,7 +168,9 @@ def test_name_override_regenerates_exactly_that_class(work):
     key = plan.sheets["big"][0].key
     assert key != BIG[0]
     jobs, outputs = dry_run(work)
-    assert jobs["prompts"] == 1 and outputs["prompts"] == {paths.PROMPTS.format(recipe_key=plan.clones["big"].recipe_key, ckey=key)}
+    assert jobs["prompts"] == 1 and outputs["prompts"] == {
+        paths.PROMPTS.format(recipe_key=plan.clones["big"].recipe_key, ckey=key)
+    }
     assert generated(outputs) == {chunk(work, "big", key)}
     assert jobs["pack"] == 1 and outputs["pack"] == {"results/clones/big/train"}
     # the completed run trained and evaluated `big`: the change retrains and re-evaluates it, once
@@ -188,8 +198,10 @@ def test_raising_images_per_class_generates_only_the_new_chunks(work):
     run_snakemake(work, *TARGETS)
     after = snapshot(work)
     assert {k: v for k, v in after.items() if k in before} == before  # bytes and mtimes kept
-    assert set(after) - set(before) == {chunk(work, "other", OTHER[0], 2, 4),
-                                        chunk(work, "other", OTHER[0], 2, 4).replace(".tar", ".json")}
+    assert set(after) - set(before) == {
+        chunk(work, "other", OTHER[0], 2, 4),
+        chunk(work, "other", OTHER[0], 2, 4).replace(".tar", ".json"),
+    }
 
 
 # ---- 4. a class added to a sheet ---------------------------------------------------------------------
@@ -209,6 +221,7 @@ def test_a_new_generator_setting_is_written_beside_the_old(work):
     def add_guidance_75(config):
         config["generators"]["tiny-g75"] = {**config["generators"]["tiny"], "guidance_scale": 7.5}
         config["clones"]["other-g75"] = {**config["clones"]["other"], "generator": "tiny-g75"}
+
     edit_config(work, add_guidance_75)
     targets = [*TARGETS, "results/clones/other-g75/train.json"]
     jobs, outputs = dry_run(work, *targets)

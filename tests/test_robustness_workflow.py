@@ -1,4 +1,5 @@
 """Robustness and the real-data clone in the real workflow: what a change schedules, and bad real folders."""
+
 import copy
 import json
 
@@ -29,6 +30,7 @@ def test_adding_an_attack_or_an_epsilon_schedules_only_the_new_attack_jobs(demo_
     def new_attack_and_epsilon(r):
         r["attacks"]["pgd5"] = {"method": "pgd", "steps": 5}
         r["epsilons"] = [1, 2]
+
     write_config(demo_run, with_robustness(new_attack_and_epsilon), "more-attacks.yaml")
     jobs = planned_jobs(demo_run, "--configfile", "more-attacks.yaml")
     # new: pgd5 at eps 1 and 2, fgsm and pgd at eps 2, for each of the 2 models; nothing retrains
@@ -73,6 +75,7 @@ def test_a_sheet_class_missing_from_a_real_train_set_is_named_before_any_job(tmp
     def folder_without_nine(folder):
         for wnid in DIGIT_WNIDS[:-1]:
             (folder / wnid).mkdir(parents=True)
+
     out = bad_real_folder(tmp_path, folder_without_nine)
     assert "clones.digits.path" in out and DIGIT_WNIDS[-1] in out and DIGIT_WNIDS[0] + "," not in out
 
@@ -81,6 +84,7 @@ def test_a_wrong_real_folder_layout_is_named_before_any_job(tmp_path):
     def imagenet_root(folder):
         (folder / "train").mkdir(parents=True)
         (folder / "val").mkdir()
+
     out = bad_real_folder(tmp_path, imagenet_root)
     assert "clones.digits.path" in out and "one sub-folder per wnid" in out and "train, val" in out
 

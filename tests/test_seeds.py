@@ -1,4 +1,5 @@
 """Per-image seeds are pure functions of the image's identity."""
+
 import os
 import subprocess
 import sys
@@ -10,9 +11,15 @@ ARGS = (0, "sd14", "c_dc", "n01440764", "train", 12)
 
 def test_seed_depends_on_every_part_of_the_identity():
     base = image_seed(*ARGS)
-    variants = [image_seed(1, *ARGS[1:]), image_seed(0, "sd15", *ARGS[2:]), image_seed(0, "sd14", "c", *ARGS[3:]),
-                image_seed(*ARGS[:3], "n01443537", "train", 12), image_seed(*ARGS[:4], "heldout", 12),
-                image_seed(*ARGS[:5], 13), image_seed(*ARGS, attempt=1)]
+    variants = [
+        image_seed(1, *ARGS[1:]),
+        image_seed(0, "sd15", *ARGS[2:]),
+        image_seed(0, "sd14", "c", *ARGS[3:]),
+        image_seed(*ARGS[:3], "n01443537", "train", 12),
+        image_seed(*ARGS[:4], "heldout", 12),
+        image_seed(*ARGS[:5], 13),
+        image_seed(*ARGS, attempt=1),
+    ]
     assert len({base, *variants}) == 1 + len(variants)
     assert prompt_seed(0, "c_dc", "n01440764", "train", 12) != base
 
@@ -28,6 +35,9 @@ def test_seeds_are_stable_across_processes_and_hash_randomisation():
     outs = set()
     for hashseed in ("1", "2"):
         env = dict(os.environ, PYTHONHASHSEED=hashseed)
-        outs.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                check=True).stdout.strip())
+        outs.add(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            ).stdout.strip()
+        )
     assert outs == {str(image_seed(*ARGS))}

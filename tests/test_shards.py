@@ -1,4 +1,5 @@
 """Packing: real chunk tars with real JPEGs in, WebDataset shards (read back by webdataset) and an ImageFolder out."""
+
 import io
 import json
 import tarfile
@@ -6,9 +7,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import load_script
 import torch
 import webdataset as wds
+from conftest import load_script
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
@@ -34,8 +35,10 @@ def make_chunk(path: Path, wnid: str, split: str, start: int, stop: int, size=16
         for index in range(start, stop):
             key = f"{wnid}_{index:06d}"
             meta = {"wnid": wnid, "index": index, "split": split, "seed": index, "prompt": f"a photo of {wnid}"}
-            for name, data in ((f"{key}.jpg", jpeg((shade, index * 20 % 256, 90), size)),
-                               (f"{key}.json", json.dumps(meta).encode())):
+            for name, data in (
+                (f"{key}.jpg", jpeg((shade, index * 20 % 256, 90), size)),
+                (f"{key}.json", json.dumps(meta).encode()),
+            ):
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
@@ -48,16 +51,32 @@ def make_clone(root: Path, classes, train_per_class, heldout_per_class, chunk=4,
         for wnid in classes:
             for start in range(0, n, chunk):
                 stop = min(start + chunk, n)
-                tars[split].append(make_chunk(root / "generated" / split / wnid / f"{start:06d}-{stop:06d}.tar",
-                                              wnid, split, start, stop, size))
+                tars[split].append(
+                    make_chunk(
+                        root / "generated" / split / wnid / f"{start:06d}-{stop:06d}.tar",
+                        wnid,
+                        split,
+                        start,
+                        stop,
+                        size,
+                    )
+                )
     return tars
 
 
 def pack(tmp_path, tars, out="clone", seed=0, shard_size=5, images_per_class=6, classes=CLASSES):
     out = tmp_path / out
-    load_script("pack").main(train_tars=tars["train"], heldout_tars=tars["heldout"], shards_dir=out / "train",
-                             index=out / "train.json", heldout_dir=out / "heldout", classes=classes,
-                             images_per_class=images_per_class, shard_size=shard_size, seed=seed)
+    load_script("pack").main(
+        train_tars=tars["train"],
+        heldout_tars=tars["heldout"],
+        shards_dir=out / "train",
+        index=out / "train.json",
+        heldout_dir=out / "heldout",
+        classes=classes,
+        images_per_class=images_per_class,
+        shard_size=shard_size,
+        seed=seed,
+    )
     return out
 
 
@@ -107,7 +126,7 @@ def test_shuffle_mixes_classes(clone):
     first_shard = labels[:5]
     assert len(set(first_shard)) > 1
     # Each shard holds a mix, not one class after another.
-    assert all(len(set(labels[i:i + 5])) > 1 for i in range(0, 15, 5))
+    assert all(len(set(labels[i : i + 5])) > 1 for i in range(0, 15, 5))
 
 
 def test_pack_bytes_are_deterministic(clone, tmp_path):
@@ -152,6 +171,15 @@ def test_heldout_count_is_checked_when_given(clone, tmp_path):
     _, tars, _ = clone
     out = tmp_path / "checked"
     with pytest.raises(ValueError, match="heldout split: expected 3"):
-        load_script("pack").main(train_tars=tars["train"], heldout_tars=tars["heldout"], shards_dir=out / "train",
-                                 index=out / "train.json", heldout_dir=out / "heldout", classes=CLASSES,
-                                 images_per_class=6, shard_size=5, seed=0, heldout_per_class=3)
+        load_script("pack").main(
+            train_tars=tars["train"],
+            heldout_tars=tars["heldout"],
+            shards_dir=out / "train",
+            index=out / "train.json",
+            heldout_dir=out / "heldout",
+            classes=CLASSES,
+            images_per_class=6,
+            shard_size=5,
+            seed=0,
+            heldout_per_class=3,
+        )

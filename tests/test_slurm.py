@@ -7,6 +7,7 @@ fails; the second run must finish the work. While snakemake runs, the test reads
 the controller (`scontrol show job`, which keeps finished jobs for MinJobAge=300 s; polled every 2 s so none
 is missed) and checks them against the completion log of jobcomp/filetxt.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, SNAKEMAKE, WORKFLOW_PARTS, copy_workflow
 
 pytestmark = pytest.mark.slurm
@@ -53,6 +53,7 @@ if _PROBLEM:
 
 # --- Slurm's records ---------------------------------------------------------------------------------
 
+
 def _scontrol_records() -> dict[str, dict[str, str]]:
     out = subprocess.run(["scontrol", "show", "job", "-o"], capture_output=True, text=True, timeout=30).stdout
     records = {}
@@ -79,13 +80,31 @@ def _rule_of(record: dict[str, str]) -> str:
     profile names every group after its rule."""
     comment = record.get("Comment", "")
     assert comment.startswith("rule_"), f"job {record['JobId']} has no snakemake comment: {comment!r}"
-    rule = comment[len("rule_"):]
+    rule = comment[len("rule_") :]
     return next((name for name in sorted(RULE_NAMES, key=len, reverse=True) if rule.startswith(name)), rule)
 
 
-RULE_NAMES = ("generate", "train", "evaluate", "prompts", "prompt_summary", "pack", "tables", "wordnet",
-              "clip_tokenizer", "tiny_pipeline", "prefetch_weights", "features", "probe", "probe_linear", "check_model",
-              "fetch_model", "prepare_transfer_set", "index_dataset", "transfer_tables")
+RULE_NAMES = (
+    "generate",
+    "train",
+    "evaluate",
+    "prompts",
+    "prompt_summary",
+    "pack",
+    "tables",
+    "wordnet",
+    "clip_tokenizer",
+    "tiny_pipeline",
+    "prefetch_weights",
+    "features",
+    "probe",
+    "probe_linear",
+    "check_model",
+    "fetch_model",
+    "prepare_transfer_set",
+    "index_dataset",
+    "transfer_tables",
+)
 
 
 def _requests_gpu(record: dict[str, str]) -> bool:
@@ -94,19 +113,27 @@ def _requests_gpu(record: dict[str, str]) -> bool:
 
 # --- running snakemake ---------------------------------------------------------------------------------
 
+
 class SlurmRun:
     """snakemake with the SLURM profile in `workdir`, recording Slurm's view of every job it submits."""
 
     def __init__(self, workdir: Path, profiles: list[str], extra: list[str], user=None):
         self.workdir, self.records = workdir, {}
         args = [a for p in profiles for a in ("--profile", p)] + extra
-        self.log = open(workdir / f"snakemake-{len(list(workdir.glob('snakemake-*.txt')))}.txt", "w")
+        self.log = open(workdir / f"snakemake-{len(list(workdir.glob('snakemake-*.txt')))}.txt", "w")  # noqa: SIM115
         if user is None:
-            self.proc = subprocess.Popen([*SNAKEMAKE, *args], cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT,
-                                         env=dict(os.environ, PYTHONUNBUFFERED="1"), text=True)
+            self.proc = subprocess.Popen(
+                [*SNAKEMAKE, *args],
+                cwd=workdir,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                text=True,
+            )
         else:  # the user's own snakemake process: it submits, so Slurm runs the jobs as that user
-            self.proc = user.popen([*user.snakemake, *args], workdir, stdout=self.log, stderr=subprocess.STDOUT,
-                                   text=True)
+            self.proc = user.popen(
+                [*user.snakemake, *args], workdir, stdout=self.log, stderr=subprocess.STDOUT, text=True
+            )
 
     def poll(self) -> dict[str, dict[str, str]]:
         for job_id, rec in _scontrol_records().items():
@@ -177,12 +204,15 @@ def slurm_runs(tmp_path_factory, demo_run, ci_user):
     first = SlurmRun(workdir, profiles, ["--retries", "0"], user=ci_user)
     cancelled = None
     try:
+
         def generate_running(records):
             return any(_rule_of(r) == "generate" and r.get("JobState") == "RUNNING" for r in records.values())
+
         if not first.wait(900, until=generate_running):
-            cancelled = next(j for j, r in first.records.items()
-                             if _rule_of(r) == "generate" and r.get("JobState") == "RUNNING")
-            time.sleep(3)                                      # let it write something
+            cancelled = next(
+                j for j, r in first.records.items() if _rule_of(r) == "generate" and r.get("JobState") == "RUNNING"
+            )
+            time.sleep(3)  # let it write something
             subprocess.run(["scancel", cancelled], check=True)
             first.wait(900)
     finally:
@@ -195,8 +225,15 @@ def slurm_runs(tmp_path_factory, demo_run, ci_user):
         second.wait(1500)
     finally:
         second.stop()
-    return dict(workdir=workdir, first=first, second=second, cancelled=cancelled, after_kill=after_kill,
-                seconds=time.monotonic() - started, user=ci_user)
+    return dict(
+        workdir=workdir,
+        first=first,
+        second=second,
+        cancelled=cancelled,
+        after_kill=after_kill,
+        seconds=time.monotonic() - started,
+        user=ci_user,
+    )
 
 
 def _copy_with_link(dest: Path, source: Path | None = None) -> Path:
@@ -206,12 +243,12 @@ def _copy_with_link(dest: Path, source: Path | None = None) -> Path:
         workdir = copy_workflow(dest).resolve()
     else:
         workdir = dest.resolve()
-        for part in dict.fromkeys(WORKFLOW_PARTS + ("envs",)):   # (conftest may list envs already)
+        for part in dict.fromkeys(WORKFLOW_PARTS + ("envs",)):  # (conftest may list envs already)
             if (source / part).is_dir():
                 shutil.copytree(source / part, workdir / part, ignore=shutil.ignore_patterns("__pycache__"))
             elif (source / part).exists():
                 shutil.copy2(source / part, workdir / part)
-    if (REPO / "envs").is_dir() and not (workdir / "envs").exists():   # rules name envs/*.yaml (software-env)
+    if (REPO / "envs").is_dir() and not (workdir / "envs").exists():  # rules name envs/*.yaml (software-env)
         shutil.copytree(REPO / "envs", workdir / "envs")
     shutil.copy2(REPO / "slurm", workdir / "slurm", follow_symlinks=False)
     return workdir
@@ -221,8 +258,13 @@ def test_profile_name_resolves_from_the_repository_root(tmp_path):
     """`--profile slurm` is looked up as ./slurm (never as profiles/slurm), so the repository root holds a
     link; the implicit workflow profile profiles/default is still applied on top of it."""
     assert (REPO / "slurm").is_symlink() and (REPO / "slurm").resolve() == (REPO / "profiles/slurm").resolve()
-    proc = subprocess.run([*SNAKEMAKE, "--profile", "slurm", "--dry-run"], cwd=_copy_with_link(tmp_path),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*SNAKEMAKE, "--profile", "slurm", "--dry-run"],
+        cwd=_copy_with_link(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-3000:]
     assert "Using profiles slurm and workflow specific profile profiles/default" in text
@@ -242,13 +284,14 @@ def test_a_job_killed_by_slurm_leaves_nothing_complete_looking_and_a_rerun_finis
             if name.endswith(".tar"):
                 assert data == reference.read_bytes(), f"killed run left an incomplete {name}"
             elif name.endswith(".json"):
-                json.loads(data)                               # stats differ in timings, but must parse
+                json.loads(data)  # stats differ in timings, but must parse
     assert second.proc.returncode == 0, second.output()[-6000:]
     assert (slurm_runs["workdir"] / "results/tables/evaluation.md").exists()
     dry_run = ["--profile", "slurm", "--profile", "profiles/ci", "--dry-run"]
     if slurm_runs["user"] is None:
-        dry = subprocess.run([*SNAKEMAKE, *dry_run], cwd=slurm_runs["workdir"], capture_output=True, text=True,
-                             timeout=300)
+        dry = subprocess.run(
+            [*SNAKEMAKE, *dry_run], cwd=slurm_runs["workdir"], capture_output=True, text=True, timeout=300
+        )
         text = dry.stdout + dry.stderr
     else:
         text = slurm_runs["user"].run([*slurm_runs["user"].snakemake, *dry_run], slurm_runs["workdir"], 300).stdout

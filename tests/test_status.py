@@ -1,4 +1,5 @@
 """Progress from the files on disk: the status command in the middle of a real run, and progress log lines."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from conftest import copy_workflow, run_snakemake, share_resources
+
 from imagenet_sd.plan import build_plan
 from imagenet_sd.progress import Progress, duration
 from imagenet_sd.status import load_config
@@ -19,8 +20,9 @@ from imagenet_sd.status import load_config
 
 def test_progress_logs_rate_and_eta_at_a_steady_interval(caplog):
     now = [0.0]
-    progress = Progress("pack train shards", 200, interval=10, clock=lambda: now[0],
-                        logger=logging.getLogger("test.progress"))
+    progress = Progress(
+        "pack train shards", 200, interval=10, clock=lambda: now[0], logger=logging.getLogger("test.progress")
+    )
     with caplog.at_level(logging.INFO, logger="test.progress"):
         for _ in range(100):  # 2 images/s for 50 s
             now[0] += 0.5
@@ -42,8 +44,14 @@ def count_images(tars: list[Path]) -> int:
 
 
 def status(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "imagenet_sd.status", *args], cwd=workdir, text=True,
-                          capture_output=True, check=True, env=dict(os.environ, PYTHONPATH=str(workdir)))
+    return subprocess.run(
+        [sys.executable, "-m", "imagenet_sd.status", *args],
+        cwd=workdir,
+        text=True,
+        capture_output=True,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=str(workdir)),
+    )
 
 
 def test_status_of_a_run_stopped_half_way_counts_the_files_on_disk(built_resources, tmp_path):

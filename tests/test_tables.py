@@ -1,4 +1,5 @@
 """Result tables from evaluation JSON files."""
+
 import json
 
 import pandas as pd
@@ -9,16 +10,32 @@ from imagenet_sd.tables import main
 def write_eval(root, run, evalset, top1, top5):
     path = root / "results/runs" / run / "eval" / f"{evalset}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"run": run, "evalset": {"name": evalset}, "top1": top1, "top5": top5, "n_images": 50,
-                                "n_classes_scored": 10}))
+    path.write_text(
+        json.dumps(
+            {
+                "run": run,
+                "evalset": {"name": evalset},
+                "top1": top1,
+                "top5": top5,
+                "n_images": 50,
+                "n_classes_scored": 10,
+            }
+        )
+    )
     return str(path)
 
 
 def test_long_csv_and_markdown_pivot(tmp_path):
-    runs = {"a": {"clone": "c1", "training": "t", "synthetic": True}, "b": {"clone": "c2", "training": "t", "synthetic": True}}
+    runs = {
+        "a": {"clone": "c1", "training": "t", "synthetic": True},
+        "b": {"clone": "c2", "training": "t", "synthetic": True},
+    }
     evalsets = {"val": {"path": "/data/val", "description": "real"}, "held": {"clone": "c1"}}
-    files = [write_eval(tmp_path, "b", "val", 25.0, 50.0), write_eval(tmp_path, "a", "val", 50.0, 75.0),
-             write_eval(tmp_path, "a", "held", 12.5, 100.0)]
+    files = [
+        write_eval(tmp_path, "b", "val", 25.0, 50.0),
+        write_eval(tmp_path, "a", "val", 50.0, 75.0),
+        write_eval(tmp_path, "a", "held", 12.5, 100.0),
+    ]
     main(eval_files=files, runs=runs, evalsets=evalsets, csv=str(tmp_path / "t.csv"), markdown=str(tmp_path / "t.md"))
     table = pd.read_csv(tmp_path / "t.csv")
     assert list(table.run) == ["a", "a", "b"] and list(table.evalset) == ["held", "val", "val"]
@@ -34,12 +51,20 @@ def test_long_csv_and_markdown_pivot(tmp_path):
 
 
 def test_runs_on_real_clones_are_marked_real(tmp_path):
-    runs = {"syn": {"clone": "c1", "training": "t", "synthetic": True},
-            "ref": {"clone": "real", "training": "t", "synthetic": False}}
+    runs = {
+        "syn": {"clone": "c1", "training": "t", "synthetic": True},
+        "ref": {"clone": "real", "training": "t", "synthetic": False},
+    }
     evalsets = {"held": {"clone": "c1"}, "real-held": {"clone": "real"}}
     files = [write_eval(tmp_path, "syn", "held", 10.0, 50.0), write_eval(tmp_path, "ref", "real-held", 30.0, 60.0)]
-    main(eval_files=files, runs=runs, evalsets=evalsets, csv=str(tmp_path / "t.csv"), markdown=str(tmp_path / "t.md"),
-         real_clones=["real"])
+    main(
+        eval_files=files,
+        runs=runs,
+        evalsets=evalsets,
+        csv=str(tmp_path / "t.csv"),
+        markdown=str(tmp_path / "t.md"),
+        real_clones=["real"],
+    )
     table = pd.read_csv(tmp_path / "t.csv")
     assert dict(zip(table.run, table.train_data)) == {"ref": "real", "syn": "synthetic"}
     assert dict(zip(table.evalset, table.synthetic)) == {"real-held": False, "held": True}
@@ -51,22 +76,46 @@ def test_names_come_from_the_json_not_the_path(tmp_path):
     runs = {"a": {"clone": "c1", "training": "t", "synthetic": True}}
     path = tmp_path / "somewhere" / "else.json"
     path.parent.mkdir()
-    path.write_text(json.dumps({"run": "a", "evalset": {"name": "val"}, "top1": 40.0, "top5": 80.0, "n_images": 5,
-                                "n_classes_scored": 10}))
-    table = main(eval_files=[str(path)], runs=runs, evalsets={"val": {"path": "/data/val"}},
-                 csv=str(tmp_path / "t.csv"), markdown=str(tmp_path / "t.md"))
+    path.write_text(
+        json.dumps(
+            {"run": "a", "evalset": {"name": "val"}, "top1": 40.0, "top5": 80.0, "n_images": 5, "n_classes_scored": 10}
+        )
+    )
+    table = main(
+        eval_files=[str(path)],
+        runs=runs,
+        evalsets={"val": {"path": "/data/val"}},
+        csv=str(tmp_path / "t.csv"),
+        markdown=str(tmp_path / "t.md"),
+    )
     assert table.run.tolist() == ["a"] and table.evalset.tolist() == ["val"]
 
 
 def test_published_numbers_beside_ours(tmp_path):
     """An IN-1K run at guidance 2.0 with `c, d_c` prompts gets the paper's 42.9 top-1 beside its own number."""
     runs = {"in1k": {"clone": "c", "training": "t", "synthetic": True}}
-    facts = {"runs": {"in1k": {"subject": "synthetic-run", "class_set": "imagenet1k", "guidance": 2.0,
-                               "recipe": "c, d_c", "scale": 1.0}},
-             "evalsets": {"val": "imagenet-val"}}
+    facts = {
+        "runs": {
+            "in1k": {
+                "subject": "synthetic-run",
+                "class_set": "imagenet1k",
+                "guidance": 2.0,
+                "recipe": "c, d_c",
+                "scale": 1.0,
+            }
+        },
+        "evalsets": {"val": "imagenet-val"},
+    }
     files = [write_eval(tmp_path, "in1k", "val", 40.0, 65.0)]
-    main(eval_files=files, runs=runs, evalsets={"val": {"path": "/data/val"}}, csv=str(tmp_path / "t.csv"),
-         markdown=str(tmp_path / "t.md"), references=facts, references_csv=str(tmp_path / "r.csv"))
+    main(
+        eval_files=files,
+        runs=runs,
+        evalsets={"val": {"path": "/data/val"}},
+        csv=str(tmp_path / "t.csv"),
+        markdown=str(tmp_path / "t.md"),
+        references=facts,
+        references_csv=str(tmp_path / "r.csv"),
+    )
     refs = pd.read_csv(tmp_path / "r.csv")
     top1 = refs[refs.metric == "top1"].iloc[0]
     assert top1.reference == 42.9 and abs(top1.difference - (40.0 - 42.9)) < 1e-9

@@ -1,5 +1,6 @@
 """Training: schedules, data order, batched augmentations against the PIL reference, heads, the loader's
 resumable order, and short real runs on tiny packed shards (learning, stop signals, SIGKILL, several ranks)."""
+
 import io
 import json
 import signal
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import load_script
 import torch
 import torchvision
+from conftest import load_script
 from PIL import Image
 from torchvision import transforms as TV
 from torchvision.transforms import RandomResizedCrop as T_RRC
@@ -22,17 +23,42 @@ from imagenet_sd import gpu_augment as ga
 from imagenet_sd import loader as ld
 from imagenet_sd import training as tr
 from imagenet_sd.distributed import count_devices, free_port, run_rank
-from imagenet_sd.models import (ARCHS, attach_head, build_model, export_state, load_checkpoint_model,
-                                multicrop_logits, multicrop_loss)
+from imagenet_sd.models import (
+    ARCHS,
+    attach_head,
+    build_model,
+    export_state,
+    load_checkpoint_model,
+    multicrop_logits,
+    multicrop_loss,
+)
 from imagenet_sd.resume import ResumeMismatch, load_resume
-from imagenet_sd.transforms import (GaussianBlur, MultiCrop, SingleCrop, eval_transform, flip_and_color_jitter,
-                                    normalize, train_transform)
+from imagenet_sd.transforms import (
+    GaussianBlur,
+    MultiCrop,
+    SingleCrop,
+    eval_transform,
+    flip_and_color_jitter,
+    normalize,
+    train_transform,
+)
 
 torch.set_num_threads(1)  # other test runs share the 2 cores: 2 threads would wait on each other
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["n01558993", "n02123045"]
-TINY = {"arch": "resnet18", "epochs": 2, "batch_size": 4, "lr": 0.4, "warmup_epochs": 1, "resolution": 32,
-        "local_crops": 1, "local_resolution": 16, "eval_resolution": 32, "workers": 0, "shuffle_buffer": 8}
+TINY = {
+    "arch": "resnet18",
+    "epochs": 2,
+    "batch_size": 4,
+    "lr": 0.4,
+    "warmup_epochs": 1,
+    "resolution": 32,
+    "local_crops": 1,
+    "local_resolution": 16,
+    "eval_resolution": 32,
+    "workers": 0,
+    "shuffle_buffer": 8,
+}
 
 
 def chunk_tar(path: Path, wnid: str, n: int) -> Path:
@@ -45,8 +71,10 @@ def chunk_tar(path: Path, wnid: str, n: int) -> Path:
             pixels = np.clip(base + rng.normal(0, 20, (24, 24, 3)), 0, 255).astype(np.uint8)
             buf = io.BytesIO()
             Image.fromarray(pixels).save(buf, format="JPEG")
-            for name, data in ((f"{wnid}_{i:06d}.jpg", buf.getvalue()),
-                               (f"{wnid}_{i:06d}.json", json.dumps({"wnid": wnid, "index": i}).encode())):
+            for name, data in (
+                (f"{wnid}_{i:06d}.jpg", buf.getvalue()),
+                (f"{wnid}_{i:06d}.json", json.dumps({"wnid": wnid, "index": i}).encode()),
+            ):
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
@@ -58,15 +86,31 @@ def packed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
     tars = [chunk_tar(tmp / f"{w}.tar", w, 8) for w in CLASSES]
     out = tmp / "clone"
-    load_script("pack").main(train_tars=tars, heldout_tars=[], shards_dir=out / "train", index=out / "train.json",
-                             heldout_dir=out / "heldout", classes=CLASSES, images_per_class=8, shard_size=6, seed=0)
+    load_script("pack").main(
+        train_tars=tars,
+        heldout_tars=[],
+        shards_dir=out / "train",
+        index=out / "train.json",
+        heldout_dir=out / "heldout",
+        classes=CLASSES,
+        images_per_class=8,
+        shard_size=6,
+        seed=0,
+    )
     return out
 
 
 def run_train(packed, run_dir, **settings):
-    load_script("train").main(index=packed / "train.json", shards_dir=packed / "train",
-                              checkpoint=run_dir / "checkpoint.pt", metrics=run_dir / "metrics.jsonl",
-                              training={**TINY, **settings}, classes=CLASSES, threads=1, device="cpu")
+    load_script("train").main(
+        index=packed / "train.json",
+        shards_dir=packed / "train",
+        checkpoint=run_dir / "checkpoint.pt",
+        metrics=run_dir / "metrics.jsonl",
+        training={**TINY, **settings},
+        classes=CLASSES,
+        threads=1,
+        device="cpu",
+    )
     return run_dir
 
 
@@ -150,8 +194,12 @@ def test_sgd_on_one_batch_lowers_the_multicrop_loss():
 def test_parameter_groups_decay_weights_only():
     model = attach_head(build_model("resnet18", 3), tr.resolve_training({"head": "cosine", "projector": [16, 8]}))
     decayed, undecayed = tr.parameter_groups(model, 1e-4, decay_norm_and_bias=False)
-    norm_and_bias = {id(p) for m in model.modules() for p in m.parameters(recurse=False)
-                     if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)) or p.ndim == 1}
+    norm_and_bias = {
+        id(p)
+        for m in model.modules()
+        for p in m.parameters(recurse=False)
+        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)) or p.ndim == 1
+    }
     assert {id(p) for p in undecayed["params"]} == norm_and_bias and undecayed["weight_decay"] == 0
     assert {id(model.conv1.weight), id(model.fc[-1].weight)} <= {id(p) for p in decayed["params"]}
     assert len(decayed["params"]) + len(undecayed["params"]) == len(list(model.parameters()))
@@ -164,9 +212,11 @@ def test_warmup_as_a_fraction_of_the_run():
     assert tr.warmup_steps(short, 40) == 10
 
 
-@pytest.mark.parametrize("head", [{"head": "cosine"}, {"head": "linear", "projector": [32, 16]},
-                                  {"head": "cosine", "projector": [16]}], ids=["cosine", "linear+projector",
-                                                                              "cosine+projector"])
+@pytest.mark.parametrize(
+    "head",
+    [{"head": "cosine"}, {"head": "linear", "projector": [32, 16]}, {"head": "cosine", "projector": [16]}],
+    ids=["cosine", "linear+projector", "cosine+projector"],
+)
 def test_checkpoint_heads_score_as_the_trained_model(head, tmp_path):
     t = tr.resolve_training(head)
     torch.manual_seed(0)
@@ -175,8 +225,16 @@ def test_checkpoint_heads_score_as_the_trained_model(head, tmp_path):
     model(torch.randn(8, 3, 32, 32))  # move BatchNorm statistics off their initial values
     model.eval()
     state, head_state = export_state(model, t)
-    torch.save({"state_dict": state, "head_state_dict": head_state, "arch": "resnet18", "classes": list("abcde"),
-                "training": t}, tmp_path / "c.pt")
+    torch.save(
+        {
+            "state_dict": state,
+            "head_state_dict": head_state,
+            "arch": "resnet18",
+            "classes": list("abcde"),
+            "training": t,
+        },
+        tmp_path / "c.pt",
+    )
     x = torch.randn(6, 3, 32, 32)
     with torch.no_grad():
         trained = model(x)
@@ -204,10 +262,13 @@ def smooth_images(n: int, size: int, seed: int = 0) -> torch.Tensor:
 
 def image_statistics(x: torch.Tensor) -> dict:
     """Per-channel mean, per-image std, colourfulness, gradient energy (blur) and inversion (solarize)."""
-    return {"mean": x.mean(dim=(0, 2, 3)), "std": x.std(dim=(2, 3)).mean(0),
-            "chroma": (x.max(1).values - x.min(1).values).mean(), "gray": ((x.max(1).values - x.min(1).values)
-                                                                          .amax(dim=(1, 2)) < 0.02).float().mean(),
-            "grad": (x[..., 1:] - x[..., :-1]).abs().mean()}
+    return {
+        "mean": x.mean(dim=(0, 2, 3)),
+        "std": x.std(dim=(2, 3)).mean(0),
+        "chroma": (x.max(1).values - x.min(1).values).mean(),
+        "gray": ((x.max(1).values - x.min(1).values).amax(dim=(1, 2)) < 0.02).float().mean(),
+        "grad": (x[..., 1:] - x[..., :-1]).abs().mean(),
+    }
 
 
 def test_batched_photometric_augmentations_match_the_pil_pipeline():
@@ -215,13 +276,25 @@ def test_batched_photometric_augmentations_match_the_pil_pipeline():
     draws = 12
     reference = TV.Compose([flip_and_color_jitter(), GaussianBlur(p=0.5), TV.RandomSolarize(128, p=0.2), TV.ToTensor()])
     torch.manual_seed(0)
-    pil = torch.stack([reference(Image.fromarray(img.permute(1, 2, 0).numpy()))
-                       for _ in range(draws) for img in images])
+    pil = torch.stack(
+        [reference(Image.fromarray(img.permute(1, 2, 0).numpy())) for _ in range(draws) for img in images]
+    )
     view = ga.ViewPolicy(32, 1, (1.0, 1.0), jitter_p=0.8, gray_p=0.2, blur_p=0.5, solarize_p=0.2)
     g = torch.Generator().manual_seed(0)
-    batched = torch.cat([ga.random_solarize(ga.random_blur(ga.random_grayscale(ga.color_jitter(
-        images.float() / 255, view.jitter_p, g), view.gray_p, g), view.blur_p, g), view.solarize_p, g)
-        for _ in range(draws)])
+    batched = torch.cat(
+        [
+            ga.random_solarize(
+                ga.random_blur(
+                    ga.random_grayscale(ga.color_jitter(images.float() / 255, view.jitter_p, g), view.gray_p, g),
+                    view.blur_p,
+                    g,
+                ),
+                view.solarize_p,
+                g,
+            )
+            for _ in range(draws)
+        ]
+    )
     plain = image_statistics(images.float() / 255)
     a, b = image_statistics(pil), image_statistics(batched)
     print({k: (a[k].tolist(), b[k].tolist(), plain[k].tolist()) for k in a})
@@ -245,10 +318,19 @@ def test_crop_sampler_is_torchvision_random_resized_crop():
     ref = torch.tensor(ref, dtype=torch.float64)
     for b in (boxes, ref):
         assert (b[:, :2] >= 0).all() and (b[:, 2] <= sizes[:, 1]).all() and (b[:, 3] <= sizes[:, 0]).all()
+
     def summary(b):
         w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-        return torch.stack([(w * h / sizes.prod(1)).mean(), (w / h).log().mean(), (w / h).log().std(),
-                            (b[:, 0] / sizes[:, 1]).mean(), (b[:, 1] / sizes[:, 0]).mean()])
+        return torch.stack(
+            [
+                (w * h / sizes.prod(1)).mean(),
+                (w / h).log().mean(),
+                (w / h).log().std(),
+                (b[:, 0] / sizes[:, 1]).mean(),
+                (b[:, 1] / sizes[:, 0]).mean(),
+            ]
+        )
+
     torch.testing.assert_close(summary(boxes), summary(ref), atol=0.02, rtol=0.05)
 
 
@@ -277,8 +359,10 @@ def test_loader_resumes_mid_epoch_with_the_remaining_batches(packed):
     def epoch(position):
         dataset = ld.ShardStreams(paths, [[0, 1, 2]], streams=2, batch_size=2, shuffle_buffer=4, seed=0)
         loader = ld.make_loader(dataset, workers=2, pin_memory=False)
-        return [(b.stream, b.index, b.labels.tolist(), b.images.sum().item())
-                for b in ld.epoch_batches(loader, dataset, 0, counts, position, sum(counts))]
+        return [
+            (b.stream, b.index, b.labels.tolist(), b.images.sum().item())
+            for b in ld.epoch_batches(loader, dataset, 0, counts, position, sum(counts))
+        ]
 
     whole = epoch(0)
     assert [b[:2] for b in whole] == ld.round_robin(counts)
@@ -297,11 +381,13 @@ def colour_chunk(path: Path, wnid: str, n: int, seed: int) -> Path:
     for i in range(n):
         pixels = np.array(COLOURS[wnid], float) * rng.uniform(0.6, 1.1) + rng.normal(0, 25, (40, 40, 3))
         y, x = rng.integers(0, 30, 2)
-        pixels[y:y + 10, x:x + 10] *= 0.3
+        pixels[y : y + 10, x : x + 10] *= 0.3
         buf = io.BytesIO()
         Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buf, format="JPEG")
-        members += [(f"{wnid}_{i:06d}.jpg", buf.getvalue()),
-                    (f"{wnid}_{i:06d}.json", json.dumps({"wnid": wnid, "index": i}).encode())]
+        members += [
+            (f"{wnid}_{i:06d}.jpg", buf.getvalue()),
+            (f"{wnid}_{i:06d}.json", json.dumps({"wnid": wnid, "index": i}).encode()),
+        ]
     path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(path, "w") as tar:
         for name, data in members:
@@ -314,24 +400,49 @@ def colour_chunk(path: Path, wnid: str, n: int, seed: int) -> Path:
 def test_training_learns_an_easy_clone_and_scores_its_held_out_images(tmp_path):
     classes = sorted(COLOURS)
     train_tars = [colour_chunk(tmp_path / "chunks" / f"{w}.tar", w, 16, seed=i) for i, w in enumerate(classes)]
-    heldout_tars = [colour_chunk(tmp_path / "chunks" / f"{w}-heldout.tar", w, 10, seed=100 + i)
-                    for i, w in enumerate(classes)]
+    heldout_tars = [
+        colour_chunk(tmp_path / "chunks" / f"{w}-heldout.tar", w, 10, seed=100 + i) for i, w in enumerate(classes)
+    ]
     clone = tmp_path / "clone"
-    load_script("pack").main(train_tars=train_tars, heldout_tars=heldout_tars, shards_dir=clone / "train",
-                             index=clone / "train.json", heldout_dir=clone / "heldout", classes=classes,
-                             images_per_class=16, shard_size=16, seed=0)
-    training = TINY | {"epochs": 6, "batch_size": 8, "lr": 0.8, "warmup_fraction": 0.1, "local_crops": 2,
-                       "workers": 2}
-    load_script("train").main(index=clone / "train.json", shards_dir=clone / "train", checkpoint=tmp_path / "c.pt",
-                              metrics=tmp_path / "metrics.jsonl", training=training, classes=classes, threads=2,
-                              device="cpu")
-    load_script("evaluate").main(checkpoint=tmp_path / "c.pt", images=clone / "heldout", output=tmp_path / "e.json",
-                                 classes=classes, training=training, evalset_name="heldout",
-                                 evalset={"description": ""}, device="cpu")
+    load_script("pack").main(
+        train_tars=train_tars,
+        heldout_tars=heldout_tars,
+        shards_dir=clone / "train",
+        index=clone / "train.json",
+        heldout_dir=clone / "heldout",
+        classes=classes,
+        images_per_class=16,
+        shard_size=16,
+        seed=0,
+    )
+    training = TINY | {"epochs": 6, "batch_size": 8, "lr": 0.8, "warmup_fraction": 0.1, "local_crops": 2, "workers": 2}
+    load_script("train").main(
+        index=clone / "train.json",
+        shards_dir=clone / "train",
+        checkpoint=tmp_path / "c.pt",
+        metrics=tmp_path / "metrics.jsonl",
+        training=training,
+        classes=classes,
+        threads=2,
+        device="cpu",
+    )
+    load_script("evaluate").main(
+        checkpoint=tmp_path / "c.pt",
+        images=clone / "heldout",
+        output=tmp_path / "e.json",
+        classes=classes,
+        training=training,
+        evalset_name="heldout",
+        evalset={"description": ""},
+        device="cpu",
+    )
     result = json.loads((tmp_path / "e.json").read_text())
     assert result["n_images"] == 30 and result["top1"] >= 90, result
-    epochs = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
-              if '"epoch"' in line and '"event": "epoch"' in line]
+    epochs = [
+        json.loads(line)
+        for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+        if '"epoch"' in line and '"event": "epoch"' in line
+    ]
     assert epochs[-1]["train_top1"] > epochs[0]["train_top1"]
 
 
@@ -358,9 +469,16 @@ def test_loader_workers_yield_the_planned_steps(packed, tmp_path):
     # Two real loader processes; shards of 6, 6, 4 images; each worker drops its own last partial batch.
     index = json.loads((packed / "train.json").read_text())
     assert [s["count"] for s in index["shards"]] == [6, 6, 4]
-    tr.train(shard_paths=[str(packed / "train" / s["name"]) for s in index["shards"]], shard_counts=[6, 6, 4],
-             classes=CLASSES, training=TINY | {"arch": "resnet18", "local_crops": 0}, checkpoint=tmp_path / "c.pt",
-             metrics=tmp_path / "metrics.jsonl", workers=2, device=torch.device("cpu"))
+    tr.train(
+        shard_paths=[str(packed / "train" / s["name"]) for s in index["shards"]],
+        shard_counts=[6, 6, 4],
+        classes=CLASSES,
+        training=TINY | {"arch": "resnet18", "local_crops": 0},
+        checkpoint=tmp_path / "c.pt",
+        metrics=tmp_path / "metrics.jsonl",
+        workers=2,
+        device=torch.device("cpu"),
+    )
     plan = tr.plan_epochs([6, 6, 4], epochs=2, seed=0, workers=2, batch_size=4)
     assert plan.steps[0] != plan.steps[1]  # this seed's shard orders give uneven epochs: a real test of the plan
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -382,12 +500,21 @@ KILL_RUN = {"epochs": 3, "batch_size": 2, "workers": 2}
 
 def start_training(packed, run_dir: Path, **settings) -> subprocess.Popen:
     """The train script in its own process, as a job runs it: 2 loader workers, the main process on 1 thread."""
-    args = {"index": str(packed / "train.json"), "shards_dir": str(packed / "train"),
-            "checkpoint": str(run_dir / "checkpoint.pt"), "metrics": str(run_dir / "metrics.jsonl"),
-            "training": TINY | KILL_RUN | settings, "classes": CLASSES, "threads": 3, "device": "cpu"}
-    code = (f"import json, sys; sys.path[:0] = [{str(ROOT / 'tests')!r}, {str(ROOT)!r}]\n"
-            "from conftest import load_script\n"
-            f"load_script('train').main(**json.loads({json.dumps(args)!r}))\n")
+    args = {
+        "index": str(packed / "train.json"),
+        "shards_dir": str(packed / "train"),
+        "checkpoint": str(run_dir / "checkpoint.pt"),
+        "metrics": str(run_dir / "metrics.jsonl"),
+        "training": TINY | KILL_RUN | settings,
+        "classes": CLASSES,
+        "threads": 3,
+        "device": "cpu",
+    }
+    code = (
+        f"import json, sys; sys.path[:0] = [{str(ROOT / 'tests')!r}, {str(ROOT)!r}]\n"
+        "from conftest import load_script\n"
+        f"load_script('train').main(**json.loads({json.dumps(args)!r}))\n"
+    )
     return subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
 
 
@@ -405,9 +532,16 @@ def wait_for_step(run_dir: Path, proc: subprocess.Popen, epoch: int, step: int, 
 @pytest.fixture(scope="module")
 def uninterrupted(packed, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("whole")
-    load_script("train").main(index=packed / "train.json", shards_dir=packed / "train",
-                              checkpoint=run_dir / "checkpoint.pt", metrics=run_dir / "metrics.jsonl",
-                              training=TINY | KILL_RUN, classes=CLASSES, threads=3, device="cpu")
+    load_script("train").main(
+        index=packed / "train.json",
+        shards_dir=packed / "train",
+        checkpoint=run_dir / "checkpoint.pt",
+        metrics=run_dir / "metrics.jsonl",
+        training=TINY | KILL_RUN,
+        classes=CLASSES,
+        threads=3,
+        device="cpu",
+    )
     return run_dir
 
 
@@ -416,8 +550,10 @@ def assert_same_training(a: Path, b: Path) -> None:
     assert ca["step"] == cb["step"]
     for name in ca["state_dict"]:
         assert torch.equal(ca["state_dict"][name], cb["state_dict"][name]), name
-    lines = [[(m["event"], m["step"]) for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
-             for run in (a, b)]
+    lines = [
+        [(m["event"], m["step"]) for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+        for run in (a, b)
+    ]
     assert lines[0] == lines[1]
     assert not (b / "checkpoint.resume.pt").exists()
 
@@ -438,9 +574,16 @@ def test_a_job_killed_mid_epoch_resumes_to_the_same_weights(packed, uninterrupte
     state = torch.load(tmp_path / "checkpoint.resume.pt", weights_only=False)
     assert state["epoch"] == 1 and 0 < state["batch"] < steps[1]  # mid-epoch, loader position included
     assert not (tmp_path / "checkpoint.pt").exists()
-    load_script("train").main(index=packed / "train.json", shards_dir=packed / "train",
-                              checkpoint=tmp_path / "checkpoint.pt", metrics=tmp_path / "metrics.jsonl",
-                              training=TINY | KILL_RUN | settings, classes=CLASSES, threads=3, device="cpu")
+    load_script("train").main(
+        index=packed / "train.json",
+        shards_dir=packed / "train",
+        checkpoint=tmp_path / "checkpoint.pt",
+        metrics=tmp_path / "metrics.jsonl",
+        training=TINY | KILL_RUN | settings,
+        classes=CLASSES,
+        threads=3,
+        device="cpu",
+    )
     assert_same_training(uninterrupted, tmp_path)
 
 
@@ -538,9 +681,15 @@ def rank_with_probes(rank, ranks, port, train_kwargs, out):
 def test_two_ranks_on_disjoint_shards_train_as_one_process_on_both_batches(packed, tmp_path):
     index = json.loads((packed / "train.json").read_text())
     training = TINY | {"local_crops": 1, "weight_decay": 0.01}
-    job = {"shard_paths": [str(packed / "train" / s["name"]) for s in index["shards"]], "shard_counts": [6, 6, 4],
-           "classes": CLASSES, "training": training, "checkpoint": tmp_path / "checkpoint.pt",
-           "metrics": tmp_path / "metrics.jsonl", "workers": 0}
+    job = {
+        "shard_paths": [str(packed / "train" / s["name"]) for s in index["shards"]],
+        "shard_counts": [6, 6, 4],
+        "classes": CLASSES,
+        "training": training,
+        "checkpoint": tmp_path / "checkpoint.pt",
+        "metrics": tmp_path / "metrics.jsonl",
+        "workers": 0,
+    }
     torch.multiprocessing.spawn(rank_with_probes, args=(2, free_port(), job, tmp_path), nprocs=2)
     records = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
     for epoch in range(2):
@@ -549,8 +698,9 @@ def test_two_ranks_on_disjoint_shards_train_as_one_process_on_both_batches(packe
     ranks = [[r for r in rank if "labels" in r] for rank in records]
 
     # The same steps in one process, each on the two ranks' crops together: the same weights.
-    lrs = [m["lr"] for m in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
-           if m["event"] == "step"]
+    lrs = [
+        m["lr"] for m in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines()) if m["event"] == "step"
+    ]
     plan = tr.plan_epochs([6, 6, 4], epochs=2, seed=0, workers=1, batch_size=4, ranks=2)
     t = tr.resolve_training(training)
     torch.manual_seed(t["seed"])
@@ -561,9 +711,12 @@ def test_two_ranks_on_disjoint_shards_train_as_one_process_on_both_batches(packe
         assert len(step0["labels"]) == len(step1["labels"]) == t["batch_size"] // 2
         labels = torch.cat([step0["labels"], step1["labels"]])
         # per rank the crops are view-major; together: rank 0's views then rank 1's, each view group matched
-        crops = [torch.cat([c0.view(-1, len(step0["labels"]), *c0.shape[1:]),
-                            c1.view(-1, len(step1["labels"]), *c1.shape[1:])], 1).flatten(0, 1)
-                 for c0, c1 in zip(step0["crops"], step1["crops"])]
+        crops = [
+            torch.cat(
+                [c0.view(-1, len(step0["labels"]), *c0.shape[1:]), c1.view(-1, len(step1["labels"]), *c1.shape[1:])], 1
+            ).flatten(0, 1)
+            for c0, c1 in zip(step0["crops"], step1["crops"])
+        ]
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad()

@@ -1,36 +1,49 @@
 """Transfer: splits, the hyper-parameter search, both probes on problems with a known answer, dataset
 indexes of every layout, tables, and what the workflow schedules when a dataset or a model is added."""
+
 from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import copy_workflow, demo_config, load_script, planned_jobs, run_snakemake, write_config
+from conftest import copy_workflow, demo_config, planned_jobs, run_snakemake, write_config
 from PIL import Image
 
 from imagenet_sd.models import build_model
 from imagenet_sd.probes import linear_grid, log_grid, run_probe, search_1d
 from imagenet_sd.transfer_sets import build_index, seeded_split
-from imagenet_sd.transfer_tables import log_odds, main as tables_main
+from imagenet_sd.transfer_tables import log_odds
+from imagenet_sd.transfer_tables import main as tables_main
 
 torch.set_num_threads(1)
 LOGISTIC = {"c_min": 1e-5, "c_max": 1e6, "trials": 8, "max_iter": 500}
-LINEAR = {"lr_min": 0.1, "lr_max": 100.0, "wd_min": 1e-12, "wd_max": 1e-4, "trials": 4, "epochs": 30,
-          "batch_size": 64, "momentum": 0.9}
+LINEAR = {
+    "lr_min": 0.1,
+    "lr_max": 100.0,
+    "wd_min": 1e-12,
+    "wd_max": 1e-4,
+    "trials": 4,
+    "epochs": 30,
+    "batch_size": 64,
+    "momentum": 0.9,
+}
 
 
 def linear_problem(n_train=600, n_test=300, dim=20, classes=4, seed=0):
     """Gaussian clusters around random class means: linearly separable up to a little noise."""
     rng = np.random.default_rng(seed)
     means = rng.normal(0, 3, (classes, dim))
+
     def draw(n):
         y = rng.integers(0, classes, n)
         return (means[y] + rng.normal(0, 1, (n, dim))).astype(np.float16), y.astype(np.int64)
+
     return (*draw(n_train), *draw(n_test))
 
 
@@ -44,9 +57,11 @@ def test_seeded_split_takes_the_fraction_of_every_class_and_repeats():
 
 def test_search_finds_the_peak_of_a_known_curve_with_the_given_budget():
     calls = []
+
     def score(c):  # validation accuracy peaking at C = 10^2.3
         calls.append(c)
         return -abs(np.log10(c) - 2.3)
+
     best, history = search_1d(score, 1e-5, 1e6, trials=30)
     assert len(calls) == len(history) <= 30
     assert abs(np.log10(best) - 2.3) < 0.1
@@ -66,8 +81,17 @@ def test_the_probe_recovers_a_known_linear_problem(kind, settings):
 def test_random_labels_stay_at_chance():
     x, y, tx, ty = linear_problem()
     rng = np.random.default_rng(1)
-    r = run_probe(x, rng.permutation(y), tx, rng.permutation(ty), kind="logistic", settings=LOGISTIC,
-                  val_fraction=0.2, seed=0, n_classes=4)
+    r = run_probe(
+        x,
+        rng.permutation(y),
+        tx,
+        rng.permutation(ty),
+        kind="logistic",
+        settings=LOGISTIC,
+        val_fraction=0.2,
+        seed=0,
+        n_classes=4,
+    )
     assert r["top1"] < 40
 
 
@@ -94,8 +118,11 @@ def write_images(folder, per_class):
 def test_indexes_of_imagefolder_lists_sun397_and_inat_layouts(tmp_path):
     write_images(tmp_path / "if/train", {"b": 2, "a": 1})
     index = build_index(str(tmp_path / "if"), "imagefolder", "train")
-    assert index["classes"] == ["a", "b"] and index["samples"] == [["train/a/0.jpg", 0], ["train/b/0.jpg", 1],
-                                                                   ["train/b/1.jpg", 1]]
+    assert index["classes"] == ["a", "b"] and index["samples"] == [
+        ["train/a/0.jpg", 0],
+        ["train/b/0.jpg", 1],
+        ["train/b/1.jpg", 1],
+    ]
     (tmp_path / "ls").mkdir()
     (tmp_path / "ls/test.tsv").write_text("x/1.jpg\tdog\nx/2.jpg\tcat\n")
     assert build_index(str(tmp_path / "ls"), "lists", "test")["samples"] == [["x/1.jpg", 1], ["x/2.jpg", 0]]
@@ -104,9 +131,15 @@ def test_indexes_of_imagefolder_lists_sun397_and_inat_layouts(tmp_path):
     sun = build_index(str(tmp_path / "sun"), "sun397", "test")
     assert sun["classes"] == ["a/abbey", "b/bar"] and sun["samples"][0] == ["SUN397/a/abbey/sun_1.jpg", 0]
     (tmp_path / "inat").mkdir()
-    (tmp_path / "inat/val2018.json").write_text(json.dumps({
-        "images": [{"id": 7, "file_name": "val/3/x.jpg"}], "annotations": [{"image_id": 7, "category_id": 3}],
-        "categories": [{"id": 3}, {"id": 1}]}))
+    (tmp_path / "inat/val2018.json").write_text(
+        json.dumps(
+            {
+                "images": [{"id": 7, "file_name": "val/3/x.jpg"}],
+                "annotations": [{"image_id": 7, "category_id": 3}],
+                "categories": [{"id": 3}, {"id": 1}],
+            }
+        )
+    )
     inat = build_index(str(tmp_path / "inat"), "inat", "test")
     assert inat["classes"] == ["1", "3"] and inat["samples"] == [["val/3/x.jpg", 1]]
 
@@ -121,13 +154,32 @@ def test_a_missing_folder_or_split_is_named(tmp_path):
 
 def test_transfer_tables_mean_log_odds_groups_and_training_data(tmp_path):
     files = []
-    for model, dataset, seed, top1 in [("syn", "a", 0, 50.0), ("syn", "a", 1, 70.0), ("syn", "b", 0, 90.0),
-                                       ("syn", "in1k", 0, 40.0), ("real", "a", 0, 80.0)]:
+    for model, dataset, seed, top1 in [
+        ("syn", "a", 0, 50.0),
+        ("syn", "a", 1, 70.0),
+        ("syn", "b", 0, 90.0),
+        ("syn", "in1k", 0, 40.0),
+        ("real", "a", 0, 80.0),
+    ]:
         path = tmp_path / f"results/models/{model}/transfer/{dataset}/logistic-00000000/seed{seed}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"kind": "logistic", "seed": seed, "n_train": 10, "n_val": 2, "n_test": 5,
-                                    "n_classes": 4, "chosen": {"C": 1.0}, "val_top1": 1.0, "top1": top1,
-                                    "mean_per_class": top1, "chance_top1": 25.0}))
+        path.write_text(
+            json.dumps(
+                {
+                    "kind": "logistic",
+                    "seed": seed,
+                    "n_train": 10,
+                    "n_val": 2,
+                    "n_test": 5,
+                    "n_classes": 4,
+                    "chosen": {"C": 1.0},
+                    "val_top1": 1.0,
+                    "top1": top1,
+                    "mean_per_class": top1,
+                    "chance_top1": 25.0,
+                }
+            )
+        )
         files.append(str(path))
     models = {"syn": {"synthetic": True}, "real": {"synthetic": False}}
     datasets = {"a": {"group": "small"}, "b": {"group": "small"}, "in1k": {"summary": False}}
@@ -135,19 +187,24 @@ def test_transfer_tables_mean_log_odds_groups_and_training_data(tmp_path):
     tables_main(probe_files=files, models=models, datasets=datasets, **out)
     table = pd.read_csv(out["csv"])
     assert len(table) == 5 and set(table.training_data) == {"synthetic only", "real images"}
-    md = open(out["markdown"]).read()
+    md = Path(out["markdown"]).read_text()
     # syn: a = mean(50, 70) = 60, b = 90; ImageNet-1K (40) is not counted: mean 75, log-odds mean of 60 and 90
     expected = (log_odds(60) + log_odds(90)) / 2
     assert f"| syn | synthetic only | 60.0 | 90.0 | 40.0 | 75.0 | {expected:.2f} | 75.0 |" in md
     assert "| real | real images | 80.0 |  |  | 80.0 |" in md
-    assert open(out["plot"], "rb").read(4) == b"\x89PNG"
+    assert Path(out["plot"]).read_bytes()[:4] == b"\x89PNG"
 
 
-@pytest.mark.parametrize("mutate,message", [
-    (lambda c: c["runs"]["demo"].update(transfer=["cars"]), "runs.demo.transfer: unknown transfer set 'cars'"),
-    (lambda c: c["transfer_sets"].update({"demo-heldout": {"source": "digits"}}),
-     "transfer_sets.demo-heldout and evalsets.demo-heldout share a name"),
-])
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda c: c["runs"]["demo"].update(transfer=["cars"]), "runs.demo.transfer: unknown transfer set 'cars'"),
+        (
+            lambda c: c["transfer_sets"].update({"demo-heldout": {"source": "digits"}}),
+            "transfer_sets.demo-heldout and evalsets.demo-heldout share a name",
+        ),
+    ],
+)
 def test_an_unknown_dataset_is_named_before_any_job(tmp_path, mutate, message):
     workdir = copy_workflow(tmp_path / "wf")
     config = demo_config()
@@ -165,7 +222,10 @@ def test_a_missing_folder_warns_when_planning_and_fails_on_the_login_node(tmp_pa
     config["runs"]["demo"]["transfer"] = ["cars"]
     write_config(workdir, config)
     proc = run_snakemake(workdir, "-n", check=False)
-    assert proc.returncode == 0 and "transfer_sets.cars.path: folder data/cars does not exist yet" in proc.stdout + proc.stderr
+    assert (
+        proc.returncode == 0
+        and "transfer_sets.cars.path: folder data/cars does not exist yet" in proc.stdout + proc.stderr
+    )
     proc = run_snakemake(workdir, "results/datasets/cars/train.json", check=False)
     assert proc.returncode != 0
     assert "dataset folder not found: data/cars" in (workdir / "logs/index_dataset/cars/train.log").read_text()

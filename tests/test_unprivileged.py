@@ -4,9 +4,8 @@ The root test session plays the administrator: it has installed the system packa
 provides a Python with the project's packages (tests/ci_user.py). The user, without root, runs `make demo`
 in its own clone, then runs it again. Skipped only where no such user can be made (not root, no useradd).
 """
-from __future__ import annotations
 
-from pathlib import Path
+from __future__ import annotations
 
 import pytest
 from ci_user import why_unavailable
@@ -24,9 +23,9 @@ HOME_DIRS = {".cache", ".config"}
 
 @pytest.fixture(scope="module")
 def user_demo(ci_user):
-    home_before = {p.name for p in ci_user.home.iterdir()}   # useradd's skeleton files
+    home_before = {p.name for p in ci_user.home.iterdir()}  # useradd's skeleton files
     clone = ci_user.clone(REPO, CLONE)
-    first = ci_user.run(["make", "demo"], clone, timeout=2400)   # 4-6 minutes on 2 idle cores
+    first = ci_user.run(["make", "demo"], clone, timeout=2400)  # 4-6 minutes on 2 idle cores
     second = ci_user.run(["make", "demo"], clone, timeout=600)
     return dict(clone=clone, first=first, second=second, home_before=home_before)
 
@@ -34,7 +33,7 @@ def user_demo(ci_user):
 def test_make_demo_finishes_as_the_user_with_the_administrators_python(user_demo, ci_user):
     first, clone = user_demo["first"], user_demo["clone"]
     assert first.returncode == 0, first.stdout[-6000:]
-    assert f"using {ci_user.python} as it is" in first.stdout          # nothing installed, no venv made
+    assert f"using {ci_user.python} as it is" in first.stdout  # nothing installed, no venv made
     assert "installing Debian packages" not in first.stdout and not (clone / ".venv").exists()
     assert "| demo |" in (clone / "results/tables/evaluation.md").read_text()
     not_the_users = [str(p) for p in clone.rglob("*") if p.lstat().st_uid != ci_user.uid]
@@ -62,6 +61,5 @@ def test_the_user_wrote_only_under_its_clone_and_its_home(user_demo, ci_user):
     assert ci_user.files_outside_home() == []
     home = {p.name for p in ci_user.home.iterdir()} - user_demo["home_before"]
     assert home <= {CLONE, "setup-check", "slurm-demo"} | HOME_DIRS, sorted(home)
-    written = sorted(str(p.relative_to(ci_user.home)) for d in HOME_DIRS & home
-                     for p in (ci_user.home / d).iterdir())
+    written = sorted(str(p.relative_to(ci_user.home)) for d in HOME_DIRS & home for p in (ci_user.home / d).iterdir())
     print("cache/config written:", written)

@@ -1,5 +1,6 @@
 """WordNet 3.0 for NLTK: found (config nltk_data, NLTK_DATA, Debian's files, nltk.download), materialised, read
 from that root only."""
+
 from __future__ import annotations
 
 import gzip
@@ -14,9 +15,20 @@ from pathlib import Path
 import pytest
 from conftest import load_script
 
-from imagenet_sd.wordnet import (DATA_FILES, LEXNAMES, WordNetError, find_source, hypernyms_in_file_order,
-                                 lexnames_text, materialise, nltk_root_of, open_wordnet, synset_of, wordnet_data_noun,
-                                 wordnet_dir)
+from imagenet_sd.wordnet import (
+    DATA_FILES,
+    LEXNAMES,
+    WordNetError,
+    find_source,
+    hypernyms_in_file_order,
+    lexnames_text,
+    materialise,
+    nltk_root_of,
+    open_wordnet,
+    synset_of,
+    wordnet_data_noun,
+    wordnet_dir,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEBIAN = Path("/usr/share/wordnet")
@@ -33,8 +45,9 @@ def root(tmp_path_factory) -> Path:
     if not (DEBIAN / "data.noun").is_file():
         pytest.skip(NO_DEBIAN)
     root = tmp_path_factory.mktemp("wn") / "nltk_data"
-    load_script("materialise_wordnet").main(marker=str(root / "corpora/wordnet/lexnames"), nltk_data=None, debian_dir=str(DEBIAN),
-                                environ={})
+    load_script("materialise_wordnet").main(
+        marker=str(root / "corpora/wordnet/lexnames"), nltk_data=None, debian_dir=str(DEBIAN), environ={}
+    )
     return root
 
 
@@ -49,7 +62,8 @@ def test_lexnames_is_wordnets_fixed_list():
     assert lines[0] == "00\tadj.all\t3" and lines[3] == "03\tnoun.Tops\t1" and lines[44] == "44\tadj.ppl\t3"
     if not MAN_PAGE.is_file():
         pytest.skip("lexnames.5WN man page not installed")
-    table = re.findall(r"^(\d\d)\t(\S+) *\t", gzip.open(MAN_PAGE, "rt").read(), re.M)
+    with gzip.open(MAN_PAGE, "rt") as page:
+        table = re.findall(r"^(\d\d)\t(\S+) *\t", page.read(), re.M)
     assert [(int(n), name) for n, name in table] == list(enumerate(LEXNAMES))
 
 
@@ -75,7 +89,7 @@ def test_nltk_reads_it_and_wnids_map_to_synsets(wn):
 def test_imagenet_classes_match_the_derived_table(wn):
     """data/imagenet1k_wordnet.tsv was derived from the same WordNet: first lemma, gloss, first hypernym."""
     rows = [line.split("\t") for line in (REPO / "data/imagenet1k_wordnet.tsv").read_text().splitlines()[1:]]
-    for _, wnid, first_lemma, definition, hyper_first, _, hyper_wnid in rows[::25]:
+    for _, wnid, first_lemma, definition, _hyper_first, _, hyper_wnid in rows[::25]:
         synset = synset_of(wn, wnid)
         assert synset.lemma_names()[0].replace("_", " ") == first_lemma
         assert synset.definition() == definition
@@ -91,12 +105,15 @@ def test_first_hypernym_is_the_files_first(wn):
     assert hypernyms_in_file_order(wn, synset_of(wn, "n00001740")) == []
 
 
-@pytest.mark.parametrize("wnid, message", [
-    ("n02012850", "n02012850 is not a WordNet 3.0 noun synset"),   # inside a line
-    ("n99999999", "n99999999 is not a WordNet 3.0 noun synset"),   # past the end of data.noun
-    ("v01234567", "is not a wnid"),
-    ("n123", "is not a wnid"),
-])
+@pytest.mark.parametrize(
+    "wnid, message",
+    [
+        ("n02012850", "n02012850 is not a WordNet 3.0 noun synset"),  # inside a line
+        ("n99999999", "n99999999 is not a WordNet 3.0 noun synset"),  # past the end of data.noun
+        ("v01234567", "is not a wnid"),
+        ("n123", "is not a wnid"),
+    ],
+)
 def test_bad_wnid_is_named(wn, wnid, message):
     with pytest.raises(WordNetError, match=message):
         synset_of(wn, wnid)
@@ -124,15 +141,20 @@ def test_from_an_nltk_data_zip(root, tmp_path):
 
 def test_no_wordnet_anywhere_and_offline_names_the_three_ways_out(tmp_path):
     with pytest.raises(WordNetError) as error:
-        materialise(tmp_path / "out", nltk_data=None, debian_dir=tmp_path / "empty",
-                    environ={"NLTK_DATA": str(tmp_path)}, index_url=NOWHERE)
+        materialise(
+            tmp_path / "out",
+            nltk_data=None,
+            debian_dir=tmp_path / "empty",
+            environ={"NLTK_DATA": str(tmp_path)},
+            index_url=NOWHERE,
+        )
     message = str(error.value)
-    assert "downloading it failed" in message and "nonexistent" in message          # why the download failed
-    assert "NLTK_DATA" in message and "wordnet.nltk_data" in message                 # 1: an nltk_data folder
-    assert "apt-get install wordnet-base wordnet-sense-index" in message             # 2: Debian's files
-    assert "`wordnet` rule once on a machine with internet" in message               # 3: download on a login node
+    assert "downloading it failed" in message and "nonexistent" in message  # why the download failed
+    assert "NLTK_DATA" in message and "wordnet.nltk_data" in message  # 1: an nltk_data folder
+    assert "apt-get install wordnet-base wordnet-sense-index" in message  # 2: Debian's files
+    assert "`wordnet` rule once on a machine with internet" in message  # 3: download on a login node
     assert not (tmp_path / "out/corpora/wordnet/lexnames").exists()
-    assert [p.name for p in (tmp_path / "out").iterdir()] == []                       # the download folder is gone
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []  # the download folder is gone
     with pytest.raises(WordNetError, match="config wordnet.nltk_data is .*nowhere"):
         materialise(tmp_path / "out", nltk_data=tmp_path / "nowhere")
 
@@ -176,6 +198,7 @@ def test_open_wordnet_refuses_an_incomplete_root(tmp_path):
 
 # --- where WordNet comes from ----------------------------------------------------------------------------
 
+
 def _nltk_data_folder(root: Path, dest: Path) -> Path:
     """An nltk_data root holding corpora/wordnet/ as nltk.download leaves it, made from `root`'s files."""
     shutil.copytree(wordnet_dir(root), wordnet_dir(dest))
@@ -194,19 +217,24 @@ def _nltk_data_zip(root: Path, dest: Path) -> Path:
 SOURCES = ("config", "NLTK_DATA", "debian")
 
 
-@pytest.mark.parametrize("present", [set(c) for n in range(4) for c in itertools.combinations(SOURCES, n)],
-                         ids=lambda present: "+".join(sorted(present)) or "none")
+@pytest.mark.parametrize(
+    "present",
+    [set(c) for n in range(4) for c in itertools.combinations(SOURCES, n)],
+    ids=lambda present: "+".join(sorted(present)) or "none",
+)
 def test_the_first_source_present_serves(root, tmp_path, present):
     """Order: config wordnet.nltk_data, the roots of NLTK_DATA (the first holding WordNet), Debian's files."""
     config = _nltk_data_folder(root, tmp_path / "config") if "config" in present else None
-    empty_root = tmp_path / "empty-nltk-data"   # on NLTK_DATA, holding no WordNet: skipped, not an error
+    empty_root = tmp_path / "empty-nltk-data"  # on NLTK_DATA, holding no WordNet: skipped, not an error
     env_root = _nltk_data_zip(root, tmp_path / "env") if "NLTK_DATA" in present else tmp_path / "absent"
     environ = {"NLTK_DATA": os.pathsep.join([str(empty_root), str(env_root)])}
     debian = DEBIAN if "debian" in present else tmp_path / "no-debian"
     found = find_source(nltk_data=config, debian_dir=debian, environ=environ)
-    expected = {"config": ("config wordnet.nltk_data", wordnet_dir(tmp_path / "config")),
-                "NLTK_DATA": ("NLTK_DATA", wordnet_dir(env_root).with_suffix(".zip")),
-                "debian": ("Debian's files", DEBIAN)}
+    expected = {
+        "config": ("config wordnet.nltk_data", wordnet_dir(tmp_path / "config")),
+        "NLTK_DATA": ("NLTK_DATA", wordnet_dir(env_root).with_suffix(".zip")),
+        "debian": ("Debian's files", DEBIAN),
+    }
     first = next((s for s in SOURCES if s in present), None)
     assert found == (expected[first] if first else None)
     if first is None:  # nothing on disk and offline: materialise falls back to downloading, which fails
@@ -230,7 +258,8 @@ def _data_server(root: Path, server: Path) -> str:
         f'<package id="wordnet" name="WordNet" subdir="corpora" url="{archive.as_uri()}" size="{len(data)}" '
         f'unzipped_size="{unzipped}" checksum="{hashlib.md5(data).hexdigest()}" '
         f'sha256_checksum="{hashlib.sha256(data).hexdigest()}" unzip="1"/>\n'
-        '</packages><collections></collections></nltk_data>\n')
+        "</packages><collections></collections></nltk_data>\n"
+    )
     return (server / "index.xml").as_uri()
 
 
@@ -243,12 +272,13 @@ def test_with_nothing_on_disk_the_rule_downloads_into_the_projects_resources(roo
     monkeypatch.setenv("NLTK_DATA", str(server))
     resources = tmp_path / "resources/nltk_data"
     assert find_source(debian_dir=tmp_path / "no-debian") is None
-    marker = load_script("materialise_wordnet").main(marker=str(wordnet_dir(resources) / "lexnames"),
-                                         debian_dir=str(tmp_path / "no-debian"), index_url=index_url)
+    marker = load_script("materialise_wordnet").main(
+        marker=str(wordnet_dir(resources) / "lexnames"), debian_dir=str(tmp_path / "no-debian"), index_url=index_url
+    )
     for name in (*DATA_FILES, "lexnames"):
         assert (wordnet_dir(resources) / name).read_bytes() == (wordnet_dir(root) / name).read_bytes(), name
     assert marker == wordnet_dir(resources) / "lexnames"
-    assert sorted(p.name for p in resources.iterdir()) == ["corpora"]   # the download folder was removed
+    assert sorted(p.name for p in resources.iterdir()) == ["corpora"]  # the download folder was removed
     assert sorted(p.name for p in (resources / "corpora").iterdir()) == ["wordnet"]
 
 
@@ -256,8 +286,10 @@ def test_prompts_are_identical_whichever_source_served(root, tmp_path):
     """Debian's files (the `root` fixture) and NLTK's wordnet.zip made from them: the same prompt files."""
     main = load_script("write_prompts").main
     scenes = str(REPO / "data/places365_categories.txt")
-    recipes = [{"name": family, "recipes": {family: {"family": family, "scenes": scenes}}}
-               for family in ("c", "c, d_c", "c, h_c", "c, h_c inside b")]
+    recipes = [
+        {"name": family, "recipes": {family: {"family": family, "scenes": scenes}}}
+        for family in ("c", "c, d_c", "c, h_c", "c, h_c inside b")
+    ]
     wnids = [line.split("\t")[0] for line in (REPO / "config/sheets/demo.tsv").read_text().splitlines()[1:]]
     archive = _nltk_data_zip(root, tmp_path / "zip-src")
     materialise(tmp_path / "zip", environ={"NLTK_DATA": str(archive)}, debian_dir=tmp_path / "no-debian")

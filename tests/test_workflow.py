@@ -1,4 +1,5 @@
 """Workflow tests: the real Snakemake on copies of the repository (lint, dry-runs, bad configs, the demo)."""
+
 from __future__ import annotations
 
 import copy
@@ -27,7 +28,9 @@ def test_lint_is_clean(workdir):
 def test_every_shipped_config_plans_its_whole_dag(workdir, configfile):
     config = yaml.safe_load((REPO / configfile).read_text())
     jobs = planned_jobs(workdir, "--configfile", configfile)
-    classes = {name: sum(1 for _ in open(REPO / cs["sheet"])) - 1 for name, cs in config["class_sets"].items()}
+    classes = {
+        name: len((REPO / cs["sheet"]).read_text().splitlines()) - 1 for name, cs in config["class_sets"].items()
+    }
     clones, runs, models = config.get("clones", {}), config.get("runs", {}), config.get("models", {})
     expected_generate = 0
     synthetic = [c for c in clones.values() if "path" not in c]  # real clones pack a folder
@@ -42,8 +45,11 @@ def test_every_shipped_config_plans_its_whole_dag(workdir, configfile):
     assert jobs["evaluate"] == sum(len(r.get("evaluate", [])) for r in [*runs.values(), *models.values()])
     assert jobs["tables"] == 1 and jobs["transfer_tables"] == 1
     sets = config.get("transfer_sets", {})
-    probed = [(m, s) for m, spec in [*runs.items(), *models.items()]
-              for s in (sets if spec.get("transfer") == "all" else spec.get("transfer", []))]
+    probed = [
+        (m, s)
+        for m, spec in [*runs.items(), *models.items()]
+        for s in (sets if spec.get("transfer") == "all" else spec.get("transfer", []))
+    ]
     seeds = len(config.get("transfer", {}).get("seeds", [0]))
     assert jobs["probe"] + jobs["probe_linear"] == len(probed) * seeds
     assert jobs["features"] == 2 * len(probed)  # train + test split of each (model, set)
@@ -95,6 +101,7 @@ def test_unknown_wnid_is_named(tmp_path):
         sheet = tmp_path / "bad.tsv"
         sheet.write_text("wnid\nn01558993\nn01558994\n")
         config["class_sets"]["demo"]["sheet"] = str(sheet)
+
     out = bad_config(tmp_path, mutate)
     assert "n01558994" in out and "n01558993," not in out
 

@@ -1,4 +1,5 @@
 """Snakemake entry of `clip_tokenizer`: CLIP's real BPE tokenizer (from open_clip's merges) for transformers."""
+
 from pathlib import Path
 
 from imagenet_sd.clip_tokenizer import build_clip_tokenizer

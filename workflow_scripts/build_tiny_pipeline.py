@@ -1,4 +1,5 @@
 """Snakemake entry of `tiny_pipeline`: the demo's tiny random text-to-image pipeline, saved with save_pretrained."""
+
 from pathlib import Path
 
 from imagenet_sd.runtime import setup_logging
@@ -6,5 +7,6 @@ from imagenet_sd.tiny_pipeline import build_tiny_pipeline
 
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])
-    build_tiny_pipeline(dict(snakemake.params.settings), Path(snakemake.input.tokenizer).parent,
-                        snakemake.params.folder)
+    build_tiny_pipeline(
+        dict(snakemake.params.settings), Path(snakemake.input.tokenizer).parent, snakemake.params.folder
+    )

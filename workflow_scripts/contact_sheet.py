@@ -1,4 +1,5 @@
 """Snakemake entry of `contact_sheet` and `comparison_sheet`: a fixed sample of each class -> one JPEG."""
+
 import logging
 
 from imagenet_sd.contact_sheets import comparison_sheet, contact_sheet
@@ -10,8 +11,11 @@ log = logging.getLogger("imagenet_sd.report")
 
 
 def sizes(settings: dict) -> dict:
-    return {"images": settings["sheet_images"], "thumb": settings["thumbnail"],
-            "max_bytes": settings["sheet_max_kb"] * 1024}
+    return {
+        "images": settings["sheet_images"],
+        "thumb": settings["thumbnail"],
+        "max_bytes": settings["sheet_max_kb"] * 1024,
+    }
 
 
 def main(*, sheet: dict, settings: dict, output: str) -> int:
@@ -21,12 +25,21 @@ def main(*, sheet: dict, settings: dict, output: str) -> int:
         labels = {c["wnid"]: f"{c['index']}. {c['wnid']}" for spec in sheet["clones"].values() for c in spec["classes"]}
         size = comparison_sheet(
             clones={clone: {c["wnid"]: c["chunk"] for c in spec["classes"]} for clone, spec in sheet["clones"].items()},
-            labels=labels, captions={clone: spec["caption"] for clone, spec in sheet["clones"].items()},
-            title=sheet["title"], output=output, **sizes(settings))
+            labels=labels,
+            captions={clone: spec["caption"] for clone, spec in sheet["clones"].items()},
+            title=sheet["title"],
+            output=output,
+            **sizes(settings),
+        )
     else:
         labels = {c["wnid"]: class_label(c["index"], load_prompt_file(c["prompts"])) for c in sheet["classes"]}
-        size = contact_sheet(chunks={c["wnid"]: c["chunk"] for c in sheet["classes"]}, labels=labels,
-                             title=sheet["title"], output=output, **sizes(settings))
+        size = contact_sheet(
+            chunks={c["wnid"]: c["chunk"] for c in sheet["classes"]},
+            labels=labels,
+            title=sheet["title"],
+            output=output,
+            **sizes(settings),
+        )
     log.info("%s: %d bytes (budget %d KiB)", output, size, settings["sheet_max_kb"])
     return size
 

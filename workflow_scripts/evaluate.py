@@ -1,6 +1,7 @@
 """Top-1 / top-5 and calibration (ECE, NLL) of a model (a run's checkpoint or an external one) on one
 evaluation set: an ImageFolder of wnid folders, or a set of corruptions in ImageNet-C's layout (scored per
 corruption and severity)."""
+
 import logging
 
 import torch
@@ -14,48 +15,98 @@ from imagenet_sd.transforms import eval_transform
 log = logging.getLogger("imagenet_sd.evaluate")
 
 
-def main(*, checkpoint, images, output, classes, training, evalset_name, evalset, run=None, threads=1, device=None,
-         source="run", arch=None):
+def main(
+    *,
+    checkpoint,
+    images,
+    output,
+    classes,
+    training,
+    evalset_name,
+    evalset,
+    run=None,
+    threads=1,
+    device=None,
+    source="run",
+    arch=None,
+):
     training = resolve_training(training)
     device = pick_device(device)
     torch.set_num_threads(max(1, threads))
-    model, ckpt = load_model(checkpoint, source, list(classes), arch or training["arch"], device)  # checks a run's classes
+    model, ckpt = load_model(
+        checkpoint, source, list(classes), arch or training["arch"], device
+    )  # checks a run's classes
     channels_last = training["channels_last"] and device.type == "cuda"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
 
-    settings = {"naming": evalset.get("folder_names", "wnid"), "batch_size": training["batch_size"],
-                "workers": min(training["workers"], threads), "device": device, "channels_last": channels_last}
+    settings = {
+        "naming": evalset.get("folder_names", "wnid"),
+        "batch_size": training["batch_size"],
+        "workers": min(training["workers"], threads),
+        "device": device,
+        "channels_last": channels_last,
+    }
     transform = eval_transform(training["eval_resolution"])
     if evalset.get("layout", "imagefolder") == "corruptions":
         parts: dict = {}
         for corruption, severity, folder in corruption_folders(images):
-            parts.setdefault(corruption, {})[severity] = score_folder(model, folder, ckpt["classes"], transform,
-                                                                      **settings)
+            parts.setdefault(corruption, {})[severity] = score_folder(
+                model, folder, ckpt["classes"], transform, **settings
+            )
         result = corruption_summary(parts)
     else:
         result = score_folder(model, images, ckpt["classes"], transform, **settings)
-    log.info("%s on %s: top-1 %.2f%%, top-%d %.2f%%, ECE %.4f, NLL %.4f over %d images", run, evalset_name,
-             result["top1"], result["top5_k"], result["top5"], result["ece"], result["nll"], result["n_images"])
+    log.info(
+        "%s on %s: top-1 %.2f%%, top-%d %.2f%%, ECE %.4f, NLL %.4f over %d images",
+        run,
+        evalset_name,
+        result["top1"],
+        result["top5_k"],
+        result["top5"],
+        result["ece"],
+        result["nll"],
+        result["n_images"],
+    )
 
-    write_json(output, {
-        **result,
-        "run": run,
-        "n_model_classes": len(ckpt["classes"]),
-        "evalset": {"name": evalset_name, "description": evalset.get("description", ""), "path": str(images),
-                    "clone": evalset.get("clone")},
-        "checkpoint": {"path": str(checkpoint), "sha256": sha256_file(checkpoint), "arch": ckpt["arch"],
-                       "step": ckpt.get("step")},
-        "eval_resolution": training["eval_resolution"],
-        "versions": versions(),
-    })
+    write_json(
+        output,
+        {
+            **result,
+            "run": run,
+            "n_model_classes": len(ckpt["classes"]),
+            "evalset": {
+                "name": evalset_name,
+                "description": evalset.get("description", ""),
+                "path": str(images),
+                "clone": evalset.get("clone"),
+            },
+            "checkpoint": {
+                "path": str(checkpoint),
+                "sha256": sha256_file(checkpoint),
+                "arch": ckpt["arch"],
+                "step": ckpt.get("step"),
+            },
+            "eval_resolution": training["eval_resolution"],
+            "versions": versions(),
+        },
+    )
 
 
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])
     # params.images: a real evaluation set is not a DAG input (only held-out splits built here are)
     spec = dict(snakemake.params.model)
-    main(checkpoint=snakemake.input.checkpoint, images=snakemake.params.images, output=snakemake.output[0],
-         classes=list(spec["classes"]), training=dict(snakemake.params.training),
-         evalset_name=snakemake.wildcards.evalset, evalset=dict(snakemake.params.evalset),
-         run=snakemake.wildcards.model, threads=snakemake.threads, source=spec["source"], arch=spec["arch"])
+    main(
+        checkpoint=snakemake.input.checkpoint,
+        images=snakemake.params.images,
+        output=snakemake.output[0],
+        classes=list(spec["classes"]),
+        training=dict(snakemake.params.training),
+        evalset_name=snakemake.wildcards.evalset,
+        evalset=dict(snakemake.params.evalset),
+        run=snakemake.wildcards.model,
+        threads=snakemake.threads,
+        source=spec["source"],
+        arch=spec["arch"],
+    )

@@ -1,4 +1,5 @@
 """Snakemake entry of `fetch_model` (login node): a checkpoint URL or torchvision weights -> resources/models/."""
+
 from imagenet_sd.models import fetch_checkpoint
 from imagenet_sd.runtime import setup_logging
 

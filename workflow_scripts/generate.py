@@ -3,6 +3,7 @@
 Pixel settings come from params (they are in the output key); runtime settings (batch size, device, attention,
 channels_last, fuse_qkv, compile) are read from the generator's config entry, so changing them reruns nothing.
 """
+
 import os
 
 # Weights always come from a local folder (built, the user's, or prefetched on the login node by the local
@@ -16,8 +17,15 @@ from imagenet_sd.runtime import setup_logging  # noqa: E402
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])
     entry = snakemake.config["generators"][snakemake.params.generator]
-    run_generate(prompt_file=snakemake.input.prompts, model_dir=snakemake.params.model_dir,
-                 tar_path=snakemake.output.tar, stats_path=snakemake.output.stats,
-                 generator=snakemake.params.generator, settings=dict(snakemake.params.settings),
-                 runtime={k: entry[k] for k in RUNTIME_KEYS}, split=snakemake.wildcards.split,
-                 start=int(snakemake.wildcards.start), stop=int(snakemake.wildcards.stop))
+    run_generate(
+        prompt_file=snakemake.input.prompts,
+        model_dir=snakemake.params.model_dir,
+        tar_path=snakemake.output.tar,
+        stats_path=snakemake.output.stats,
+        generator=snakemake.params.generator,
+        settings=dict(snakemake.params.settings),
+        runtime={k: entry[k] for k in RUNTIME_KEYS},
+        split=snakemake.wildcards.split,
+        start=int(snakemake.wildcards.start),
+        stop=int(snakemake.wildcards.stop),
+    )

@@ -1,4 +1,5 @@
 """Snakemake entry of `generation_report`: a clone's chunk stats JSONs -> per-chunk CSV + an HTML summary."""
+
 import logging
 
 from imagenet_sd.report import generation_page
@@ -15,5 +16,9 @@ def main(*, clone: str, stats_files: list[str], csv: str, html: str):
 
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])
-    main(clone=snakemake.wildcards.clone, stats_files=list(snakemake.input), csv=snakemake.output.csv,
-         html=snakemake.output.html)
+    main(
+        clone=snakemake.wildcards.clone,
+        stats_files=list(snakemake.input),
+        csv=snakemake.output.csv,
+        html=snakemake.output.html,
+    )

@@ -1,5 +1,6 @@
 """Snakemake entry of `index_dataset` (login node): one split of a dataset -> its index JSON (relative image
 paths, labels, class names). A missing folder or split fails here, before any GPU job, naming it."""
+
 from imagenet_sd.runtime import setup_logging, write_json
 from imagenet_sd.transfer_sets import build_index
 
@@ -13,7 +14,18 @@ def main(*, root: str, layout: str, splits: dict, folder_names: str, split: str,
 if "snakemake" in globals():
     log = setup_logging(snakemake.log[0])
     spec = dict(snakemake.params.dataset)
-    index = main(root=spec["root"], layout=spec["layout"], splits=dict(spec["splits"]),
-                 folder_names=spec["folder_names"], split=snakemake.wildcards.part, output=snakemake.output[0])
-    log.info("%s/%s: %d images of %d classes", snakemake.wildcards.dataset, snakemake.wildcards.part,
-             len(index["samples"]), len(index["classes"]))
+    index = main(
+        root=spec["root"],
+        layout=spec["layout"],
+        splits=dict(spec["splits"]),
+        folder_names=spec["folder_names"],
+        split=snakemake.wildcards.part,
+        output=snakemake.output[0],
+    )
+    log.info(
+        "%s/%s: %d images of %d classes",
+        snakemake.wildcards.dataset,
+        snakemake.wildcards.part,
+        len(index["samples"]),
+        len(index["classes"]),
+    )

@@ -1,11 +1,18 @@
 """Snakemake entry of the `tables` rule: evaluation JSONs -> results/tables/evaluation.{csv,md}."""
+
 from imagenet_sd.runtime import setup_logging
 from imagenet_sd.tables import main
 
 if "snakemake" in globals():
     log = setup_logging(snakemake.log[0])
-    table = main(eval_files=list(snakemake.input), runs=snakemake.params.runs, evalsets=snakemake.params.evalsets,
-                 csv=snakemake.output.csv, markdown=snakemake.output.markdown,
-                 real_clones=list(snakemake.params.real_clones), references=dict(snakemake.params.references),
-                 references_csv=snakemake.output.references)
+    table = main(
+        eval_files=list(snakemake.input),
+        runs=snakemake.params.runs,
+        evalsets=snakemake.params.evalsets,
+        csv=snakemake.output.csv,
+        markdown=snakemake.output.markdown,
+        real_clones=list(snakemake.params.real_clones),
+        references=dict(snakemake.params.references),
+        references_csv=snakemake.output.references,
+    )
     log.info("wrote %d rows", len(table))

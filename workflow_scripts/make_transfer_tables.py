@@ -1,10 +1,16 @@
 """Snakemake entry of `transfer_tables`: probe JSONs -> results/tables/transfer.{csv,md,png}."""
+
 from imagenet_sd.runtime import setup_logging
 from imagenet_sd.transfer_tables import main
 
 if "snakemake" in globals():
     log = setup_logging(snakemake.log[0])
-    table = main(probe_files=list(snakemake.input), models=dict(snakemake.params.models),
-                 datasets=dict(snakemake.params.datasets), csv=snakemake.output.csv,
-                 markdown=snakemake.output.markdown, plot=snakemake.output.plot)
+    table = main(
+        probe_files=list(snakemake.input),
+        models=dict(snakemake.params.models),
+        datasets=dict(snakemake.params.datasets),
+        csv=snakemake.output.csv,
+        markdown=snakemake.output.markdown,
+        plot=snakemake.output.plot,
+    )
     log.info("wrote %d rows", len(table))

@@ -2,6 +2,7 @@
 
 A synthetic clone is read from its chunk tars; a real one (`source`) from an ImageFolder train set.
 """
+
 import functools
 import logging
 
@@ -19,8 +20,20 @@ from imagenet_sd.shards import (
 log = logging.getLogger("imagenet_sd.pack")
 
 
-def main(*, train_tars, heldout_tars, shards_dir, index, heldout_dir, classes, images_per_class, shard_size, seed,
-         heldout_per_class=None, source=None):
+def main(
+    *,
+    train_tars,
+    heldout_tars,
+    shards_dir,
+    index,
+    heldout_dir,
+    classes,
+    images_per_class,
+    shard_size,
+    seed,
+    heldout_per_class=None,
+    source=None,
+):
     """`source`: {path, jpeg_quality, storage_size} of a real clone's ImageFolder, or None (synthetic)."""
     transcode = None
     if source:
@@ -31,35 +44,61 @@ def main(*, train_tars, heldout_tars, shards_dir, index, heldout_dir, classes, i
         train, heldout = index_chunks(train_tars, classes), index_chunks(heldout_tars, classes)
     train_counts = check_counts(train, classes, images_per_class, "train")
     heldout_counts = check_counts(heldout, classes, heldout_per_class, "heldout")
-    log.info("%d train images, %d held-out images, from %s", len(train), len(heldout),
-             source["path"] if source else f"{len(train_tars) + len(heldout_tars)} chunk tars")
+    log.info(
+        "%d train images, %d held-out images, from %s",
+        len(train),
+        len(heldout),
+        source["path"] if source else f"{len(train_tars) + len(heldout_tars)} chunk tars",
+    )
 
     clear_dir(shards_dir)
     shards = write_shards(shuffle_across_classes(train, seed), shards_dir, shard_size, transcode)
     clear_dir(heldout_dir)
     write_image_folder(heldout, heldout_dir, transcode)
 
-    write_json(index, {
-        "format": "webdataset",
-        "fields": {"jpg": "image (JPEG)", "png": "image (PNG, real images packed as they are)",
-                   "cls": "class index in `classes` (text)", "json": "generation metadata or source file"},
-        "source": {"kind": "real", **source} if source else {"kind": "synthetic"},
-        "shards": shards,
-        "count": len(train),
-        "classes": list(classes),
-        "counts_per_class": train_counts,
-        "heldout": {"count": len(heldout), "counts_per_class": heldout_counts,
-                    "layout": "ImageFolder <wnid>/<key>.jpg"},
-        "settings": {"seed": seed, "shard_size": shard_size, "images_per_class": images_per_class,
-                     "shuffle": "one seeded permutation of all train images across classes"},
-        "versions": versions(),
-    })
+    write_json(
+        index,
+        {
+            "format": "webdataset",
+            "fields": {
+                "jpg": "image (JPEG)",
+                "png": "image (PNG, real images packed as they are)",
+                "cls": "class index in `classes` (text)",
+                "json": "generation metadata or source file",
+            },
+            "source": {"kind": "real", **source} if source else {"kind": "synthetic"},
+            "shards": shards,
+            "count": len(train),
+            "classes": list(classes),
+            "counts_per_class": train_counts,
+            "heldout": {
+                "count": len(heldout),
+                "counts_per_class": heldout_counts,
+                "layout": "ImageFolder <wnid>/<key>.jpg",
+            },
+            "settings": {
+                "seed": seed,
+                "shard_size": shard_size,
+                "images_per_class": images_per_class,
+                "shuffle": "one seeded permutation of all train images across classes",
+            },
+            "versions": versions(),
+        },
+    )
 
 
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])
-    main(train_tars=list(snakemake.input.train), heldout_tars=list(snakemake.input.heldout),
-         shards_dir=snakemake.output.shards, index=snakemake.output.index, heldout_dir=snakemake.output.heldout,
-         classes=list(snakemake.params.classes), images_per_class=snakemake.params.images_per_class,
-         shard_size=snakemake.params.shard_size, seed=snakemake.params.seed,
-         heldout_per_class=snakemake.params.heldout_per_class, source=snakemake.params.source)
+    main(
+        train_tars=list(snakemake.input.train),
+        heldout_tars=list(snakemake.input.heldout),
+        shards_dir=snakemake.output.shards,
+        index=snakemake.output.index,
+        heldout_dir=snakemake.output.heldout,
+        classes=list(snakemake.params.classes),
+        images_per_class=snakemake.params.images_per_class,
+        shard_size=snakemake.params.shard_size,
+        seed=snakemake.params.seed,
+        heldout_per_class=snakemake.params.heldout_per_class,
+        source=snakemake.params.source,
+    )

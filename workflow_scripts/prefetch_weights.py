@@ -1,4 +1,5 @@
 """Snakemake entry of `prefetch_weights` (a local rule, on the login node): a hub pipeline into resources/hub/."""
+
 from imagenet_sd.runtime import setup_logging
 from imagenet_sd.text2image import prefetch
 

@@ -1,5 +1,6 @@
 """Snakemake entry of `prepare_transfer_set` (login node): a torchvision download or scikit-learn's digits,
 written under resources/transfer/<name>/ with train.tsv / test.tsv lists."""
+
 from pathlib import Path
 
 from imagenet_sd.runtime import setup_logging
@@ -17,6 +18,7 @@ def main(*, spec: dict, folder: str, seed: int) -> dict:
 
 if "snakemake" in globals():
     log = setup_logging(snakemake.log[0])
-    counts = main(spec=dict(snakemake.params.spec), folder=str(Path(snakemake.output.train).parent),
-                  seed=snakemake.params.seed)
+    counts = main(
+        spec=dict(snakemake.params.spec), folder=str(Path(snakemake.output.train).parent), seed=snakemake.params.seed
+    )
     log.info("%s: %s images per split", snakemake.wildcards.dataset, counts)

@@ -1,4 +1,5 @@
 """Snakemake entry of `probe` / `probe_linear`: one linear probe (search, refit, test) on frozen features."""
+
 import torch
 
 from imagenet_sd.features import read_features
@@ -6,22 +7,48 @@ from imagenet_sd.probes import run_probe
 from imagenet_sd.runtime import setup_logging, versions, write_json
 
 
-def main(*, train, test, output, kind: str, settings: dict, val_fraction: float, seed: int, threads=1,
-         device=None) -> dict:
+def main(
+    *, train, test, output, kind: str, settings: dict, val_fraction: float, seed: int, threads=1, device=None
+) -> dict:
     torch.set_num_threads(max(1, threads))
     train_x, train_y, classes = read_features(train)
     test_x, test_y, test_classes = read_features(test)
     if classes != test_classes:
         raise ValueError(f"{train} and {test} name different classes: the splits of one dataset must share them")
-    result = run_probe(train_x, train_y, test_x, test_y, kind=kind, settings=dict(settings),
-                       val_fraction=val_fraction, seed=seed, n_classes=len(classes), device=device)
-    write_json(output, {**result, "settings": dict(settings), "val_fraction": val_fraction,
-                        "features": {"train": str(train), "test": str(test)}, "versions": versions()})
+    result = run_probe(
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        kind=kind,
+        settings=dict(settings),
+        val_fraction=val_fraction,
+        seed=seed,
+        n_classes=len(classes),
+        device=device,
+    )
+    write_json(
+        output,
+        {
+            **result,
+            "settings": dict(settings),
+            "val_fraction": val_fraction,
+            "features": {"train": str(train), "test": str(test)},
+            "versions": versions(),
+        },
+    )
     return result
 
 
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])
-    main(train=snakemake.input.train, test=snakemake.input.test, output=snakemake.output[0],
-         kind=snakemake.params.kind, settings=dict(snakemake.params.settings),
-         val_fraction=snakemake.params.val_fraction, seed=int(snakemake.wildcards.seed), threads=snakemake.threads)
+    main(
+        train=snakemake.input.train,
+        test=snakemake.input.test,
+        output=snakemake.output[0],
+        kind=snakemake.params.kind,
+        settings=dict(snakemake.params.settings),
+        val_fraction=snakemake.params.val_fraction,
+        seed=int(snakemake.wildcards.seed),
+        threads=snakemake.threads,
+    )

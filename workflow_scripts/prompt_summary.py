@@ -1,5 +1,6 @@
 """Prompt table: per clone and class, the recipe, example prompts, the number of images and how many of
 their prompts the text encoder's tokenizer truncates -> results/tables/prompts.csv (long format)."""
+
 import csv
 import logging
 
@@ -8,8 +9,22 @@ from imagenet_sd.runtime import atomic_path, setup_logging
 
 log = logging.getLogger("imagenet_sd.prompt_summary")
 
-COLUMNS = ("clone", "class_index", "wnid", "class_key", "name_override", "recipe", "images", "truncated",
-           "max_tokens", "max_tokens_seen", "distinct_prompts", "example_1", "example_2", "example_3")
+COLUMNS = (
+    "clone",
+    "class_index",
+    "wnid",
+    "class_key",
+    "name_override",
+    "recipe",
+    "images",
+    "truncated",
+    "max_tokens",
+    "max_tokens_seen",
+    "distinct_prompts",
+    "example_1",
+    "example_2",
+    "example_3",
+)
 
 
 def summary_rows(clones: dict) -> list[dict]:
@@ -22,12 +37,19 @@ def summary_rows(clones: dict) -> list[dict]:
             if (path, n) not in seen:  # a class shared by clones of the same size is counted once
                 seen[path, n] = truncation(record, n)
             counts = seen[path, n]
-            rows.append({
-                "clone": clone, "class_index": index, "wnid": record["wnid"], "class_key": record["class_key"],
-                "name_override": record.get("name_override") or "", "recipe": record["recipe"], "images": n,
-                **{k: counts[k] for k in ("truncated", "max_tokens", "max_tokens_seen", "distinct_prompts")},
-                **{f"example_{i + 1}": p for i, p in enumerate(record["examples"]["train"][:3])},
-            })
+            rows.append(
+                {
+                    "clone": clone,
+                    "class_index": index,
+                    "wnid": record["wnid"],
+                    "class_key": record["class_key"],
+                    "name_override": record.get("name_override") or "",
+                    "recipe": record["recipe"],
+                    "images": n,
+                    **{k: counts[k] for k in ("truncated", "max_tokens", "max_tokens_seen", "distinct_prompts")},
+                    **{f"example_{i + 1}": p for i, p in enumerate(record["examples"]["train"][:3])},
+                }
+            )
     return rows
 
 
@@ -42,8 +64,15 @@ def main(*, clones, output):
         truncated = sum(r["truncated"] for r in mine)
         images = sum(r["images"] for r in mine)
         report = log.warning if truncated else log.info
-        report("clone %s: %d of %d train prompts exceed the text encoder's limit and will be truncated "
-               "(%d of %d classes affected)", clone, truncated, images, sum(1 for r in mine if r["truncated"]), len(mine))
+        report(
+            "clone %s: %d of %d train prompts exceed the text encoder's limit and will be truncated "
+            "(%d of %d classes affected)",
+            clone,
+            truncated,
+            images,
+            sum(1 for r in mine if r["truncated"]),
+            len(mine),
+        )
     return rows
 
 

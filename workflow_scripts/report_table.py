@@ -2,6 +2,7 @@
 
 A table (CSV) becomes an HTML table; a figure is copied as is (the report embeds its own copy).
 """
+
 import logging
 import shutil
 
@@ -22,5 +23,9 @@ def main(*, name: str, source: str, output: str, caption: str = "") -> None:
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])
     wildcards = snakemake.wildcards
-    main(name=wildcards.get("table") or wildcards.get("figure"), source=snakemake.input[0], output=snakemake.output[0],
-         caption=snakemake.params.caption)
+    main(
+        name=wildcards.get("table") or wildcards.get("figure"),
+        source=snakemake.input[0],
+        output=snakemake.output[0],
+        caption=snakemake.params.caption,
+    )

@@ -1,4 +1,5 @@
 """scikit-learn's digits (real scans shipped with the package) -> an ImageFolder of wnid folders."""
+
 import logging
 
 from imagenet_sd.realdata import write_digits

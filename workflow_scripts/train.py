@@ -4,6 +4,7 @@ With `devices` > 1 (or 'auto' and several GPUs visible) this job spawns one trai
 On SIGUSR1/SIGTERM (SLURM's warning before the time limit) it saves a resume state and fails, so that
 Snakemake's retry resumes the run.
 """
+
 import json
 import logging
 from pathlib import Path
@@ -33,9 +34,16 @@ def main(*, index, shards_dir, checkpoint, metrics, training, classes, threads=1
     # the training process keeps the cores its workers leave
     workers = min(training["workers"], threads_per_rank, len(shard_paths) // ranks)
     main_threads = max(1, threads_per_rank - workers)
-    job = {"shard_paths": shard_paths, "shard_counts": [s["count"] for s in shard_index["shards"]],
-           "classes": list(classes), "training": training, "checkpoint": checkpoint, "metrics": metrics,
-           "workers": workers, "data_id": data_signature(shard_index)}
+    job = {
+        "shard_paths": shard_paths,
+        "shard_counts": [s["count"] for s in shard_index["shards"]],
+        "classes": list(classes),
+        "training": training,
+        "checkpoint": checkpoint,
+        "metrics": metrics,
+        "workers": workers,
+        "data_id": data_signature(shard_index),
+    }
     if ranks == 1:
         torch.set_num_threads(main_threads)
         train(**job, device=target)
@@ -47,6 +55,13 @@ def main(*, index, shards_dir, checkpoint, metrics, training, classes, threads=1
 # __name__: the processes spawned for several devices import this file again, as __mp_main__
 if "snakemake" in globals() and __name__ == "__main__":
     setup_logging(snakemake.log[0])
-    main(index=snakemake.input.index, shards_dir=snakemake.input.shards, checkpoint=snakemake.output.checkpoint,
-         metrics=snakemake.output.metrics, training=dict(snakemake.params.training),
-         classes=list(snakemake.params.classes), threads=snakemake.threads, log_path=snakemake.log[0])
+    main(
+        index=snakemake.input.index,
+        shards_dir=snakemake.input.shards,
+        checkpoint=snakemake.output.checkpoint,
+        metrics=snakemake.output.metrics,
+        training=dict(snakemake.params.training),
+        classes=list(snakemake.params.classes),
+        threads=snakemake.threads,
+        log_path=snakemake.log[0],
+    )

@@ -1,4 +1,5 @@
 """Snakemake entry of `training_curves`: a run's metrics.jsonl -> one PNG (loss, lr, train top-1 if logged)."""
+
 import logging
 
 from imagenet_sd.plots import training_curves
