@@ -191,6 +191,8 @@ def generation_table(plan: Plan, rates: dict, root: Path) -> pd.DataFrame:
     counted: set[str] = set()
     rows = []
     for name, clone in plan.clones.items():
+        if clone.real:  # a real clone is packed from its folder: nothing to generate
+            continue
         needed = on_disk = new = jobs = 0
         for split in paths.SPLITS:
             for tar in plan.clone_chunks(name, split):
@@ -250,11 +252,13 @@ def training_table(plan: Plan, rates: dict, root: Path) -> pd.DataFrame:
     for run, spec in plan.config["runs"].items():
         training = plan.config["trainings"][spec["training"]]
         clone = plan.clones[spec["clone"]]
-        seen = images_seen(training, clone.images_per_class * len(clone.classes))
+        # a real clone without an images_per_class cap has as many images as its folder: unknown here
+        per_class = clone.images_per_class
+        seen = images_seen(training, per_class * len(clone.classes)) if per_class else math.nan
         rate, reference = rates[run]
         factor = crop_factor(training, reference)
         done = (root / paths.CHECKPOINT.format(run=run)).is_file()
-        seconds = rate.seconds(seen * factor) if rate else math.nan
+        seconds = rate.seconds(seen * factor) if rate and per_class else math.nan
         out.append(
             {
                 "run": run,
@@ -309,7 +313,9 @@ def estimate(
     root = Path(root)
     plan = build_plan(config)
     rows = load_throughput(throughput)
-    rates = {c.generator: generator_rate(plan, c.generator, gpu, rows, root) for c in plan.clones.values()}
+    rates = {
+        c.generator: generator_rate(plan, c.generator, gpu, rows, root) for c in plan.clones.values() if not c.real
+    }
     train_rates = {
         run: training_rate(config["trainings"][spec["training"]], gpu, rows) for run, spec in config["runs"].items()
     }
