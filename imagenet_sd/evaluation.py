@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torchvision.datasets import ImageFolder
 
+from imagenet_sd.progress import Progress
+
 log = logging.getLogger(__name__)
 
 TOPK = 5
@@ -136,6 +138,7 @@ def score(
     model.eval()
     memory_format = torch.channels_last if channels_last else torch.preserve_format
     correct, seen = [0] * len(ks), 0
+    progress = Progress("evaluate", len(loader.dataset) if hasattr(loader, "dataset") else None, logger=log)
     for images, labels in loader:
         logits = model(images.to(device, non_blocking=True, memory_format=memory_format))
         for i, c in enumerate(topk_correct(logits, labels.to(device), mask, ks)):
@@ -143,6 +146,8 @@ def score(
         if calibration is not None:
             calibration.update(logits, labels, mask)
         seen += len(labels)
+        progress.update(len(labels))
+    progress.finish()
     return correct, seen
 
 

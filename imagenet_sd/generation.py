@@ -22,6 +22,7 @@ import torch
 
 from imagenet_sd.chunks import ChunkIdentity, ChunkWriter, ImageTask, Rendered
 from imagenet_sd.flops import device_report, efficiency, flops_per_image
+from imagenet_sd.progress import Progress
 from imagenet_sd.prompts import load_prompt_file
 from imagenet_sd.runtime import atomic_path, sha256_file, versions, write_json
 from imagenet_sd.text2image import load_pipeline
@@ -189,6 +190,7 @@ class ChunkJob:
 
     def render_into(self, tasks: list[ImageTask], writer: ChunkWriter) -> None:
         warmup_first = needs_warmup(self.device, self.runtime["compile"])
+        progress = Progress(f"generate {self.identity.record['wnid']} {self.identity.split}", len(tasks), logger=log)
         for number, batch in enumerate(batches(tasks, self.runtime["batch_size"])):
             warmup = warmup_first and number == 0
             results = self.render_with_retries(batch, warmup)
@@ -197,6 +199,8 @@ class ChunkJob:
             writer.put(results)
             self.progress.write += time.perf_counter() - waited
             self.progress.images += len(results)
+            progress.update(len(results))
+        progress.finish()
 
     def write_chunk(self, tasks: list[ImageTask], tar_path: Path) -> None:
         """Render `tasks` into the tar at `tar_path`, which appears only once complete."""

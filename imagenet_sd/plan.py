@@ -162,7 +162,7 @@ class Plan:
         return f"{recipe}-{short_hash(self.prompt_settings(recipe))}"
 
     def built_pipeline(self, generator: str) -> str | None:
-        """Name of the tiny pipeline the `generator` rule builds for this generator, if any."""
+        """Name of the tiny pipeline the `tiny_pipeline` rule builds for this generator, if any."""
         model = os.path.normpath(self.config["generators"][generator]["model"])
         for name in self.config.get("pipelines", {}):
             if model == os.path.normpath(paths.PIPELINE_FOLDER.format(pipeline=name)):

@@ -37,12 +37,15 @@ from imagenet_sd.distributed import rank_and_ranks
 from imagenet_sd.gpu_augment import augment_batch, view_policies
 from imagenet_sd.loader import ShardStreams, close_loader, epoch_batches, make_loader, stream_batch_counts
 from imagenet_sd.models import MultiCropNet, attach_head, build_model, crops_cross_entropy, export_state
+from imagenet_sd.progress import Progress
 from imagenet_sd.resume import StopSignals, TrainingStopped, load_resume, resume_path, save_resume
 from imagenet_sd.runtime import atomic_path, versions
 from imagenet_sd.seeds import derive_seed
 from imagenet_sd.train_log import MetricsLog, Tally
 
 log = logging.getLogger(__name__)
+NULL_LOG = logging.getLogger("imagenet_sd.training.other_ranks")  # progress of ranks > 0 stays quiet
+NULL_LOG.disabled = True
 
 
 # ---- settings ------------------------------------------------------------------------------------
@@ -270,13 +273,17 @@ def train_epoch(run: Run, epoch: int, position: int, epoch_tally: Tally) -> None
 def run_epochs(run: Run, state: dict | None) -> float:
     """All remaining epochs; returns the last epoch's mean loss."""
     epoch, position, mean_loss = (state["epoch"], state["batch"], float("nan")) if state else (0, 0, float("nan"))
+    progress = Progress("train", run.stop_step, unit="steps", logger=log if run.rank == 0 else NULL_LOG)
+    progress.done = run.step
     while epoch < run.t["epochs"] and run.step < run.stop_step:
+        before = run.step
         tally = Tally.zero(run.device)
         if state and epoch == state["epoch"]:
             loss, correct, tally.batches, tally.images = state["epoch_sums"]
             tally.loss += loss
             tally.correct += correct
         train_epoch(run, epoch, position, tally)
+        progress.update(run.step - before)
         summary = tally.summary(run.ranks)
         mean_loss = summary["loss"]
         run.metrics.write(
