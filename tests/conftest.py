@@ -172,3 +172,20 @@ def load_script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def pack_clone(out: Path, *, classes, images_per_class, shard_size, train_tars=(), heldout_tars=(), seed=0, **extra):
+    """The pack rule's script on chunk tars (or a real folder: `source=`), into `out`/{train, train.json, heldout}."""
+    load_script("pack").main(
+        train_tars=list(train_tars),
+        heldout_tars=list(heldout_tars),
+        shards_dir=out / "train",
+        index=out / "train.json",
+        heldout_dir=out / "heldout",
+        classes=classes,
+        images_per_class=images_per_class,
+        shard_size=shard_size,
+        seed=seed,
+        **extra,
+    )
+    return out

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import webdataset as wds
-from conftest import load_script
+from conftest import pack_clone
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
@@ -30,13 +30,8 @@ def real_folder(root: Path, per_class=7, classes=CLASSES) -> Path:
 
 
 def pack(tmp_path, folder, out="real", images_per_class=5, heldout_per_class=2, seed=0, **source):
-    out = tmp_path / out
-    load_script("pack").main(
-        train_tars=[],
-        heldout_tars=[],
-        shards_dir=out / "train",
-        index=out / "train.json",
-        heldout_dir=out / "heldout",
+    return pack_clone(
+        tmp_path / out,
         classes=CLASSES,
         images_per_class=images_per_class,
         shard_size=4,
@@ -44,7 +39,6 @@ def pack(tmp_path, folder, out="real", images_per_class=5, heldout_per_class=2, 
         heldout_per_class=heldout_per_class,
         source={"path": str(folder), **source},
     )
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import webdataset as wds
-from conftest import load_script
+from conftest import pack_clone
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
@@ -65,19 +65,15 @@ def make_clone(root: Path, classes, train_per_class, heldout_per_class, chunk=4,
 
 
 def pack(tmp_path, tars, out="clone", seed=0, shard_size=5, images_per_class=6, classes=CLASSES):
-    out = tmp_path / out
-    load_script("pack").main(
+    return pack_clone(
+        tmp_path / out,
         train_tars=tars["train"],
         heldout_tars=tars["heldout"],
-        shards_dir=out / "train",
-        index=out / "train.json",
-        heldout_dir=out / "heldout",
         classes=classes,
         images_per_class=images_per_class,
         shard_size=shard_size,
         seed=seed,
     )
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -171,15 +167,12 @@ def test_heldout_count_is_checked_when_given(clone, tmp_path):
     _, tars, _ = clone
     out = tmp_path / "checked"
     with pytest.raises(ValueError, match="heldout split: expected 3"):
-        load_script("pack").main(
+        pack_clone(
+            out,
             train_tars=tars["train"],
             heldout_tars=tars["heldout"],
-            shards_dir=out / "train",
-            index=out / "train.json",
-            heldout_dir=out / "heldout",
             classes=CLASSES,
             images_per_class=6,
             shard_size=5,
-            seed=0,
             heldout_per_class=3,
         )

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import load_script
+from conftest import load_script, pack_clone
 from PIL import Image
 from torchvision import transforms as TV
 from torchvision.transforms import RandomResizedCrop as T_RRC
@@ -85,19 +85,7 @@ def chunk_tar(path: Path, wnid: str, n: int) -> Path:
 def packed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
     tars = [chunk_tar(tmp / f"{w}.tar", w, 8) for w in CLASSES]
-    out = tmp / "clone"
-    load_script("pack").main(
-        train_tars=tars,
-        heldout_tars=[],
-        shards_dir=out / "train",
-        index=out / "train.json",
-        heldout_dir=out / "heldout",
-        classes=CLASSES,
-        images_per_class=8,
-        shard_size=6,
-        seed=0,
-    )
-    return out
+    return pack_clone(tmp / "clone", train_tars=tars, classes=CLASSES, images_per_class=8, shard_size=6)
 
 
 def run_train(packed, run_dir, **settings):
@@ -403,17 +391,13 @@ def test_training_learns_an_easy_clone_and_scores_its_held_out_images(tmp_path):
     heldout_tars = [
         colour_chunk(tmp_path / "chunks" / f"{w}-heldout.tar", w, 10, seed=100 + i) for i, w in enumerate(classes)
     ]
-    clone = tmp_path / "clone"
-    load_script("pack").main(
+    clone = pack_clone(
+        tmp_path / "clone",
         train_tars=train_tars,
         heldout_tars=heldout_tars,
-        shards_dir=clone / "train",
-        index=clone / "train.json",
-        heldout_dir=clone / "heldout",
         classes=classes,
         images_per_class=16,
         shard_size=16,
-        seed=0,
     )
     training = TINY | {"epochs": 6, "batch_size": 8, "lr": 0.8, "warmup_fraction": 0.1, "local_crops": 2, "workers": 2}
     load_script("train").main(
