@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torchvision.datasets import ImageFolder
 
+from imagenet_sd.paths import WNID_RE
 from imagenet_sd.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,29 @@ def accuracies(correct: list[int], n_images: int, ks: tuple[int, int]) -> dict:
     }
 
 
+def read_class_list(path) -> list[str]:
+    """A file of wnids, one per line (blank lines and `#` comments ignored): the classes a set declares."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"class list {path} not found")
+    wnids = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    wnids = [w for w in wnids if w]
+    bad = [w for w in wnids if not WNID_RE.match(w)]
+    if bad:
+        raise ValueError(f"class list {path}: not wnids: {bad[:5]}")
+    return wnids
+
+
+def restrict_to_declared(dataset: ImageFolder, model_classes: list[str], declared: list[str]) -> ClassMatch:
+    """Score on the classes the set declares (ImageNet-R's 200, say), whether or not each has images here:
+    logits are masked to model classes x declared ones, and images of undeclared folders are not scored."""
+    keep = set(declared)
+    dataset.samples = [(p, t) for p, t in dataset.samples if model_classes[t] in keep]
+    dataset.targets = [t for _, t in dataset.samples]
+    dataset.imgs = dataset.samples
+    return match_classes(model_classes, declared)
+
+
 def score_folder(
     model,
     root,
@@ -178,9 +202,13 @@ def score_folder(
     workers: int,
     device: torch.device,
     channels_last: bool = False,
+    declared: list[str] | None = None,
 ) -> dict:
-    """Accuracies, calibration and class match of `model` on one ImageFolder set."""
+    """Accuracies, calibration and class match of `model` on one ImageFolder set; `declared`: the set's own
+    class list, which masks the logits instead of the folders that happen to hold images."""
     dataset, match = image_folder(root, model_classes, transform, naming=naming)
+    if declared is not None:
+        match = restrict_to_declared(dataset, model_classes, declared)
     if not match.scored or not dataset.samples:
         raise ValueError(f"evaluation set {root} has no images of the model's classes")
     if match.model_only or match.set_only:

@@ -294,6 +294,8 @@ def build_plan(config: dict, check_wnids: bool = True) -> Plan:
             shard_size=c.get("shard_size", 1000),
         )
     for name, e in config.get("evalsets", {}).items():
+        if e.get("classes") and not Path(e["classes"]).is_file():
+            raise ConfigError(f"evalsets.{name}.classes: class list {e['classes']} not found")
         if "clone" in e:
             need("clones", e["clone"], f"evalsets.{name}.clone")
             if plan.clones[e["clone"]].heldout_per_class == 0:

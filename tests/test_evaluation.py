@@ -41,7 +41,7 @@ def image_folder(root: Path, images_per_folder: dict) -> Path:
     return root
 
 
-def evaluate(tmp_path, checkpoint, folders, name="set"):
+def evaluate(tmp_path, checkpoint, folders, name="set", **evalset):
     images = image_folder(tmp_path / name, folders)
     out = tmp_path / f"{name}.json"
     load_script("evaluate").main(
@@ -51,7 +51,7 @@ def evaluate(tmp_path, checkpoint, folders, name="set"):
         classes=MODEL_CLASSES,
         training=TRAINING,
         evalset_name=name,
-        evalset={"description": "test images"},
+        evalset={"description": "test images", **evalset},
         run="r",
         device="cpu",
     )
@@ -87,6 +87,29 @@ def test_logits_are_masked_to_the_shared_classes(checkpoint, tmp_path):
     assert r["top5_k"] == 3 and r["top5"] == pytest.approx(100.0)  # top-5 among 3 classes: top-3, all correct
     assert r["evalset_classes_not_in_model"] == ["n09999999"]
     assert r["model_classes_missing_from_evalset"] == ["n00000003", "n00000005", "n00000006", "n00000007"]
+
+
+def test_a_declared_class_list_masks_the_logits_even_where_a_class_has_no_images(checkpoint, tmp_path):
+    # A partial copy of a set whose declared classes include n00000006, which the model prefers to n00000004:
+    # with the list, every image is called n00000006 (0% top-1); without it, n00000004 would win (1 of 3).
+    folders = {"n00000001": 2, "n00000004": 1, "n09999999": 1}
+    listed = tmp_path / "classes.txt"
+    listed.write_text("# the set's classes\nn00000001\nn00000004\nn00000006\n")
+    r = evaluate(tmp_path, checkpoint, folders, classes=str(listed))
+    assert r["classes_scored"] == ["n00000001", "n00000004", "n00000006"] and r["n_images"] == 3
+    assert r["correct_top1"] == 0
+    plain = evaluate(tmp_path, checkpoint, folders, name="plain")
+    assert plain["classes_scored"] == ["n00000001", "n00000004"] and plain["correct_top1"] == 1
+
+
+def test_the_shipped_imagenet_r_and_a_lists_hold_200_wnids_and_the_paper_overlaps():
+    from imagenet_sd.evaluation import read_class_list
+
+    r = read_class_list(ROOT / "data/imagenet_r_200_wnids.txt")
+    a = read_class_list(ROOT / "data/imagenet_a_200_wnids.txt")
+    in100 = set((ROOT / "data/imagenet100_wnids.txt").read_text().split())
+    assert len(set(r)) == len(set(a)) == 200
+    assert (len(in100 & set(r)), len(in100 & set(a))) == (19, 15)  # the ImageNet-100 classes in IN-R and IN-A
 
 
 def test_set_without_shared_classes_is_an_error(checkpoint, tmp_path):

@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from imagenet_sd.evaluation import corruption_folders, corruption_summary, score_folder
+from imagenet_sd.evaluation import corruption_folders, corruption_summary, read_class_list, score_folder
 from imagenet_sd.models import load_model, pick_device
 from imagenet_sd.runtime import setup_logging, sha256_file, versions, write_json
 from imagenet_sd.training import resolve_training
@@ -46,6 +46,7 @@ def main(
         "workers": min(training["workers"], threads),
         "device": device,
         "channels_last": channels_last,
+        "declared": read_class_list(evalset["classes"]) if evalset.get("classes") else None,
     }
     transform = eval_transform(training["eval_resolution"])
     if evalset.get("layout", "imagefolder") == "corruptions":
