@@ -255,17 +255,75 @@ def real_clone(name: str, c: dict, classes: list[ClassEntry]) -> Clone:
     )
 
 
+def need(config: dict, section: str, name: str, where: str) -> None:
+    """`name` must be an entry of `config[section]`; the error names where it was asked for, and what exists."""
+    if name not in config.get(section, {}):
+        known = ", ".join(sorted(config.get(section, {}))) or "none"
+        kind = section[:-1] if section.endswith("s") else section
+        raise ConfigError(f"{where}: unknown {kind} {name!r} (known: {known})")
+
+
+def plan_clone(plan: Plan, name: str, c: dict) -> Clone:
+    """A clone entry checked against the sections it names: a real one, or class set x recipe x generator."""
+    config = plan.config
+    need(config, "class_sets", c["class_set"], f"clones.{name}.class_set")
+    if "path" in c:
+        return real_clone(name, c, plan.sheets[c["class_set"]])
+    need(config, "recipes", c["recipe"], f"clones.{name}.recipe")
+    need(config, "generators", c["generator"], f"clones.{name}.generator")
+    return Clone(
+        name=name,
+        classes=plan.sheets[c["class_set"]],
+        recipe=c["recipe"],
+        recipe_key=plan.recipe_key(c["recipe"]),
+        generator=c["generator"],
+        generator_key=plan.generator_key(c["generator"]),
+        images_per_class=c["images_per_class"],
+        heldout_per_class=c.get("heldout_per_class", 0),
+        chunk_size=config["generators"][c["generator"]]["chunk_size"],
+        shard_size=c.get("shard_size", 1000),
+    )
+
+
+def check_evaluation(plan: Plan) -> None:
+    """Evaluation sets, runs and the sets robustness and representation statistics use."""
+    config = plan.config
+    for name, e in config.get("evalsets", {}).items():
+        if e.get("classes") and not Path(e["classes"]).is_file():
+            raise ConfigError(f"evalsets.{name}.classes: class list {e['classes']} not found")
+        if "clone" in e:
+            need(config, "clones", e["clone"], f"evalsets.{name}.clone")
+            if plan.clones[e["clone"]].heldout_per_class == 0:
+                raise ConfigError(
+                    f"evalsets.{name}: clone {e['clone']!r} has heldout_per_class 0, so no held-out split"
+                )
+    for name, r in config.get("runs", {}).items():
+        need(config, "clones", r["clone"], f"runs.{name}.clone")
+        need(config, "trainings", r["training"], f"runs.{name}.training")
+        for ev in r.get("evaluate", []):
+            need(config, "evalsets", ev, f"runs.{name}.evaluate")
+    for section in ("robustness", "representation"):
+        for ev in config.get(section, {}).get("evalsets", []):
+            need(config, "evalsets", ev, f"{section}.evalsets")
+            if section == "robustness" and config["evalsets"][ev].get("layout", "imagefolder") != "imagefolder":
+                raise ConfigError(f"robustness.evalsets: {ev!r} is a corruption set; attacks need an ImageFolder set")
+
+
+def check_sheet_wnids(plan: Plan) -> None:
+    """Every wnid of every sheet is a WordNet 3.0 noun synset (when WordNet is already on disk)."""
+    data_noun = wordnet_data_noun(plan.config)
+    if data_noun is None:
+        return
+    for name, entries in plan.sheets.items():
+        bad = unknown_wnids([e.wnid for e in entries], data_noun)
+        if bad:
+            sheet = plan.config["class_sets"][name]["sheet"]
+            raise ConfigError(f"class_sets.{name} ({sheet}): not a WordNet 3.0 noun synset: {', '.join(bad[:10])}")
+
+
 def build_plan(config: dict, check_wnids: bool = True) -> Plan:
     """Check cross references, sheets and files; return the plan. Raises ConfigError naming the culprit."""
     plan = Plan(config)
-
-    def need(section, name, where):
-        if name not in config.get(section, {}):
-            known = ", ".join(sorted(config.get(section, {}))) or "none"
-            raise ConfigError(
-                f"{where}: unknown {section[:-1] if section.endswith('s') else section} {name!r} (known: {known})"
-            )
-
     for name in config.get("recipes", {}):
         recipe_dependencies(config, name)
     for name, cs in config.get("class_sets", {}).items():
@@ -274,52 +332,8 @@ def build_plan(config: dict, check_wnids: bool = True) -> Plan:
         except ConfigError as e:
             raise ConfigError(f"class_sets.{name}: {e}") from None
     for name, c in config.get("clones", {}).items():
-        need("class_sets", c["class_set"], f"clones.{name}.class_set")
-        if "path" in c:
-            plan.clones[name] = real_clone(name, c, plan.sheets[c["class_set"]])
-            continue
-        need("recipes", c["recipe"], f"clones.{name}.recipe")
-        need("generators", c["generator"], f"clones.{name}.generator")
-        g = config["generators"][c["generator"]]
-        plan.clones[name] = Clone(
-            name=name,
-            classes=plan.sheets[c["class_set"]],
-            recipe=c["recipe"],
-            recipe_key=plan.recipe_key(c["recipe"]),
-            generator=c["generator"],
-            generator_key=plan.generator_key(c["generator"]),
-            images_per_class=c["images_per_class"],
-            heldout_per_class=c.get("heldout_per_class", 0),
-            chunk_size=g["chunk_size"],
-            shard_size=c.get("shard_size", 1000),
-        )
-    for name, e in config.get("evalsets", {}).items():
-        if e.get("classes") and not Path(e["classes"]).is_file():
-            raise ConfigError(f"evalsets.{name}.classes: class list {e['classes']} not found")
-        if "clone" in e:
-            need("clones", e["clone"], f"evalsets.{name}.clone")
-            if plan.clones[e["clone"]].heldout_per_class == 0:
-                raise ConfigError(
-                    f"evalsets.{name}: clone {e['clone']!r} has heldout_per_class 0, so no held-out split"
-                )
-    for name, r in config.get("runs", {}).items():
-        need("clones", r["clone"], f"runs.{name}.clone")
-        need("trainings", r["training"], f"runs.{name}.training")
-        for ev in r.get("evaluate", []):
-            need("evalsets", ev, f"runs.{name}.evaluate")
-    for section in ("robustness", "representation"):
-        for ev in config.get(section, {}).get("evalsets", []):
-            need("evalsets", ev, f"{section}.evalsets")
-            if section == "robustness" and config["evalsets"][ev].get("layout", "imagefolder") != "imagefolder":
-                raise ConfigError(f"robustness.evalsets: {ev!r} is a corruption set; attacks need an ImageFolder set")
+        plan.clones[name] = plan_clone(plan, name, c)
+    check_evaluation(plan)
     if check_wnids:
-        data_noun = wordnet_data_noun(config)
-        if data_noun is not None:
-            for name, entries in plan.sheets.items():
-                bad = unknown_wnids([e.wnid for e in entries], data_noun)
-                if bad:
-                    raise ConfigError(
-                        f"class_sets.{name} ({config['class_sets'][name]['sheet']}): "
-                        f"not a WordNet 3.0 noun synset: {', '.join(bad[:10])}"
-                    )
+        check_sheet_wnids(plan)
     return plan

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from imagenet_sd.models import MultiCropNet, attach_head, build_model, crops_cro
 from imagenet_sd.progress import Progress
 from imagenet_sd.resume import StopSignals, TrainingStopped, load_resume, resume_path, save_resume
 from imagenet_sd.runtime import atomic_path, versions
+from imagenet_sd.schedules import EpochPlan, plan_epochs, warmup_cosine_schedule, warmup_steps
 from imagenet_sd.seeds import derive_seed
 from imagenet_sd.train_log import MetricsLog, Tally
 
@@ -57,65 +57,6 @@ def training_defaults() -> dict:
 def resolve_training(training: dict, name: str = "training") -> dict:
     """A training entry checked by the config schema and completed with its defaults."""
     return resolve_entry("trainings", name, training)
-
-
-def warmup_steps(t: dict, total_steps: int) -> int:
-    """`warmup_fraction` of the run when set (robust to short runs), else `warmup_epochs` worth of steps."""
-    if t["warmup_fraction"] is not None:
-        return round(t["warmup_fraction"] * total_steps)
-    return round(t["warmup_epochs"] * total_steps / t["epochs"])
-
-
-# ---- schedules and data order ------------------------------------------------------------------------
-def warmup_cosine_schedule(peak: float, total_steps: int, warmup_steps: int, final: float = 0.0) -> np.ndarray:
-    """Per-step values: linear from peak/warmup to peak over `warmup_steps`, then cosine from peak towards `final`."""
-    warmup_steps = min(warmup_steps, total_steps)
-    warmup = peak * np.arange(1, warmup_steps + 1) / max(warmup_steps, 1)
-    decay_steps = total_steps - warmup_steps
-    cosine = final + 0.5 * (peak - final) * (1 + np.cos(np.pi * np.arange(decay_steps) / max(decay_steps, 1)))
-    return np.concatenate([warmup, cosine])
-
-
-def epoch_shard_order(num_shards: int, seed: int, epoch: int) -> list[int]:
-    order = list(range(num_shards))
-    random.Random(derive_seed("train-shards", seed, epoch)).shuffle(order)
-    return order
-
-
-def steps_in_epoch(counts: list[int], order: list[int], workers: int, batch_size: int) -> int:
-    """Full batches an epoch yields: stream w reads shards order[w::workers] and drops its last partial batch."""
-    return sum(stream_batch_counts(counts, order, max(workers, 1), batch_size))
-
-
-@dataclass
-class EpochPlan:
-    shard_orders: list[list[int]]
-    steps: list[int]
-
-    @property
-    def total_steps(self) -> int:
-        return sum(self.steps)
-
-
-def plan_epochs(counts: list[int], epochs: int, seed: int, workers: int, batch_size: int, ranks: int = 1) -> EpochPlan:
-    """Shard order and steps of every epoch. With several ranks, rank r reads order[r::ranks] in batches of
-    batch_size/ranks, and an epoch has the steps of the rank whose shards give the fewest."""
-    if batch_size % ranks:
-        raise ValueError(f"batch size {batch_size} does not split evenly across {ranks} devices")
-    if len(counts) < ranks:
-        raise ValueError(f"{len(counts)} shards cannot give each of {ranks} devices its own: use fewer devices")
-    orders = [epoch_shard_order(len(counts), seed, e) for e in range(epochs)]
-    steps = [
-        min(steps_in_epoch(counts, order[r::ranks], workers, batch_size // ranks) for r in range(ranks))
-        for order in orders
-    ]
-    if not steps[0]:
-        raise ValueError(
-            f"batch size {batch_size // ranks} is larger than the images each of {workers} loader "
-            f"worker(s) reads per epoch ({sum(counts)} images in {len(counts)} shards, "
-            f"{ranks} device(s))"
-        )
-    return EpochPlan(orders, steps)
 
 
 # ---- model, loss, optimiser ----------------------------------------------------------------------------
@@ -325,6 +266,41 @@ def save_final(run: Run, classes: list[str], mean_loss: float, data_id: str) -> 
 
 
 # ---- the recipe ----------------------------------------------------------------------------------------
+def resume_identity(t: dict, classes: list[str], data_id: str, workers: int, ranks: int) -> dict:
+    """What the weights depend on (how often states are saved does not): a resume state must match it."""
+    return {
+        "training": {k: v for k, v in t.items() if k != "save_every_minutes"},
+        "classes": list(classes),
+        "data": data_id,
+        "loader_streams": max(workers, 1),
+        "devices": ranks,
+    }
+
+
+def shard_streams(shard_paths: list[str], plan: EpochPlan, t: dict, workers: int, rank: int, ranks: int):
+    """This rank's shards of every epoch, read by `workers` interleaved loader streams."""
+    return ShardStreams(
+        shard_paths,
+        [order[rank::ranks] for order in plan.shard_orders],
+        streams=max(workers, 1),
+        batch_size=t["batch_size"] // ranks,
+        shuffle_buffer=t["shuffle_buffer"],
+        seed=t["seed"],
+        rank=rank,
+    )
+
+
+def describe(t: dict, classes, shard_counts, plan: EpochPlan, workers: int, device, ranks: int) -> str:
+    """The run in one log line."""
+    peak_lr = t["lr"] * t["batch_size"] / 256
+    return (
+        f"{t['arch']}, {t['head']} head, {len(classes)} classes, {sum(shard_counts)} images in {len(shard_counts)} "
+        f"shards, {plan.total_steps} steps ({plan.steps[0]} in the first epoch), peak lr {peak_lr:.4g}, "
+        f"{warmup_steps(t, plan.total_steps)} warm-up steps, {workers} workers, device {device} x {ranks}, "
+        f"amp {t['amp'] and device.type == 'cuda'}"
+    )
+
+
 def train(
     *,
     shard_paths: list[str],
@@ -349,44 +325,13 @@ def train(
     plan = plan_epochs(shard_counts, t["epochs"], t["seed"], workers, t["batch_size"], ranks)
     peak_lr = t["lr"] * t["batch_size"] / 256
     lr = warmup_cosine_schedule(peak_lr, plan.total_steps, warmup_steps(t, plan.total_steps))
-    # what the weights depend on (how often states are saved does not)
-    identity = {
-        "training": {k: v for k, v in t.items() if k != "save_every_minutes"},
-        "classes": list(classes),
-        "data": data_id,
-        "loader_streams": max(workers, 1),
-        "devices": ranks,
-    }
+    identity = resume_identity(t, classes, data_id, workers, ranks)
     state = load_resume(checkpoint, identity)
     if state:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-    dataset = ShardStreams(
-        shard_paths,
-        [order[rank::ranks] for order in plan.shard_orders],
-        streams=max(workers, 1),
-        batch_size=t["batch_size"] // ranks,
-        shuffle_buffer=t["shuffle_buffer"],
-        seed=t["seed"],
-        rank=rank,
-    )
-    log.info(
-        "%s, %s head, %d classes, %d images in %d shards, %d steps (%d in the first epoch), peak lr %.4g, "
-        "%d warm-up steps, %d workers, device %s x %d, amp %s",
-        t["arch"],
-        t["head"],
-        len(classes),
-        sum(shard_counts),
-        len(shard_paths),
-        plan.total_steps,
-        plan.steps[0],
-        peak_lr,
-        warmup_steps(t, plan.total_steps),
-        workers,
-        device,
-        ranks,
-        t["amp"] and device.type == "cuda",
-    )
+    dataset = shard_streams(shard_paths, plan, t, workers, rank, ranks)
+    log.info(describe(t, classes, shard_counts, plan, workers, device, ranks))
     with StopSignals() as stop:
         run = Run(
             t,

@@ -9,6 +9,7 @@ import pytest
 from conftest import REPO, demo_config
 
 from imagenet_sd import cost, paths
+from imagenet_sd import throughput as tp
 from imagenet_sd.config import ConfigError
 from imagenet_sd.plan import build_plan
 
@@ -95,7 +96,7 @@ def test_imagenet1k_costs_1_3m_images_at_the_table_rate(monkeypatch):
     est = cost.estimate(config, gpu="H100", root=REPO / "no-results-here")
     row = next(
         r
-        for r in cost.load_throughput()
+        for r in tp.load_throughput()
         if r["job"] == "generate"
         and r["gpu"] == "H100"
         and r["model"] == "sd-v1"
@@ -113,16 +114,16 @@ def test_imagenet1k_costs_1_3m_images_at_the_table_rate(monkeypatch):
 
 
 def test_table_rows_scale_with_steps_and_know_guidance():
-    rows = cost.load_throughput()
+    rows = tp.load_throughput()
     wanted = {"model": "sd-v1", "resolution": "512x512", "steps": "50", "guidance": "yes", "dtype": "16-bit"}
-    full = cost.table_rate(rows, "generate", wanted, "H100")
-    half = cost.table_rate(rows, "generate", {**wanted, "steps": "25"}, "H100")
-    unguided = cost.table_rate(rows, "generate", {**wanted, "guidance": "no"}, "H100")
+    full = tp.table_rate(rows, "generate", wanted, "H100")
+    half = tp.table_rate(rows, "generate", {**wanted, "steps": "25"}, "H100")
+    unguided = tp.table_rate(rows, "generate", {**wanted, "guidance": "no"}, "H100")
     assert half.images_per_second == pytest.approx(2 * full.images_per_second) and "scaled" in half.source
     assert unguided.images_per_second > full.images_per_second
-    assert cost.table_rate(rows, "generate", {**wanted, "resolution": "768x768"}, "H100") is None
-    assert cost.gpu_matches("A100", "NVIDIA A100-SXM4-80GB") and not cost.gpu_matches("A10", "NVIDIA A100-SXM4-80GB")
-    assert not cost.gpu_matches("A100", "NVIDIA A10")
+    assert tp.table_rate(rows, "generate", {**wanted, "resolution": "768x768"}, "H100") is None
+    assert tp.gpu_matches("A100", "NVIDIA A100-SXM4-80GB") and not tp.gpu_matches("A10", "NVIDIA A100-SXM4-80GB")
+    assert not tp.gpu_matches("A100", "NVIDIA A10")
 
 
 def test_training_counts_images_seen_and_trained_runs(config, tmp_path):
@@ -132,7 +133,7 @@ def test_training_counts_images_seen_and_trained_runs(config, tmp_path):
     run = est.training.iloc[0]
     assert run.images_seen == 3 * 16  # max_steps x batch_size, under epochs x images (2 x 96)
     rate = next(
-        r for r in cost.load_throughput() if r["job"] == "train" and r["gpu"] == "A100" and r["dtype"] == "float32"
+        r for r in tp.load_throughput() if r["job"] == "train" and r["gpu"] == "A100" and r["dtype"] == "float32"
     )
     factor = (64**2 + 2 * 32**2) / int(rate["resolution"]) ** 2
     assert run.gpu_hours == pytest.approx(48 * factor / rate["images_per_second"] / 3600)
@@ -159,23 +160,23 @@ def test_command_line_prints_the_report_and_rejects_bad_configs(monkeypatch, tmp
 def test_a_bad_throughput_row_names_its_line(tmp_path):
     table = (REPO / "data/throughput.tsv").read_text().splitlines()
     fields = table[1].split("\t")
-    fields[cost.THROUGHPUT_COLUMNS.index("images_per_second")] = "fast"
+    fields[tp.THROUGHPUT_COLUMNS.index("images_per_second")] = "fast"
     (tmp_path / "t.tsv").write_text("\n".join([table[0], "\t".join(fields)]) + "\n")
     with pytest.raises(ConfigError, match="line 2"):
-        cost.load_throughput(tmp_path / "t.tsv")
+        tp.load_throughput(tmp_path / "t.tsv")
 
 
 def test_a_measured_table_row_replaces_the_estimate(tmp_path):
     text = (REPO / "data/throughput.tsv").read_text()
-    estimate = next(r for r in cost.load_throughput() if r["job"] == "generate" and r["gpu"] == "H100")
-    fields = [estimate[c] if c not in ("images_per_second", "kind", "source") else "" for c in cost.THROUGHPUT_COLUMNS]
-    fields[cost.THROUGHPUT_COLUMNS.index("images_per_second")] = "4.2"
-    fields[cost.THROUGHPUT_COLUMNS.index("fixed_seconds")] = "12"
-    fields[cost.THROUGHPUT_COLUMNS.index("kind")] = "measured"
-    fields[cost.THROUGHPUT_COLUMNS.index("source")] = "bench/RESULTS.md, H100 section"
+    estimate = next(r for r in tp.load_throughput() if r["job"] == "generate" and r["gpu"] == "H100")
+    fields = [estimate[c] if c not in ("images_per_second", "kind", "source") else "" for c in tp.THROUGHPUT_COLUMNS]
+    fields[tp.THROUGHPUT_COLUMNS.index("images_per_second")] = "4.2"
+    fields[tp.THROUGHPUT_COLUMNS.index("fixed_seconds")] = "12"
+    fields[tp.THROUGHPUT_COLUMNS.index("kind")] = "measured"
+    fields[tp.THROUGHPUT_COLUMNS.index("source")] = "bench/RESULTS.md, H100 section"
     (tmp_path / "t.tsv").write_text(text + "\t".join(str(f) for f in fields) + "\n")  # appended after the estimate
     wanted = {k: estimate[k] for k in ("model", "resolution", "steps", "guidance", "dtype")}
-    rate = cost.table_rate(cost.load_throughput(tmp_path / "t.tsv"), "generate", wanted, "H100")
+    rate = tp.table_rate(tp.load_throughput(tmp_path / "t.tsv"), "generate", wanted, "H100")
     assert (rate.images_per_second, rate.fixed_seconds) == (4.2, 12.0) and "measured" in rate.source
 
 

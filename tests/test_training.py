@@ -21,6 +21,7 @@ from torchvision.transforms import RandomResizedCrop as T_RRC
 
 from imagenet_sd import gpu_augment as ga
 from imagenet_sd import loader as ld
+from imagenet_sd import schedules
 from imagenet_sd import training as tr
 from imagenet_sd.distributed import count_devices, free_port, run_rank
 from imagenet_sd.models import (
@@ -104,7 +105,7 @@ def run_train(packed, run_dir, **settings):
 
 # ---- schedules and data order ----------------------------------------------------------------------------
 def test_warmup_then_cosine():
-    lr = tr.warmup_cosine_schedule(peak=0.4, total_steps=100, warmup_steps=10)
+    lr = schedules.warmup_cosine_schedule(peak=0.4, total_steps=100, warmup_steps=10)
     assert len(lr) == 100
     assert lr[0] == pytest.approx(0.04) and lr[9] == pytest.approx(0.4)
     assert np.all(np.diff(lr[:10]) > 0)
@@ -115,22 +116,22 @@ def test_warmup_then_cosine():
 
 
 def test_schedule_edge_cases():
-    assert tr.warmup_cosine_schedule(1.0, 5, 0)[0] == pytest.approx(1.0)
-    lr = tr.warmup_cosine_schedule(1.0, 4, 10)  # warm-up longer than the run: clamped
+    assert schedules.warmup_cosine_schedule(1.0, 5, 0)[0] == pytest.approx(1.0)
+    lr = schedules.warmup_cosine_schedule(1.0, 4, 10)  # warm-up longer than the run: clamped
     assert len(lr) == 4 and lr[-1] == pytest.approx(1.0)
 
 
 def test_epoch_plan_counts_full_batches_per_worker():
     counts = [5, 5, 5, 3]
-    order = tr.epoch_shard_order(4, seed=0, epoch=0)
+    order = schedules.epoch_shard_order(4, seed=0, epoch=0)
     assert sorted(order) == [0, 1, 2, 3]
-    assert tr.steps_in_epoch(counts, [0, 1, 2, 3], workers=1, batch_size=4) == 4
-    assert tr.steps_in_epoch(counts, [0, 1, 2, 3], workers=2, batch_size=4) == 2 + 2  # 10 -> 2, 8 -> 2
-    assert tr.steps_in_epoch(counts, [0, 3, 1, 2], workers=2, batch_size=4) == 2 + 2
-    plan = tr.plan_epochs(counts, epochs=3, seed=0, workers=1, batch_size=4)
-    assert plan.total_steps == 12 and plan.shard_orders == tr.plan_epochs(counts, 3, 0, 1, 4).shard_orders
+    assert schedules.steps_in_epoch(counts, [0, 1, 2, 3], workers=1, batch_size=4) == 4
+    assert schedules.steps_in_epoch(counts, [0, 1, 2, 3], workers=2, batch_size=4) == 2 + 2  # 10 -> 2, 8 -> 2
+    assert schedules.steps_in_epoch(counts, [0, 3, 1, 2], workers=2, batch_size=4) == 2 + 2
+    plan = schedules.plan_epochs(counts, epochs=3, seed=0, workers=1, batch_size=4)
+    assert plan.total_steps == 12 and plan.shard_orders == schedules.plan_epochs(counts, 3, 0, 1, 4).shard_orders
     with pytest.raises(ValueError, match="batch size"):
-        tr.plan_epochs([3], epochs=1, seed=0, workers=1, batch_size=4)
+        schedules.plan_epochs([3], epochs=1, seed=0, workers=1, batch_size=4)
 
 
 def test_training_defaults_come_from_the_schema():
@@ -195,9 +196,9 @@ def test_parameter_groups_decay_weights_only():
 
 
 def test_warmup_as_a_fraction_of_the_run():
-    assert tr.warmup_steps(tr.resolve_training({"epochs": 100, "warmup_epochs": 10}), 1000) == 100
+    assert schedules.warmup_steps(tr.resolve_training({"epochs": 100, "warmup_epochs": 10}), 1000) == 100
     short = tr.resolve_training({"epochs": 2, "warmup_epochs": 10, "warmup_fraction": 0.25})
-    assert tr.warmup_steps(short, 40) == 10
+    assert schedules.warmup_steps(short, 40) == 10
 
 
 @pytest.mark.parametrize(
@@ -463,7 +464,7 @@ def test_loader_workers_yield_the_planned_steps(packed, tmp_path):
         workers=2,
         device=torch.device("cpu"),
     )
-    plan = tr.plan_epochs([6, 6, 4], epochs=2, seed=0, workers=2, batch_size=4)
+    plan = schedules.plan_epochs([6, 6, 4], epochs=2, seed=0, workers=2, batch_size=4)
     assert plan.steps[0] != plan.steps[1]  # this seed's shard orders give uneven epochs: a real test of the plan
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in lines if m["event"] == "step"] == list(range(1, plan.total_steps + 1))
@@ -547,7 +548,7 @@ def test_a_job_killed_mid_epoch_resumes_to_the_same_weights(packed, uninterrupte
     # SIGUSR1 (SLURM's warning): the job saves at the next step and fails. SIGKILL (no warning): the last
     # periodic save is all there is, so this run saves after every step.
     settings = {"save_every_minutes": 1e-9} if sig == signal.SIGKILL else {}
-    steps = tr.plan_epochs([6, 6, 4], epochs=3, seed=0, workers=2, batch_size=2).steps
+    steps = schedules.plan_epochs([6, 6, 4], epochs=3, seed=0, workers=2, batch_size=2).steps
     proc = start_training(packed, tmp_path, **settings)
     wait_for_step(tmp_path, proc, epoch=1, step=steps[0] + 2)  # the state after step 1 of epoch 1 is saved
     proc.send_signal(sig)
@@ -604,19 +605,19 @@ def test_device_count_and_the_plan_across_ranks():
     with pytest.raises(ValueError, match="sees none"):
         count_devices(2, cpu)  # a config asking for GPUs on a machine without: an error, not a silent 1
     assert count_devices(2, cpu, processes_on_cpu=True) == 2
-    plan = tr.plan_epochs([6, 6, 4], epochs=2, seed=0, workers=1, batch_size=4, ranks=2)
+    plan = schedules.plan_epochs([6, 6, 4], epochs=2, seed=0, workers=1, batch_size=4, ranks=2)
     for order, steps in zip(plan.shard_orders, plan.steps):  # batches of 2 per rank; the poorer rank sets the pace
         assert steps == min(sum([6, 6, 4][i] for i in order[r::2]) // 2 for r in range(2))
     with pytest.raises(ValueError, match="split evenly"):
-        tr.plan_epochs([6, 6, 4], epochs=1, seed=0, workers=1, batch_size=5, ranks=2)
+        schedules.plan_epochs([6, 6, 4], epochs=1, seed=0, workers=1, batch_size=5, ranks=2)
     with pytest.raises(ValueError, match="fewer devices"):
-        tr.plan_epochs([6, 6, 4], epochs=1, seed=0, workers=1, batch_size=4, ranks=4)
+        schedules.plan_epochs([6, 6, 4], epochs=1, seed=0, workers=1, batch_size=4, ranks=4)
 
 
 def test_two_processes_train_one_model_and_rank_0_alone_writes(packed, tmp_path):
     run = run_train(packed, tmp_path / "run", devices=2)
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "metrics.jsonl"]
-    plan = tr.plan_epochs([6, 6, 4], epochs=2, seed=0, workers=1, batch_size=4, ranks=2)
+    plan = schedules.plan_epochs([6, 6, 4], epochs=2, seed=0, workers=1, batch_size=4, ranks=2)
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in lines if m["event"] == "step"] == list(range(1, plan.total_steps + 1))
     assert [m["step"] for m in lines if m["event"] == "epoch"] == [plan.steps[0], plan.total_steps]
@@ -685,7 +686,7 @@ def test_two_ranks_on_disjoint_shards_train_as_one_process_on_both_batches(packe
     lrs = [
         m["lr"] for m in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines()) if m["event"] == "step"
     ]
-    plan = tr.plan_epochs([6, 6, 4], epochs=2, seed=0, workers=1, batch_size=4, ranks=2)
+    plan = schedules.plan_epochs([6, 6, 4], epochs=2, seed=0, workers=1, batch_size=4, ranks=2)
     t = tr.resolve_training(training)
     torch.manual_seed(t["seed"])
     model = groupnorm_resnet(t["arch"], len(CLASSES))

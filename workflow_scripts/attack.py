@@ -13,6 +13,66 @@ from imagenet_sd.runtime import setup_logging, sha256_file, versions, write_json
 log = logging.getLogger("imagenet_sd.attack")
 
 
+def attacked_subset(images, classes: list[str], evalset: dict, evalset_name, *, resolution, subset, seed, batch_size):
+    """(loader over the fixed, seeded subset of the set's [0, 1] images, class match)."""
+    if evalset.get("layout", "imagefolder") != "imagefolder":
+        raise ValueError(f"attacks need an ImageFolder evaluation set; {evalset_name} has layout {evalset['layout']}")
+    naming = evalset.get("folder_names", "wnid")
+    dataset, match = image_folder(images, classes, unit_transform(resolution), naming=naming)
+    if not dataset.samples:
+        raise ValueError(f"evaluation set {evalset_name} ({images}) has no images of the model's classes")
+    chosen = torch.utils.data.Subset(dataset, subset_indices(len(dataset), subset, seed))
+    return torch.utils.data.DataLoader(chosen, batch_size=batch_size, shuffle=False, num_workers=0), match
+
+
+def scores(found: dict, ks: tuple[int, int]) -> dict:
+    """Accuracies and calibration of the clean and the adversarial images."""
+    return {
+        name: {
+            **accuracies(found[name]["correct"], found["n_images"], ks),
+            **{k: v for k, v in found[name].items() if k != "correct"},
+        }
+        for name in ("clean", "adversarial")
+    }
+
+
+def attack_record(
+    result,
+    found,
+    match,
+    ks,
+    *,
+    checkpoint,
+    ckpt,
+    model_name,
+    evalset_name,
+    attack,
+    settings,
+    epsilon,
+    subset,
+    seed,
+    resolution,
+) -> dict:
+    """What the attack job writes: clean and adversarial scores, the attack, the subset and the model."""
+    return {
+        **result,
+        "model": model_name,
+        "evalset": evalset_name,
+        "attack": attack,
+        "settings": dict(settings),
+        "epsilon_255": epsilon,
+        "epsilon": epsilon / 255,
+        "norm": "Linf",
+        "input": "[0, 1] images, normalised inside the model",
+        "subset": {"size": subset, "seed": seed, "n_images": found["n_images"]},
+        "resolution": resolution,
+        "n_classes_scored": len(match.scored),
+        "top5_k": ks[1],
+        "checkpoint": {"path": str(checkpoint), "sha256": sha256_file(checkpoint), "arch": ckpt["arch"]},
+        "versions": versions(),
+    }
+
+
 def main(
     *,
     checkpoint,
@@ -34,59 +94,43 @@ def main(
 ):
     """`epsilon` in units of 1/255 (the L-infinity radius on [0, 1] images); `settings`: the attack's config;
     `model`: {"source", "classes", "arch"} of the model (a run's checkpoint or an external one)."""
-    if evalset.get("layout", "imagefolder") != "imagefolder":
-        raise ValueError(f"attacks need an ImageFolder evaluation set; {evalset_name} has layout {evalset['layout']}")
     device = pick_device(device)
     torch.set_num_threads(max(1, threads))
     network, ckpt = load_model(checkpoint, model["source"], list(model["classes"]), model["arch"], device)
-    network = Normalized(network).to(device)
-    dataset, match = image_folder(
-        images, ckpt["classes"], unit_transform(resolution), naming=evalset.get("folder_names", "wnid")
-    )
-    if not dataset.samples:
-        raise ValueError(f"evaluation set {evalset_name} ({images}) has no images of the model's classes")
-    indices = subset_indices(len(dataset), subset, seed)
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(dataset, indices), batch_size=batch_size, shuffle=False, num_workers=0
-    )
+    sampling = {"resolution": resolution, "subset": subset, "seed": seed, "batch_size": batch_size}
+    loader, match = attacked_subset(images, ckpt["classes"], evalset, evalset_name, **sampling)
     ks = (1, min(TOPK, len(match.scored)))
+    network = Normalized(network).to(device)
     found = run_attack(network, loader, match.mask(ckpt["classes"]), device, ks, epsilon / 255, settings, seed)
-    result = {
-        name: {
-            **accuracies(found[name]["correct"], found["n_images"], ks),
-            **{k: v for k, v in found[name].items() if k != "correct"},
-        }
-        for name in ("clean", "adversarial")
-    }
+    result = scores(found, ks)
+    summary = f"top-1 {result['clean']['top1']:.2f}% -> {result['adversarial']['top1']:.2f}%"
     log.info(
-        "%s on %s, %s eps %g/255: top-1 %.2f%% -> %.2f%% over %d images",
+        "%s on %s, %s eps %g/255: %s over %d images",
         model_name,
         evalset_name,
         attack,
         epsilon,
-        result["clean"]["top1"],
-        result["adversarial"]["top1"],
+        summary,
         found["n_images"],
     )
     write_json(
         output,
-        {
-            **result,
-            "model": model_name,
-            "evalset": evalset_name,
-            "attack": attack,
-            "settings": dict(settings),
-            "epsilon_255": epsilon,
-            "epsilon": epsilon / 255,
-            "norm": "Linf",
-            "input": "[0, 1] images, normalised inside the model",
-            "subset": {"size": subset, "seed": seed, "n_images": found["n_images"]},
-            "resolution": resolution,
-            "n_classes_scored": len(match.scored),
-            "top5_k": ks[1],
-            "checkpoint": {"path": str(checkpoint), "sha256": sha256_file(checkpoint), "arch": ckpt["arch"]},
-            "versions": versions(),
-        },
+        attack_record(
+            result,
+            found,
+            match,
+            ks,
+            checkpoint=checkpoint,
+            ckpt=ckpt,
+            model_name=model_name,
+            evalset_name=evalset_name,
+            attack=attack,
+            settings=settings,
+            epsilon=epsilon,
+            subset=subset,
+            seed=seed,
+            resolution=resolution,
+        ),
     )
     return result
 

@@ -15,6 +15,40 @@ from imagenet_sd.transforms import eval_transform
 log = logging.getLogger("imagenet_sd.evaluate")
 
 
+def score_set(model, classes: list[str], images, evalset: dict, settings: dict, resolution: int) -> dict:
+    """Accuracies and calibration on an ImageFolder set, or per corruption and severity on an ImageNet-C one."""
+    transform = eval_transform(resolution)
+    if evalset.get("layout", "imagefolder") != "corruptions":
+        return score_folder(model, images, classes, transform, **settings)
+    parts: dict = {}
+    for corruption, severity, folder in corruption_folders(images):
+        parts.setdefault(corruption, {})[severity] = score_folder(model, folder, classes, transform, **settings)
+    return corruption_summary(parts)
+
+
+def record(result: dict, *, run, ckpt: dict, checkpoint, evalset_name: str, evalset: dict, images, resolution) -> dict:
+    """What the evaluate job writes: the scores, what was scored, and with what."""
+    return {
+        **result,
+        "run": run,
+        "n_model_classes": len(ckpt["classes"]),
+        "evalset": {
+            "name": evalset_name,
+            "description": evalset.get("description", ""),
+            "path": str(images),
+            "clone": evalset.get("clone"),
+        },
+        "checkpoint": {
+            "path": str(checkpoint),
+            "sha256": sha256_file(checkpoint),
+            "arch": ckpt["arch"],
+            "step": ckpt.get("step"),
+        },
+        "eval_resolution": resolution,
+        "versions": versions(),
+    }
+
+
 def main(
     *,
     checkpoint,
@@ -33,13 +67,11 @@ def main(
     training = resolve_training(training)
     device = pick_device(device)
     torch.set_num_threads(max(1, threads))
-    model, ckpt = load_model(
-        checkpoint, source, list(classes), arch or training["arch"], device
-    )  # checks a run's classes
+    # a run's checkpoint must list the run's classes in order; an external one takes them from its class set
+    model, ckpt = load_model(checkpoint, source, list(classes), arch or training["arch"], device)
     channels_last = training["channels_last"] and device.type == "cuda"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-
     settings = {
         "naming": evalset.get("folder_names", "wnid"),
         "batch_size": training["batch_size"],
@@ -48,16 +80,7 @@ def main(
         "channels_last": channels_last,
         "declared": read_class_list(evalset["classes"]) if evalset.get("classes") else None,
     }
-    transform = eval_transform(training["eval_resolution"])
-    if evalset.get("layout", "imagefolder") == "corruptions":
-        parts: dict = {}
-        for corruption, severity, folder in corruption_folders(images):
-            parts.setdefault(corruption, {})[severity] = score_folder(
-                model, folder, ckpt["classes"], transform, **settings
-            )
-        result = corruption_summary(parts)
-    else:
-        result = score_folder(model, images, ckpt["classes"], transform, **settings)
+    result = score_set(model, ckpt["classes"], images, evalset, settings, training["eval_resolution"])
     log.info(
         "%s on %s: top-1 %.2f%%, top-%d %.2f%%, ECE %.4f, NLL %.4f over %d images",
         run,
@@ -69,28 +92,18 @@ def main(
         result["nll"],
         result["n_images"],
     )
-
     write_json(
         output,
-        {
-            **result,
-            "run": run,
-            "n_model_classes": len(ckpt["classes"]),
-            "evalset": {
-                "name": evalset_name,
-                "description": evalset.get("description", ""),
-                "path": str(images),
-                "clone": evalset.get("clone"),
-            },
-            "checkpoint": {
-                "path": str(checkpoint),
-                "sha256": sha256_file(checkpoint),
-                "arch": ckpt["arch"],
-                "step": ckpt.get("step"),
-            },
-            "eval_resolution": training["eval_resolution"],
-            "versions": versions(),
-        },
+        record(
+            result,
+            run=run,
+            ckpt=ckpt,
+            checkpoint=checkpoint,
+            evalset_name=evalset_name,
+            evalset=evalset,
+            images=images,
+            resolution=training["eval_resolution"],
+        ),
     )
 
 

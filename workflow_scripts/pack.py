@@ -20,6 +20,25 @@ from imagenet_sd.shards import (
 log = logging.getLogger("imagenet_sd.pack")
 
 
+FIELDS = {
+    "jpg": "image (JPEG)",
+    "png": "image (PNG, real images packed as they are)",
+    "cls": "class index in `classes` (text)",
+    "json": "generation metadata or source file",
+}
+
+
+def gather(source, train_tars, heldout_tars, classes, seed, images_per_class, heldout_per_class):
+    """(train samples, held-out samples, transcoding or None): from a real clone's folder or from chunk tars."""
+    if not source:
+        return index_chunks(train_tars, classes), index_chunks(heldout_tars, classes), None
+    train, heldout = index_folder(source["path"], classes, seed, images_per_class, heldout_per_class or 0)
+    transcode = None
+    if source.get("jpeg_quality"):
+        transcode = functools.partial(reencode, quality=source["jpeg_quality"], size=source.get("storage_size"))
+    return train, heldout, transcode
+
+
 def main(
     *,
     train_tars,
@@ -35,21 +54,13 @@ def main(
     source=None,
 ):
     """`source`: {path, jpeg_quality, storage_size} of a real clone's ImageFolder, or None (synthetic)."""
-    transcode = None
-    if source:
-        train, heldout = index_folder(source["path"], classes, seed, images_per_class, heldout_per_class or 0)
-        if source.get("jpeg_quality"):
-            transcode = functools.partial(reencode, quality=source["jpeg_quality"], size=source.get("storage_size"))
-    else:
-        train, heldout = index_chunks(train_tars, classes), index_chunks(heldout_tars, classes)
+    train, heldout, transcode = gather(
+        source, train_tars, heldout_tars, classes, seed, images_per_class, heldout_per_class
+    )
     train_counts = check_counts(train, classes, images_per_class, "train")
     heldout_counts = check_counts(heldout, classes, heldout_per_class, "heldout")
-    log.info(
-        "%d train images, %d held-out images, from %s",
-        len(train),
-        len(heldout),
-        source["path"] if source else f"{len(train_tars) + len(heldout_tars)} chunk tars",
-    )
+    origin = source["path"] if source else f"{len(train_tars) + len(heldout_tars)} chunk tars"
+    log.info("%d train images, %d held-out images, from %s", len(train), len(heldout), origin)
 
     clear_dir(shards_dir)
     shards = write_shards(shuffle_across_classes(train, seed), shards_dir, shard_size, transcode)
@@ -60,12 +71,7 @@ def main(
         index,
         {
             "format": "webdataset",
-            "fields": {
-                "jpg": "image (JPEG)",
-                "png": "image (PNG, real images packed as they are)",
-                "cls": "class index in `classes` (text)",
-                "json": "generation metadata or source file",
-            },
+            "fields": FIELDS,
             "source": {"kind": "real", **source} if source else {"kind": "synthetic"},
             "shards": shards,
             "count": len(train),
