@@ -52,7 +52,15 @@ def test_every_shipped_config_plans_its_whole_dag(workdir, configfile):
     ]
     seeds = len(config.get("transfer", {}).get("seeds", [0]))
     assert jobs["probe"] + jobs["probe_linear"] == len(probed) * seeds
-    assert jobs["features"] == 2 * len(probed)  # train + test split of each (model, set)
+    analysed = [
+        (m, ev)
+        for m, spec in [*runs.items(), *models.items()]
+        for ev in spec.get("evaluate", [])
+        if ev in config.get("representation", {}).get("evalsets", [])
+    ]
+    # train + test split of each probed (model, set); the test split of each analysed (model, evaluation set)
+    assert jobs["features"] == 2 * len(probed) + len(analysed)
+    assert jobs["analyze"] == len(analysed)
 
 
 def test_imagenet1k_plan_covers_every_class_and_chunk(workdir):
