@@ -28,18 +28,20 @@ def test_lint_is_clean(workdir):
 def test_every_shipped_config_plans_its_whole_dag(workdir, configfile):
     config = yaml.safe_load((REPO / configfile).read_text())
     jobs = planned_jobs(workdir, "--configfile", configfile)
-    classes = {
-        name: len((REPO / cs["sheet"]).read_text().splitlines()) - 1 for name, cs in config["class_sets"].items()
-    }
+    rows = {name: (REPO / cs["sheet"]).read_text().splitlines()[1:] for name, cs in config["class_sets"].items()}
     clones, runs, models = config.get("clones", {}), config.get("runs", {}), config.get("models", {})
-    expected_generate = 0
     synthetic = [c for c in clones.values() if "path" not in c]  # real clones pack a folder
+    # Clones with the same generator and recipe share their classes' prompt files and chunks: a larger clone
+    # adds chunks to a smaller one's, so each (generator, recipe, class, split) counts its largest clone.
+    chunks: dict = {}
     for clone in synthetic:
-        chunk = config["generators"][clone["generator"]]["chunk_size"]
-        per_class = -(-clone["images_per_class"] // chunk) + -(-clone.get("heldout_per_class", 0) // chunk)
-        expected_generate += classes[clone["class_set"]] * per_class
-    assert jobs["generate"] == expected_generate
-    assert jobs["prompts"] == sum(classes[c["class_set"]] for c in synthetic)
+        size = config["generators"][clone["generator"]]["chunk_size"]
+        for row in rows[clone["class_set"]]:
+            for split, n in (("train", clone["images_per_class"]), ("heldout", clone.get("heldout_per_class", 0))):
+                key = (clone["generator"], clone["recipe"], row, split)
+                chunks[key] = max(chunks.get(key, 0), -(-n // size))
+    assert jobs["generate"] == sum(chunks.values())
+    assert jobs["prompts"] == len({(c["recipe"], row) for c in synthetic for row in rows[c["class_set"]]})
     assert jobs["pack"] == len(clones)
     assert jobs["train"] == len(runs)
     assert jobs["evaluate"] == sum(len(r.get("evaluate", [])) for r in [*runs.values(), *models.values()])
