@@ -33,10 +33,13 @@ def test_adding_an_attack_or_an_epsilon_schedules_only_the_new_attack_jobs(demo_
 
     write_config(demo_run, with_robustness(new_attack_and_epsilon), "more-attacks.yaml")
     jobs = planned_jobs(demo_run, "--configfile", "more-attacks.yaml")
-    # new: pgd5 at eps 1 and 2, fgsm and pgd at eps 2, for each of the 2 models; nothing retrains
-    assert jobs == {"attack": 2 * 4, "robustness_tables": 1, "all": 1}
+    # new: pgd5 at eps 1 and 2, fgsm and pgd at eps 2, for each of the 2 models; nothing retrains; the
+    # robustness table and its report page and plot follow
+    report = {"report_table": 1, "report_figure": 1}
+    assert jobs == {"attack": 2 * 4, "robustness_tables": 1, **report, "all": 1}
     write_config(demo_run, with_robustness(lambda r: r["attacks"]["pgd"].update(steps=10)), "pgd10.yaml")
-    assert planned_jobs(demo_run, "--configfile", "pgd10.yaml") == {"attack": 2, "robustness_tables": 1, "all": 1}
+    expected = {"attack": 2, "robustness_tables": 1, **report, "all": 1}
+    assert planned_jobs(demo_run, "--configfile", "pgd10.yaml") == expected
 
 
 @pytest.mark.e2e
