@@ -116,7 +116,7 @@ def last_metrics(path: Path) -> dict | None:
 def run_status(config: dict, run: str) -> RunStatus:
     spec = config["runs"][run]
     training = config["trainings"][spec["training"]]
-    from imagenet_sd.runtime import schema_defaults
+    from imagenet_sd.config import schema_defaults
 
     epochs = training.get("epochs", schema_defaults("trainings").get("epochs"))
     root = Path("results/runs") / run

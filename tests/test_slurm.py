@@ -26,7 +26,9 @@ from conftest import REPO, SNAKEMAKE, WORKFLOW_PARTS, copy_workflow
 
 pytestmark = pytest.mark.slurm
 
-GPU_RULES = ("generate", "train", "evaluate", "features")
+GPU_RULES = ("generate", "train", "evaluate", "features", "attack")
+# CPU rules whose full-scale requests (cpus, memory) exceed the 2-core CI node
+HEAVY_CPU_RULES = ("pack", "probe", "probe_linear", "analyze")
 JOBCOMP_LOG = Path("/var/log/slurm/jobcomp.log")
 
 
@@ -104,6 +106,17 @@ RULE_NAMES = (
     "prepare_transfer_set",
     "index_dataset",
     "transfer_tables",
+    "attack",
+    "analyze",
+    "sklearn_digits",
+    "robustness_tables",
+    "representation_tables",
+    "contact_sheet",
+    "comparison_sheet",
+    "generation_report",
+    "training_curves",
+    "report_table",
+    "report_figure",
 )
 
 
@@ -179,7 +192,7 @@ def _fit_profile(workdir: Path) -> str:
     requests, group slots) and only shrinks memory, cpus and runtime so the jobs fit the node."""
     slurm = yaml.safe_load((workdir / "profiles/slurm/config.yaml").read_text())
     set_resources = {rule: dict(values) for rule, values in slurm["set-resources"].items()}
-    for rule in GPU_RULES:
+    for rule in GPU_RULES + HEAVY_CPU_RULES:
         set_resources.setdefault(rule, {}).update(mem_mb=2000, cpus_per_task=1, runtime=30)
     path = workdir / "ci-fit.yaml"
     path.write_text(yaml.safe_dump({"set-resources": set_resources}))
