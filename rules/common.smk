@@ -299,8 +299,9 @@ def model_evalsets():
 
 
 def model_data_kinds():
-    """Per model, whether it was trained on real or synthetic images (for the tables)."""
-    return {name: "synthetic" if m.synthetic else "real" for name, m in MODELS.items()}
+    """Per model evaluated on some set, whether it was trained on real or synthetic images (for the robustness
+    and representation tables; a model that is only probed changes neither)."""
+    return {name: "synthetic" if m.synthetic else "real" for name, m in MODELS.items() if m.evaluate}
 
 
 def model_eval_resolution(wildcards):

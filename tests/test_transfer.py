@@ -252,8 +252,11 @@ def test_adding_a_dataset_or_a_model_schedules_only_its_features_and_probes(demo
     config["transfer_sets"]["few"] = {"path": "few"}
     config["runs"]["demo"]["transfer"] = ["digits", "few"]
     write_config(workdir, config)
-    assert planned_jobs(workdir) == {"index_dataset": 2, "features": 2, "probe": 1, "transfer_tables": 1, "all": 1}
+    report = {"report_table": 1, "report_figure": 1}  # the transfer table's page and plot follow
+    expected = {"index_dataset": 2, "features": 2, "probe": 1, "transfer_tables": 1, **report, "all": 1}
+    assert planned_jobs(workdir) == expected
     config = yaml.safe_load((demo_run / "config.yaml").read_text())
     config["models"] = {"ext": {"checkpoint": "ext.pth", "class_set": "demo", "transfer": ["digits"]}}
     write_config(workdir, config)
-    assert planned_jobs(workdir) == {"check_model": 1, "features": 2, "probe": 1, "transfer_tables": 1, "all": 1}
+    expected = {"check_model": 1, "features": 2, "probe": 1, "transfer_tables": 1, **report, "all": 1}
+    assert planned_jobs(workdir) == expected
