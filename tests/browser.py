@@ -91,7 +91,7 @@ class Browser:
     def open(self, url: str) -> None:
         self.call("Page.navigate", session=True, url=url)
 
-    def wait_for(self, expression: str, timeout: float = 30) -> None:
+    def wait_for(self, expression: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
