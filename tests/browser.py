@@ -37,26 +37,33 @@ class Browser:
         ]
         # The browser reads commands on fd 3 and writes answers on fd 4: a shell moves the pipes there.
         wire = f'exec "$@" 3<&{to_child_r} 4>&{from_child_w}'
-        self.proc = subprocess.Popen(
-            ["/bin/sh", "-c", wire, "sh", *args],
-            pass_fds=(to_child_r, from_child_w),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        self.log = profile_dir.parent / f"{profile_dir.name}.log"  # chromium's own messages, for a failure
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                ["/bin/sh", "-c", wire, "sh", *args],
+                pass_fds=(to_child_r, from_child_w),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         os.close(to_child_r)
         os.close(from_child_w)
         self._buffer = b""
         self._id = 0
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        self.call(
-            "Emulation.setDeviceMetricsOverride",
-            session=True,
-            width=width,
-            height=height,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
+        try:
+            target = self.call("Target.createTarget", url="about:blank")["targetId"]
+            self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            self.call(
+                "Emulation.setDeviceMetricsOverride",
+                session=True,
+                width=width,
+                height=height,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
+        except (RuntimeError, TimeoutError, OSError):
+            self.close()  # no browser process or pipe left behind
+            raise
 
     def call(self, method: str, session: bool = False, timeout: float = 60, **params) -> dict:
         self._id += 1
@@ -69,7 +76,7 @@ class Browser:
             while b"\0" not in self._buffer:
                 chunk = os.read(self._from_child, 1 << 20)
                 if not chunk:
-                    raise RuntimeError(f"chromium closed the pipe during {method}")
+                    raise RuntimeError(f"chromium closed the pipe during {method}; it said:\n{self.said()}")
                 self._buffer += chunk
             raw, self._buffer = self._buffer.split(b"\0", 1)
             answer = json.loads(raw)
@@ -78,6 +85,10 @@ class Browser:
                     raise RuntimeError(f"{method}: {answer['error']}")
                 return answer["result"]
         raise TimeoutError(method)
+
+    def said(self, chars: int = 3000) -> str:
+        """The end of what chromium printed (stdout and stderr)."""
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
     def evaluate(self, expression: str):
         """Run JavaScript in the page (promises awaited); returns its JSON value."""

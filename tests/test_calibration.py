@@ -1,12 +1,10 @@
 """Calibration (ECE with 15 bins, NLL) from masked logits, and corruption sets in ImageNet-C's layout."""
 
-import json
 import math
 
 import pytest
 import torch
-from conftest import load_script
-from test_evaluation import MODEL_CLASSES, TRAINING, image_folder, ranking_checkpoint
+from test_evaluation import MODEL_CLASSES, image_folder, ranking_checkpoint, run_evaluate
 
 from imagenet_sd.evaluation import Calibration, corruption_folders
 
@@ -51,19 +49,7 @@ def checkpoint(tmp_path_factory):
 
 
 def evaluate(tmp_path, checkpoint, images, evalset):
-    out = tmp_path / "out.json"
-    load_script("evaluate").main(
-        checkpoint=checkpoint,
-        images=images,
-        output=out,
-        classes=MODEL_CLASSES,
-        training=TRAINING,
-        evalset_name="set",
-        evalset=evalset,
-        run="r",
-        device="cpu",
-    )
-    return json.loads(out.read_text())
+    return run_evaluate(tmp_path / "out.json", checkpoint, images, "set", evalset)
 
 
 def test_evaluate_reports_ece_and_nll(checkpoint, tmp_path):

@@ -41,9 +41,8 @@ def image_folder(root: Path, images_per_folder: dict) -> Path:
     return root
 
 
-def evaluate(tmp_path, checkpoint, folders, name="set", **evalset):
-    images = image_folder(tmp_path / name, folders)
-    out = tmp_path / f"{name}.json"
+def run_evaluate(out: Path, checkpoint: Path, images: Path, name: str, evalset: dict) -> dict:
+    """The evaluate rule's script on `images` with the ranking model; its JSON result."""
     load_script("evaluate").main(
         checkpoint=checkpoint,
         images=images,
@@ -51,11 +50,16 @@ def evaluate(tmp_path, checkpoint, folders, name="set", **evalset):
         classes=MODEL_CLASSES,
         training=TRAINING,
         evalset_name=name,
-        evalset={"description": "test images", **evalset},
+        evalset=evalset,
         run="r",
         device="cpu",
     )
     return json.loads(out.read_text())
+
+
+def evaluate(tmp_path, checkpoint, folders, name="set", **evalset):
+    images = image_folder(tmp_path / name, folders)
+    return run_evaluate(tmp_path / f"{name}.json", checkpoint, images, name, {"description": "test images", **evalset})
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -253,19 +254,23 @@ def test_report_opens_in_a_browser_with_sheets_tables_and_plots(demo_run, tmp_pa
         print(f"report screenshot ({name}): {path}")
 
 
-def open_in_browser(chromium: str, tmp_path, uri: str, tries: int = 2) -> Browser:
-    """A headless Chromium showing `uri`. A browser that dies while starting (seen once on a loaded CI machine:
-    the pipe closed during Target.createTarget) is started again, with a fresh profile."""
+def open_in_browser(chromium: str, tmp_path, uri: str, tries: int = 3) -> Browser:
+    """A headless Chromium showing `uri`. A browser that dies while starting (seen on a loaded CI machine: the
+    pipe closed during Target.createTarget) is started again, with a fresh profile; what each failed browser
+    printed is part of the error."""
+    failures = []
     for attempt in range(tries):
-        browser = Browser(chromium, tmp_path / f"profile-{attempt}", width=1600, height=1200)
+        browser = None
         try:
+            browser = Browser(chromium, tmp_path / f"profile-{attempt}", width=1600, height=1200)
             browser.open(uri)
             return browser
-        except RuntimeError:
-            browser.close()
-            if attempt == tries - 1:
-                raise
-    raise AssertionError("unreachable")
+        except (RuntimeError, TimeoutError) as err:
+            failures.append(f"try {attempt + 1}: {err}")
+            if browser is not None:
+                browser.close()
+            time.sleep(2)
+    raise RuntimeError("chromium did not start:\n" + "\n".join(failures))
 
 
 # The report is a React page: menu items and result rows are links; a view button (the row's first link) shows

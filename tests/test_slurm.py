@@ -1,7 +1,8 @@
 """The demo through `--profile slurm` against a real Slurm (started by `make slurm` / .ci/slurm-setup.sh).
 
-One fresh copy of the repository runs the demo twice through the SLURM profile, started by an ordinary user
-when the test session can make one (tests/ci_user.py: a root session, as in CI), so the jobs run as that user.
+One fresh copy of the repository runs the demo's tables (TARGETS below) twice through the SLURM profile,
+started by an ordinary user when the test session can make one (tests/ci_user.py: a root session, as in CI),
+so the jobs run as that user.
 In the first run the test cancels the first `generate` job as soon as Slurm runs it (scancel), so that run
 fails; the second run must finish the work. While snakemake runs, the test reads Slurm's own job records from
 the controller (`scontrol show job`, which keeps finished jobs for MinJobAge=300 s; polled every 2 s so none
@@ -30,6 +31,10 @@ GPU_RULES = ("generate", "train", "evaluate", "features", "attack")
 # CPU rules whose full-scale requests (cpus, memory) exceed the 2-core CI node
 HEAVY_CPU_RULES = ("pack", "probe", "probe_linear", "analyze")
 JOBCOMP_LOG = Path("/var/log/slurm/jobcomp.log")
+# What the SLURM runs ask for: the demo's tables of evaluation, robustness and representation, which take
+# every GPU rule (generate, train, evaluate, attack, features) and most CPU rules. The transfer probe and the
+# report pages are left to the local demo: on a 2-core node each Slurm job costs seconds of its own.
+TARGETS = ("results/tables/evaluation.md", "results/tables/robustness.md", "results/tables/representation.md")
 
 
 def _slurm_problem() -> str | None:
@@ -215,7 +220,7 @@ def slurm_runs(tmp_path_factory, demo_run, ci_user):
     started = time.monotonic()
 
     # Run 1: cancel the first generate job once Slurm runs it; --retries 0 so the failure is final.
-    first = SlurmRun(workdir, profiles, ["--retries", "0"], user=ci_user)
+    first = SlurmRun(workdir, profiles, ["--retries", "0", *TARGETS], user=ci_user)
     cancelled = None
     try:
 
@@ -234,7 +239,7 @@ def slurm_runs(tmp_path_factory, demo_run, ci_user):
     after_kill = {**_tree(workdir, "results/generated/**/*"), **_tree(workdir, "results/runs/**/*")}
 
     # Run 2: the same command again must finish the work.
-    second = SlurmRun(workdir, profiles, [], user=ci_user)
+    second = SlurmRun(workdir, profiles, list(TARGETS), user=ci_user)
     try:
         second.wait(1500)
     finally:
@@ -301,7 +306,7 @@ def test_a_job_killed_by_slurm_leaves_nothing_complete_looking_and_a_rerun_finis
                 json.loads(data)  # stats differ in timings, but must parse
     assert second.proc.returncode == 0, second.output()[-6000:]
     assert (slurm_runs["workdir"] / "results/tables/evaluation.md").exists()
-    dry_run = ["--profile", "slurm", "--profile", "profiles/ci", "--dry-run"]
+    dry_run = ["--profile", "slurm", "--profile", "profiles/ci", "--dry-run", *TARGETS]
     if slurm_runs["user"] is None:
         dry = subprocess.run(
             [*SNAKEMAKE, *dry_run], cwd=slurm_runs["workdir"], capture_output=True, text=True, timeout=300

@@ -2,32 +2,23 @@
 
 The root test session plays the administrator: it has installed the system packages (`make test` did) and
 provides a Python with the project's packages (tests/ci_user.py). The user, without root, runs `make demo`
-in its own clone, then runs it again. Skipped only where no such user can be made (not root, no useradd).
+in its own clone, then runs it again (the `user_demo` fixture of conftest.py: the session's one demo run,
+which the other demo tests read a copy of). Skipped only where no such user can be made (not root, no useradd).
 """
 
 from __future__ import annotations
 
 import pytest
 from ci_user import why_unavailable
-from conftest import REPO
+from conftest import REPO, USER_DEMO_CLONE
 
 pytestmark = [pytest.mark.unprivileged, pytest.mark.e2e]
 if why_unavailable():
     pytestmark.append(pytest.mark.skip(reason=why_unavailable()))
 
-CLONE = "imagenet-sd"
 # What may appear in the user's home besides its clone (and a SLURM test's copy): the user's cache and
 # config directories (XDG), written by libraries (matplotlib's font cache, for instance).
 HOME_DIRS = {".cache", ".config"}
-
-
-@pytest.fixture(scope="module")
-def user_demo(ci_user):
-    home_before = {p.name for p in ci_user.home.iterdir()}  # useradd's skeleton files
-    clone = ci_user.clone(REPO, CLONE)
-    first = ci_user.run(["make", "demo"], clone, timeout=2400)  # 4-6 minutes on 2 idle cores
-    second = ci_user.run(["make", "demo"], clone, timeout=600)
-    return dict(clone=clone, first=first, second=second, home_before=home_before)
 
 
 def test_make_demo_finishes_as_the_user_with_the_administrators_python(user_demo, ci_user):
@@ -60,6 +51,6 @@ def test_the_user_wrote_only_under_its_clone_and_its_home(user_demo, ci_user):
     inside its home, only the clone, a SLURM test's copy and the cache/config directories."""
     assert ci_user.files_outside_home() == []
     home = {p.name for p in ci_user.home.iterdir()} - user_demo["home_before"]
-    assert home <= {CLONE, "setup-check", "slurm-demo"} | HOME_DIRS, sorted(home)
+    assert home <= {USER_DEMO_CLONE, "setup-check", "slurm-demo"} | HOME_DIRS, sorted(home)
     written = sorted(str(p.relative_to(ci_user.home)) for d in HOME_DIRS & home for p in (ci_user.home / d).iterdir())
     print("cache/config written:", written)
