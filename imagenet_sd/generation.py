@@ -68,12 +68,49 @@ def noise_generators(tasks: list[ImageTask]) -> list[torch.Generator]:
     return [torch.Generator("cpu").manual_seed(t.seed) for t in tasks]
 
 
-def render(pipe: DiffusionPipeline, tasks: list[ImageTask], settings: dict, clock: DenoiseClock) -> torch.Tensor:
-    """Images in [0, 1], shape (B, 3, H, W), still on the pipeline's device."""
-    negative = settings.get("negative_prompt") or None
+class PromptEncoder:
+    """The text encoder run once per distinct prompt of a job, not once per image: a `c, d_c` class has one
+    prompt for all its images, and the unconditional (negative) prompt is the same for every image. A batch's
+    embeddings are the cached rows stacked, as the pipeline would stack them itself (its encode_prompt
+    tokenizes and encodes the negative prompt exactly as a prompt). Pipelines without Stable Diffusion's
+    `encode_prompt` get the prompt strings."""
+
+    def __init__(self, pipe: DiffusionPipeline, settings: dict):
+        from diffusers import StableDiffusionPipeline
+
+        self.pipe, self.negative = pipe, settings.get("negative_prompt") or None
+        self.guided = settings["guidance_scale"] > 1
+        self.cached = isinstance(pipe, StableDiffusionPipeline)
+        self.embeddings: dict[str, torch.Tensor] = {}
+
+    def embedding(self, prompt: str) -> torch.Tensor:
+        if prompt not in self.embeddings:
+            with torch.no_grad():
+                self.embeddings[prompt] = self.pipe.encode_prompt(prompt, self.pipe.device, 1, False)[0]
+        return self.embeddings[prompt]
+
+    def __call__(self, prompts: list[str]) -> dict:
+        """The pipeline's keyword arguments for a batch of `prompts`."""
+        if not self.cached:
+            return {"prompt": prompts, "negative_prompt": [self.negative] * len(prompts) if self.negative else None}
+        kwargs = {"prompt_embeds": torch.cat([self.embedding(p) for p in prompts])}
+        if self.guided:
+            kwargs["negative_prompt_embeds"] = self.embedding(self.negative or "").expand(len(prompts), -1, -1)
+        return kwargs
+
+
+def render(
+    pipe: DiffusionPipeline,
+    tasks: list[ImageTask],
+    settings: dict,
+    clock: DenoiseClock,
+    prompts: PromptEncoder | None = None,
+) -> torch.Tensor:
+    """Images in [0, 1], shape (B, 3, H, W), still on the pipeline's device. `prompts` keeps the text
+    embeddings between calls (a job passes its own); without it they are encoded for this batch alone."""
+    prompts = prompts or PromptEncoder(pipe, settings)
     return pipe(
-        prompt=[t.prompt for t in tasks],
-        negative_prompt=[negative] * len(tasks) if negative else None,
+        **prompts([t.prompt for t in tasks]),
         num_inference_steps=settings["steps"],
         guidance_scale=settings["guidance_scale"],
         height=settings["height"],
@@ -135,14 +172,16 @@ class ChunkJob:
     runtime: dict
     progress: ChunkProgress = field(default_factory=ChunkProgress)
     device: torch.device = field(init=False)
+    prompts: PromptEncoder = field(init=False)
 
     def __post_init__(self):
         self.device = self.pipe.device
+        self.prompts = PromptEncoder(self.pipe, self.settings)
 
     def render_timed(self, tasks: list[ImageTask], warmup: bool) -> tuple[torch.Tensor, np.ndarray]:
         clock = DenoiseClock(self.device)
         started = time.perf_counter()
-        images = render(self.pipe, tasks, self.settings, clock)
+        images = render(self.pipe, tasks, self.settings, clock, self.prompts)
         pixels = to_pixels(images)
         finished = time.perf_counter()
         if warmup:

@@ -117,6 +117,42 @@ def test_batch_size_changes_pixels_by_one_rounding_step_at_most(tiny_pipeline_di
     assert (one != four).mean() < 1e-3
 
 
+@pytest.mark.parametrize("negative", ["", "blurry"])
+def test_each_distinct_prompt_is_encoded_once_per_job_and_pixels_match_the_stock_call(tiny_pipeline_dir, negative):
+    """Two classes' prompts over three batches: the text encoder runs for each distinct prompt and for the
+    negative one once, where the stock call encodes every image's prompt and negative prompt each batch.
+    The pixels are the stock call's up to one rounding level (the encoder's batch differs)."""
+    pipe = load_pipeline(str(tiny_pipeline_dir), dtype="float32", device="cpu")
+    calls = []
+    hook = pipe.text_encoder.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    other = {**RECORD, "recipes": {"c_only": {**RECORD["recipes"]["c_only"], "fields": {"c": "goldfish"}}}}
+    tasks = [ChunkIdentity(r, "tiny", "train").task(i) for r in (RECORD, other) for i in range(3)]
+    settings = generator_entry(negative_prompt=negative)
+    try:
+        encoder = gen.PromptEncoder(pipe, settings)
+        cached = [
+            gen.render(pipe, batch, settings, gen.DenoiseClock(pipe.device), encoder) for batch in gen.batches(tasks, 2)
+        ]
+        assert calls == [1, 1, 1], calls  # "a photo of a tench", the negative (or empty) prompt, "... goldfish"
+        calls.clear()
+        stock = pipe(
+            prompt=[t.prompt for t in tasks],
+            negative_prompt=[negative] * len(tasks) if negative else None,  # ("" is unconditional)
+            num_inference_steps=settings["steps"],
+            guidance_scale=settings["guidance_scale"],
+            height=settings["height"],
+            width=settings["width"],
+            generator=gen.noise_generators(tasks),
+            output_type="pt",
+        ).images
+        assert calls == [6, 6]  # the stock call: every image's prompt, and its negative prompt
+    finally:
+        hook.remove()
+    ours = gen.to_pixels(torch.cat(cached)).astype(int)
+    theirs = gen.to_pixels(stock).astype(int)
+    assert np.abs(ours - theirs).max() <= 1 and (ours != theirs).mean() < 1e-3
+
+
 def test_chunk_with_batch_1_equals_batch_4_up_to_jpeg_rounding(chunk_b4, tiny_pipeline_dir, prompt_file, tmp_path):
     tar1, _ = run_chunk(tmp_path, tiny_pipeline_dir, prompt_file, batch_size=1)
     members1, images1, metas1 = read_chunk(tar1)
