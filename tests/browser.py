@@ -35,13 +35,14 @@ class Browser:
             f"--window-size={width},{height}",
             "about:blank",
         ]
-        # The browser reads commands on fd 3 and writes answers on fd 4: a shell moves the pipes there.
+        # The browser reads commands on fd 3 and writes answers on fd 4: bash moves the pipes there (Debian's sh,
+        # dash, takes single-digit descriptors only, and a long test session has its pipes above 9).
         wire = f'exec "$@" 3<&{to_child_r} 4>&{from_child_w}'
         profile_dir.mkdir(parents=True, exist_ok=True)
         self.log = profile_dir.parent / f"{profile_dir.name}.log"  # chromium's own messages, for a failure
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                ["/bin/sh", "-c", wire, "sh", *args],
+                ["/bin/bash", "-c", wire, "bash", *args],
                 pass_fds=(to_child_r, from_child_w),
                 stdout=log,
                 stderr=subprocess.STDOUT,
