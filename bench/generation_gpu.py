@@ -127,8 +127,7 @@ def measure(pipe, setup: Setup, batch: int, warmups: int, repeats: int, job_path
     """The stock call (prompt strings, encoded every batch) or, with `job_path`, the job's: embeddings of each
     distinct prompt encoded once and kept between batches."""
     settings = {"steps": setup.steps, "guidance_scale": 7.5, "height": setup.size, "width": setup.size}
-    prompts = gen.PromptEncoder(pipe, settings)
-    prompts.cached = prompts.cached and job_path
+    prompts = gen.PromptEncoder(pipe, settings, cache=job_path)
     tasks = tasks_for(batch)
     if setup.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(setup.device)

@@ -73,14 +73,14 @@ class PromptEncoder:
     prompt for all its images, and the unconditional (negative) prompt is the same for every image. A batch's
     embeddings are the cached rows stacked, as the pipeline would stack them itself (its encode_prompt
     tokenizes and encodes the negative prompt exactly as a prompt). Pipelines without Stable Diffusion's
-    `encode_prompt` get the prompt strings."""
+    `encode_prompt`, and `cache=False` (diffusers' stock call, for benchmarks), get the prompt strings."""
 
-    def __init__(self, pipe: DiffusionPipeline, settings: dict):
+    def __init__(self, pipe: DiffusionPipeline, settings: dict, cache: bool = True):
         from diffusers import StableDiffusionPipeline
 
         self.pipe, self.negative = pipe, settings.get("negative_prompt") or None
         self.guided = settings["guidance_scale"] > 1
-        self.cached = isinstance(pipe, StableDiffusionPipeline)
+        self.cached = cache and isinstance(pipe, StableDiffusionPipeline)
         self.embeddings: dict[str, torch.Tensor] = {}
 
     def embedding(self, prompt: str) -> torch.Tensor:
