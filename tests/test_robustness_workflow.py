@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import pytest
 from conftest import copy_workflow, demo_config, planned_jobs, run_snakemake, write_config
+from test_workflow import bad_config
 
 from imagenet_sd.realdata import DIGIT_WNIDS
 
@@ -62,16 +63,10 @@ def test_demo_attacks_calibration_and_the_real_row(demo_run):
 
 
 def bad_real_folder(tmp_path, make_folder) -> str:
-    workdir = copy_workflow(tmp_path / "wf")
+    """Output of a failing dry run of the demo with the digits clone read from the folder `make_folder` makes."""
     folder = tmp_path / "real"
     make_folder(folder)
-    config = copy.deepcopy(demo_config())
-    config["clones"]["digits"]["path"] = str(folder)
-    write_config(workdir, config)
-    proc = run_snakemake(workdir, "--dry-run", check=False)
-    assert proc.returncode != 0, proc.stdout
-    assert not (workdir / "results").exists()
-    return proc.stdout + proc.stderr
+    return bad_config(tmp_path, lambda config: config["clones"]["digits"].update(path=str(folder)))
 
 
 def test_a_sheet_class_missing_from_a_real_train_set_is_named_before_any_job(tmp_path):
