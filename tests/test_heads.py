@@ -6,6 +6,7 @@ import pytest
 import torch
 import torchvision
 from conftest import load_script
+from test_attacks import run_attack_script
 from test_evaluation import MODEL_CLASSES, image_folder, run_evaluate
 
 from imagenet_sd import training as tr
@@ -86,25 +87,12 @@ def test_evaluate_scores_a_cosine_head_checkpoint_with_the_trained_softmax(cosin
 
 def test_attack_scores_a_cosine_head_checkpoint_with_the_trained_softmax(cosine, tmp_path):
     model, checkpoint, images = cosine
-    script = load_script("attack")
     sampling = {"resolution": 32, "subset": 8, "seed": 0, "batch_size": 4}
-    loader, match = script.attacked_subset(images, MODEL_CLASSES, {}, "set", **sampling)
+    loader, match = load_script("attack").attacked_subset(images, MODEL_CLASSES, {}, "set", **sampling)
     eps, ks = 2 / 255, (1, 5)
     before = run_attack(Normalized(model), loader, match.mask(MODEL_CLASSES), torch.device("cpu"), ks, eps, FGSM, 0)
-    after = script.main(
-        checkpoint=checkpoint,
-        images=images,
-        output=tmp_path / "fgsm.json",
-        evalset={},
-        attack="fgsm",
-        settings=FGSM,
-        epsilon=2,
-        **sampling,
-        model={"source": "run", "classes": MODEL_CLASSES, "arch": "resnet18"},
-        model_name="m",
-        evalset_name="set",
-        device="cpu",
-    )
+    settings = {"attack": "fgsm", "settings": FGSM, "epsilon": 2, "subset": 8, "seed": 0}
+    after = run_attack_script(checkpoint, images, tmp_path / "fgsm.json", **settings)
     for name in ("clean", "adversarial"):
         assert after[name]["correct_top1"] == before[name]["correct"][0]
         assert (after[name]["nll"], after[name]["ece"]) == pytest.approx(

@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import load_script
+from test_attacks import FGSM, run_attack_script
 from test_evaluation import MODEL_CLASSES, image_folder, ranking_checkpoint, run_evaluate
 
 from imagenet_sd.robustness_tables import STATISTICS, main_representation, main_robustness, reference_model
@@ -87,26 +87,10 @@ def markdown_cells(markdown: str, section: str, model: str) -> dict[str, str]:
 
 def attack(tmp_path, checkpoint, images, name: str, attack: str, epsilon: int, seed: int) -> str:
     """The attack script's result file: `attack` at `epsilon`/255 on a seeded half of `images`."""
+    settings = {"method": "pgd", "steps": 2, "step_size": 0.5, "random_start": True} if attack == "pgd" else FGSM
     out = tmp_path / f"{name}.json"
-    load_script("attack").main(
-        checkpoint=checkpoint,
-        images=images,
-        output=out,
-        evalset={},
-        attack=attack,
-        settings={"method": "pgd", "steps": 2, "step_size": 0.5, "random_start": True}
-        if attack == "pgd"
-        else {"method": "fgsm"},
-        epsilon=epsilon,
-        subset=4,
-        seed=seed,
-        resolution=32,
-        batch_size=4,
-        model={"source": "run", "classes": MODEL_CLASSES, "arch": "resnet18"},
-        model_name="r",
-        evalset_name="set",
-        device="cpu",
-    )
+    sampling = {"epsilon": epsilon, "subset": 4, "seed": seed, "model_name": "r"}  # the model run_evaluate names
+    run_attack_script(checkpoint, images, out, attack=attack, settings=settings, **sampling)
     return str(out)
 
 
