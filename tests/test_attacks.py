@@ -85,6 +85,27 @@ def test_the_subset_is_fixed_by_its_seed():
     assert len(set(subset_indices(100, 10, 0))) == 10 and subset_indices(5, 10, 0) == list(range(5))
 
 
+def run_attack_script(checkpoint, images, output, *, attack, settings, epsilon, subset, seed=0, model_name="m") -> dict:
+    """The attack rule's script (a model of MODEL_CLASSES on set `set`, 32 px, CPU); its result."""
+    return load_script("attack").main(
+        checkpoint=checkpoint,
+        images=images,
+        output=output,
+        evalset={},
+        attack=attack,
+        settings=settings,
+        epsilon=epsilon,
+        subset=subset,
+        seed=seed,
+        resolution=32,
+        batch_size=4,
+        model={"source": "run", "classes": MODEL_CLASSES, "arch": "resnet18"},
+        model_name=model_name,
+        evalset_name="set",
+        device="cpu",
+    )
+
+
 def test_attack_script_on_a_checkpoint_and_an_image_folder(tmp_path):
     torch.manual_seed(0)
     model = build_model("resnet18", len(MODEL_CLASSES))
@@ -92,23 +113,7 @@ def test_attack_script_on_a_checkpoint_and_an_image_folder(tmp_path):
     torch.save({"state_dict": model.state_dict(), "arch": "resnet18", "classes": MODEL_CLASSES, "step": 0}, checkpoint)
     images = image_folder(tmp_path / "set", {w: 2 for w in MODEL_CLASSES[:4]})
     out = tmp_path / "pgd.json"
-    result = load_script("attack").main(
-        checkpoint=checkpoint,
-        images=images,
-        output=out,
-        evalset={},
-        attack="pgd",
-        settings={**PGD, "steps": 2},
-        epsilon=0,
-        subset=6,
-        seed=0,
-        resolution=32,
-        batch_size=4,
-        model={"source": "run", "classes": MODEL_CLASSES, "arch": "resnet18"},
-        model_name="m",
-        evalset_name="set",
-        device="cpu",
-    )
+    result = run_attack_script(checkpoint, images, out, attack="pgd", settings={**PGD, "steps": 2}, epsilon=0, subset=6)
     written = json.loads(out.read_text())
     assert written["subset"]["n_images"] == 6 and written["n_classes_scored"] == 4 and written["epsilon"] == 0
     assert result["adversarial"]["correct_top1"] == result["clean"]["correct_top1"]

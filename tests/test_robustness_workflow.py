@@ -50,6 +50,9 @@ def test_demo_attacks_calibration_and_the_real_row(demo_run):
     assert dict(zip(table.model, table.train_data)) == {"demo": "synthetic", "digits": "real"}
     adversarial = table[table.kind == "adversarial"]
     assert sorted(set(adversarial.perturbation)) == ["fgsm", "pgd"] and set(adversarial.strength) == {"1/255"}
+    subset = table[table.kind == "clean_subset"]  # each attacked (model, set)'s own clean row
+    assert set(zip(subset.model, subset["set"])) == set(zip(adversarial.model, adversarial["set"]))
+    assert set(subset.n_images) == {16}
     assert table.ece.between(0, 1).all() and (table.nll > 0).all()
     for model, evalset in (("demo", "demo-heldout"), ("digits", "digits-heldout")):
         pgd = json.loads((demo_run / f"results/models/{model}/attack/{evalset}/pgd/eps1.json").read_text())

@@ -28,8 +28,6 @@ from imagenet_sd.models import (
     ARCHS,
     attach_head,
     build_model,
-    export_state,
-    load_checkpoint_model,
     multicrop_logits,
     multicrop_loss,
 )
@@ -199,44 +197,6 @@ def test_warmup_as_a_fraction_of_the_run():
     assert schedules.warmup_steps(tr.resolve_training({"epochs": 100, "warmup_epochs": 10}), 1000) == 100
     short = tr.resolve_training({"epochs": 2, "warmup_epochs": 10, "warmup_fraction": 0.25})
     assert schedules.warmup_steps(short, 40) == 10
-
-
-@pytest.mark.parametrize(
-    "head",
-    [{"head": "cosine"}, {"head": "linear", "projector": [32, 16]}, {"head": "cosine", "projector": [16]}],
-    ids=["cosine", "linear+projector", "cosine+projector"],
-)
-def test_checkpoint_heads_score_as_the_trained_model(head, tmp_path):
-    t = tr.resolve_training(head)
-    torch.manual_seed(0)
-    model = attach_head(build_model("resnet18", 5), t)
-    model.train()
-    model(torch.randn(8, 3, 32, 32))  # move BatchNorm statistics off their initial values
-    model.eval()
-    state, head_state = export_state(model, t)
-    torch.save(
-        {
-            "state_dict": state,
-            "head_state_dict": head_state,
-            "arch": "resnet18",
-            "classes": list("abcde"),
-            "training": t,
-        },
-        tmp_path / "c.pt",
-    )
-    x = torch.randn(6, 3, 32, 32)
-    with torch.no_grad():
-        trained = model(x)
-        loaded = load_checkpoint_model(tmp_path / "c.pt")[0].eval()(x)
-    if t["projector"]:  # the torchvision state_dict is the encoder alone; the head travels beside it
-        assert not any(k.startswith("fc.") for k in state) and head_state
-        torch.testing.assert_close(loaded, trained)
-    else:  # a plain torchvision ResNet with a bias-free fc that ranks classes as the cosine head does
-        plain = torchvision.models.resnet18()
-        plain.fc = torch.nn.Linear(512, 5, bias=False)
-        plain.load_state_dict(state)
-        assert head_state is None
-        assert torch.equal(loaded.argsort(1), trained.argsort(1))
 
 
 # ---- batched augmentations against the per-image PIL reference ---------------------------------------------
