@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from imagenet_sd.references import attach_references
-
 COLUMNS = [
     "run",
     "clone",
@@ -102,23 +100,10 @@ def markdown_pivot(table: pd.DataFrame, evalsets: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(
-    *,
-    eval_files: list[str],
-    runs: dict,
-    evalsets: dict,
-    csv: str,
-    markdown: str,
-    real_clones=(),
-    references: dict | None = None,
-    references_csv: str | None = None,
-) -> pd.DataFrame:
-    """The evaluation table; with `references` (reference_facts of the config) also the published numbers
-    beside ours, one metric per row, in `references_csv`."""
+def main(*, eval_files: list[str], runs: dict, evalsets: dict, csv: str, markdown: str, real_clones=()) -> pd.DataFrame:
+    """The evaluation table (the published numbers beside ours: imagenet_sd.reference_tables)."""
     table = evaluation_rows(eval_files, runs, evalsets, real_clones)
     Path(csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(csv, index=False, float_format="%.6f")
     Path(markdown).write_text(markdown_pivot(table, evalsets))
-    if references_csv:
-        attach_references(table, references or {}).to_csv(references_csv, index=False, float_format="%.6f")
     return table

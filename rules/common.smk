@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from imagenet_sd import paths
+from imagenet_sd import paths, protocols
 from imagenet_sd.config import ConfigError, schema_defaults
 from imagenet_sd.paths import hub_folder, hub_model_id
 from imagenet_sd.plan import build_plan, recipe_dependencies
@@ -340,8 +340,8 @@ def attack_outputs():
 
 
 def attack_settings(wildcards):
-    """The attack's settings, schema defaults filled in (a changed setting reruns only that attack's jobs)."""
-    return {**schema_defaults("robustness", "attacks"), **config["robustness"]["attacks"][wildcards.attack]}
+    """The attack's settings, defaults filled in (a changed setting reruns only that attack's jobs)."""
+    return protocols.attack_settings(config, wildcards.attack)
 
 
 def attack_epsilon(wildcards):

@@ -89,33 +89,3 @@ def test_names_come_from_the_json_not_the_path(tmp_path):
         markdown=str(tmp_path / "t.md"),
     )
     assert table.run.tolist() == ["a"] and table.evalset.tolist() == ["val"]
-
-
-def test_published_numbers_beside_ours(tmp_path):
-    """An IN-1K run at guidance 2.0 with `c, d_c` prompts gets the paper's 42.9 top-1 beside its own number."""
-    runs = {"in1k": {"clone": "c", "training": "t", "synthetic": True}}
-    facts = {
-        "runs": {
-            "in1k": {
-                "subject": "synthetic-run",
-                "class_set": "imagenet1k",
-                "guidance": 2.0,
-                "recipe": "c, d_c",
-                "scale": 1.0,
-            }
-        },
-        "evalsets": {"val": "imagenet-val"},
-    }
-    files = [write_eval(tmp_path, "in1k", "val", 40.0, 65.0)]
-    main(
-        eval_files=files,
-        runs=runs,
-        evalsets={"val": {"path": "/data/val"}},
-        csv=str(tmp_path / "t.csv"),
-        markdown=str(tmp_path / "t.md"),
-        references=facts,
-        references_csv=str(tmp_path / "r.csv"),
-    )
-    refs = pd.read_csv(tmp_path / "r.csv")
-    top1 = refs[refs.metric == "top1"].iloc[0]
-    assert top1.reference == 42.9 and abs(top1.difference - (40.0 - 42.9)) < 1e-9
