@@ -15,6 +15,7 @@ from imagenet_sd.plan import build_plan, recipe_dependencies
 from imagenet_sd.runtime import export_cache_dirs, export_pythonpath
 from imagenet_sd.prompts import scene_files
 from imagenet_sd.references import reference_facts
+from imagenet_sd.tables import run_budgets, training_budget
 from imagenet_sd.contact_sheets import sample_indices
 from imagenet_sd.report import FIGURES, TABLES, caption_text, report_settings
 from imagenet_sd import transfer_plan as TP

@@ -16,6 +16,7 @@ rule tables:
         runs=model_table_info("evaluate"),
         evalsets=config["evalsets"],
         real_clones=real_clones(),
+        budget=training_budget(run_budgets(config)),
     script:
         "../workflow_scripts/make_evaluation_tables.py"
 
