@@ -75,6 +75,21 @@ def results(tmp_path_factory, transfer_config):
     return root, evals, attacks
 
 
+def references(results, config, out) -> pd.DataFrame:
+    """The `references` rule's script on the result files, with the facts of `config`; the CSV it wrote."""
+    _, evals, attacks = results
+    facts = reference_facts(config)
+    main(
+        eval_files=evals, attack_files=attacks, facts=facts, csv=out / "references.csv", markdown=out / "references.md"
+    )
+    return pd.read_csv(out / "references.csv")
+
+
+def with_models(config):
+    """A copy of `config` whose model entries can be edited."""
+    return {**config, "models": {name: dict(spec) for name, spec in config["models"].items()}}
+
+
 def row(table, model, metric, attack=None):
     part = table[(table.model == model) & (table.metric == metric)]
     part = part[part.attack.isna()] if attack is None else part[part.attack == attack]
@@ -83,15 +98,8 @@ def row(table, model, metric, attack=None):
 
 
 def test_published_numbers_of_external_models_sit_beside_their_results(results, transfer_config):
-    root, evals, attacks = results
-    main(
-        eval_files=evals,
-        attack_files=attacks,
-        facts=reference_facts(transfer_config),
-        csv=root / "references.csv",
-        markdown=root / "references.md",
-    )
-    table = pd.read_csv(root / "references.csv")
+    root, evals, _ = results
+    table = references(results, transfer_config, root)
     measured = json.loads(evals[0].read_text())
     for metric, published in (("top1", 42.89), ("nll", 2.570), ("ece", 0.030)):
         r = row(table, "imagenet-1k-sd", metric)
@@ -116,23 +124,15 @@ def test_published_numbers_of_external_models_sit_beside_their_results(results, 
 
 
 def test_a_model_without_published_as_gets_no_published_number(results, transfer_config, tmp_path):
-    root, evals, attacks = results
-    config = {**transfer_config, "models": {k: dict(v) for k, v in transfer_config["models"].items()}}
+    config = with_models(transfer_config)
     config["models"]["imagenet-1k-sd"]["published_as"] = None
-    main(
-        eval_files=evals,
-        attack_files=attacks,
-        facts=reference_facts(config),
-        csv=tmp_path / "r.csv",
-        markdown=tmp_path / "r.md",
-    )
-    table = pd.read_csv(tmp_path / "r.csv")
+    table = references(results, config, tmp_path)
     assert table[table.model == "imagenet-1k-sd"].reference.isna().all()
     assert table[table.model == "timm-rn50-a1"].reference.notna().any()
 
 
 def test_published_as_must_fit_the_weights(transfer_config):
-    config = {**transfer_config, "models": {k: dict(v) for k, v in transfer_config["models"].items()}}
+    config = with_models(transfer_config)
     config["models"]["torchvision-rn50"]["weights"] = "ResNet50_Weights.IMAGENET1K_V2"
     with pytest.raises(ConfigError, match="models.torchvision-rn50.published_as: torchvision-resnet50-v1 numbers"):
         reference_facts(config)
