@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torchvision import transforms as T
 
 from imagenet_sd.evaluation import Calibration, topk_correct
+from imagenet_sd.protocols import pgd_alpha
 from imagenet_sd.seeds import derive_seed
 from imagenet_sd.transforms import EVAL_RESIZE_RATIO, IMAGENET_MEAN, IMAGENET_STD
 
@@ -87,8 +88,8 @@ def pgd(
 
 
 def attack_batch(model, images, labels, mask, eps: float, settings: dict, generator=None) -> torch.Tensor:
-    """Adversarial images of one batch for a named attack's settings ({method, steps, step_size, random_start};
-    step_size is a fraction of eps)."""
+    """Adversarial images of one batch for a named attack's settings ({method, steps, step_size, random_start,
+    alpha}; PGD's step is `alpha` when given, else step_size x eps)."""
     if settings["method"] == "fgsm":
         return fgsm(model, images, labels, mask, eps)
     if settings["method"] == "pgd":
@@ -99,7 +100,7 @@ def attack_batch(model, images, labels, mask, eps: float, settings: dict, genera
             mask,
             eps,
             steps=settings["steps"],
-            step_size=settings["step_size"] * eps,
+            step_size=pgd_alpha(settings, eps),
             random_start=settings["random_start"],
             generator=generator,
         )

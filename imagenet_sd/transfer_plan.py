@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from imagenet_sd import paths
 from imagenet_sd.plan import ConfigError, Plan, short_hash
+from imagenet_sd.references import check_published_as
 
 WEIGHTS_RE = re.compile(r"^[A-Za-z0-9]+_Weights\.[A-Z0-9_]+$")
 ARCH_OF_WEIGHTS = {"ResNet50_Weights": "resnet50", "ResNet18_Weights": "resnet18"}
@@ -69,6 +70,7 @@ def external_model(config: dict, plan: Plan, name: str, spec: dict) -> Model:
         weights_arch = ARCH_OF_WEIGHTS.get(spec["weights"].split(".")[0])
         if weights_arch != arch:
             raise ConfigError(f"{where}.weights: {spec['weights']} are not weights of arch {arch}")
+    check_published_as(where, spec)
     path = fetched_path(spec)
     if path is None:
         fetch, path = None, spec["checkpoint"]

@@ -8,13 +8,14 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from imagenet_sd import paths
+from imagenet_sd import paths, protocols
 from imagenet_sd.config import ConfigError, schema_defaults
 from imagenet_sd.paths import hub_folder, hub_model_id
 from imagenet_sd.plan import build_plan, recipe_dependencies
 from imagenet_sd.runtime import export_cache_dirs, export_pythonpath
 from imagenet_sd.prompts import scene_files
 from imagenet_sd.references import reference_facts
+from imagenet_sd.tables import run_budgets, training_budget
 from imagenet_sd.contact_sheets import sample_indices
 from imagenet_sd.report import FIGURES, TABLES, caption_text, report_settings
 from imagenet_sd import transfer_plan as TP
@@ -340,8 +341,8 @@ def attack_outputs():
 
 
 def attack_settings(wildcards):
-    """The attack's settings, schema defaults filled in (a changed setting reruns only that attack's jobs)."""
-    return {**schema_defaults("robustness", "attacks"), **config["robustness"]["attacks"][wildcards.attack]}
+    """The attack's settings, defaults filled in (a changed setting reruns only that attack's jobs)."""
+    return protocols.attack_settings(config, wildcards.attack)
 
 
 def attack_epsilon(wildcards):

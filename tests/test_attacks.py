@@ -4,15 +4,19 @@ import json
 
 import pytest
 import torch
-from conftest import load_script
+from conftest import REPO, load_script
 from test_evaluation import MODEL_CLASSES, image_folder
 
-from imagenet_sd.attacks import Normalized, fgsm, pgd, run_attack, subset_indices
+from imagenet_sd.attacks import Normalized, attack_batch, fgsm, pgd, run_attack, subset_indices
+from imagenet_sd.config import ConfigError
+from imagenet_sd.cost import load_config
 from imagenet_sd.models import build_model
+from imagenet_sd.protocols import pgd_alpha
 
 torch.set_num_threads(1)
 PGD = {"method": "pgd", "steps": 20, "step_size": 0.25, "random_start": True}
 FGSM = {"method": "fgsm"}
+BENCHMARK = {**PGD, "alpha": "2/225"}
 
 
 def colour_task(n=120, seed=0):
@@ -78,6 +82,32 @@ def test_pgd_stays_in_the_ball_and_the_box(small_model):
     moved = (one_step - images).abs()
     at_edge = (one_step == 0) | (one_step == 1)
     assert torch.all(((moved - eps).abs() < 1e-6) | at_edge)  # every pixel moves by eps or stops at the box
+
+
+def test_an_explicit_alpha_is_the_pgd_step(small_model):
+    """`alpha: 2/225` (the public benchmark's torchattacks call) replaces step_size x eps; one step from the
+    clean image moves every pixel by alpha unless the box stops it."""
+    images, labels = colour_task(n=12, seed=4)
+    mask = torch.ones(3, dtype=torch.bool)
+    eps = 8 / 255
+    for settings, step in (
+        ({**PGD, "steps": 1, "random_start": False}, eps / 4),
+        ({**BENCHMARK, "steps": 1, "random_start": False}, 2 / 225),
+    ):
+        adv = attack_batch(small_model, images, labels, mask, eps, settings)
+        at_edge = (adv == 0) | (adv == 1)
+        assert torch.all((((adv - images).abs() - step).abs() < 1e-6) | at_edge)
+    assert pgd_alpha(BENCHMARK, 1 / 255) == pytest.approx(2 / 225)  # about 2.27 eps: the first step saturates
+    with pytest.raises(ValueError, match="'2/0' is not a number"):
+        pgd_alpha({**BENCHMARK, "alpha": "2/0"}, eps)
+
+
+def test_the_config_names_a_bad_alpha(tmp_path):
+    text = (REPO / "config/transfer.yaml").read_text()
+    assert "alpha: 2/225" in text  # the shipped benchmark attack
+    (tmp_path / "c.yaml").write_text(text.replace("alpha: 2/225", "alpha: two/225"))
+    with pytest.raises(ConfigError, match="robustness.attacks.pgd-benchmark.alpha"):
+        load_config([str(tmp_path / "c.yaml")])
 
 
 def test_the_subset_is_fixed_by_its_seed():

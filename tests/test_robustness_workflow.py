@@ -22,6 +22,7 @@ def test_a_fresh_demo_plans_one_attack_job_per_model_set_attack_and_epsilon(tmp_
     jobs = planned_jobs(workdir)
     assert jobs["attack"] == 2 * 2 * 1  # (demo, digits) x (fgsm, pgd) x (1/255)
     assert jobs["pack"] == 2 and jobs["train"] == 2 and jobs["sklearn_digits"] == 1
+    assert jobs["references"] == 1  # published numbers beside the evaluations and the attacks
     write_config(workdir, with_robustness(lambda r: r.update(epsilons=[0.5, 1, 2])), "more.yaml")
     assert planned_jobs(workdir, "--configfile", "more.yaml")["attack"] == 2 * 2 * 3
 
@@ -35,11 +36,11 @@ def test_adding_an_attack_or_an_epsilon_schedules_only_the_new_attack_jobs(demo_
     write_config(demo_run, with_robustness(new_attack_and_epsilon), "more-attacks.yaml")
     jobs = planned_jobs(demo_run, "--configfile", "more-attacks.yaml")
     # new: pgd5 at eps 1 and 2, fgsm and pgd at eps 2, for each of the 2 models; nothing retrains; the
-    # robustness table and its report page and plot follow
+    # robustness table, the published numbers beside ours, and the robustness report page and plot follow
     report = {"report_table": 1, "report_figure": 1}
-    assert jobs == {"attack": 2 * 4, "robustness_tables": 1, **report, "all": 1}
+    assert jobs == {"attack": 2 * 4, "robustness_tables": 1, "references": 1, **report, "all": 1}
     write_config(demo_run, with_robustness(lambda r: r["attacks"]["pgd"].update(steps=10)), "pgd10.yaml")
-    expected = {"attack": 2, "robustness_tables": 1, **report, "all": 1}
+    expected = {"attack": 2, "robustness_tables": 1, "references": 1, **report, "all": 1}
     assert planned_jobs(demo_run, "--configfile", "pgd10.yaml") == expected
 
 

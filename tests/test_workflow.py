@@ -45,7 +45,7 @@ def test_every_shipped_config_plans_its_whole_dag(workdir, configfile):
     assert jobs["pack"] == len(clones)
     assert jobs["train"] == len(runs)
     assert jobs["evaluate"] == sum(len(r.get("evaluate", [])) for r in [*runs.values(), *models.values()])
-    assert jobs["tables"] == 1 and jobs["transfer_tables"] == 1
+    assert jobs["tables"] == 1 and jobs["references"] == 1 and jobs["transfer_tables"] == 1
     sets = config.get("transfer_sets", {})
     probed = [
         (m, s)
