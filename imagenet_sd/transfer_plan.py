@@ -158,14 +158,19 @@ def dataset_root(config: dict, dataset: str) -> str:
 
 
 def index_settings(config: dict, dataset: str) -> dict:
-    """How build_index reads a dataset's folder (layout, split locations, folder naming)."""
+    """How build_index reads a dataset's folder (layout, split locations, folder naming, an evaluation set's
+    class list)."""
     spec = config.get("transfer_sets", {}).get(dataset)
     if spec is None:
-        return {
+        evalset = config["evalsets"][dataset]
+        settings = {
             "layout": "imagefolder",
             "splits": {"test": ""},
-            "folder_names": config["evalsets"][dataset].get("folder_names", "wnid"),
+            "folder_names": evalset.get("folder_names", "wnid"),
         }
+        # A set's declared classes bound its index (ImageNet-100 val out of the whole val folder); a set without
+        # them keeps the settings, so the index, and features, that it had before `classes` counted here.
+        return {**settings, "classes": evalset["classes"]} if evalset.get("classes") else settings
     if spec.get("source", "folder") in PREPARED:
         return {"layout": "lists", "splits": {}, "folder_names": "wnid"}
     return {"layout": spec.get("layout", "imagefolder"), "splits": spec.get("splits", {}), "folder_names": "wnid"}
