@@ -319,8 +319,8 @@ def model_eval_resolution(wildcards):
 
 
 def evalset_spec(wildcards):
-    """What scoring reads of an evaluation set: not its labels (`description`, `kind`), whose edits rerun nothing."""
-    return {k: v for k, v in config["evalsets"][wildcards.evalset].items() if k not in ("description", "kind")}
+    """What scoring reads of an evaluation set: not its labels, whose edits rerun nothing; `resize` resolved."""
+    return TP.scoring_spec(config["evalsets"][wildcards.evalset])
 
 
 def evalset_folder(wildcards):
