@@ -1,5 +1,5 @@
-"""Corruption sets (ImageNet-C's layout): fed at their stored size as Hendrycks and Dietterich do, and per-set
-`resize`."""
+"""Corruption sets (ImageNet-C's layout): fed at their stored size as Hendrycks and Dietterich do, per-set
+`resize`, and mCE against AlexNet's published errors."""
 
 import pytest
 import torch
@@ -8,6 +8,7 @@ from test_evaluation import MODEL_CLASSES, TRAINING, run_evaluate
 from torchvision import transforms as T
 
 from imagenet_sd.attacks import unit_transform
+from imagenet_sd.corruptions import alexnet_errors, mean_corruption_error
 from imagenet_sd.models import build_model
 from imagenet_sd.transfer_plan import evalset_resize, scoring_spec
 from imagenet_sd.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform
@@ -87,3 +88,32 @@ def test_resize_defaults_by_layout_and_imagefolder_params_stay_as_they_were():
     corruptions = {"path": "c", "layout": "corruptions", "resize": None}
     assert scoring_spec(corruptions) == {"path": "c", "layout": "corruptions", "resize": False}
     assert scoring_spec({**corruptions, "resize": True})["resize"] is True
+
+
+def cells(top1_of) -> dict:
+    """Scores of every (corruption, severity) folder of ImageNet-C: top-1 given per corruption and severity."""
+    return {c: {str(s): {"top1": top1_of(c, s)} for s in range(1, 6)} for c in alexnet_errors()}
+
+
+def test_mce_is_the_mean_of_errors_relative_to_alexnets():
+    alexnet = alexnet_errors()
+    assert len(alexnet) == 15 and alexnet["gaussian_noise"] == pytest.approx(0.886428)
+    # AlexNet's own errors give CE 100 on every corruption
+    found = mean_corruption_error(cells(lambda c, s: 100 * (1 - alexnet[c])), 1000)
+    assert found["mce"] == pytest.approx(100.0) and set(found["ce"]) == set(alexnet)
+    # Severity s scores 10 s % top-1: error 1 - 0.3 on average, whatever the corruption
+    found = mean_corruption_error(cells(lambda c, s: 10.0 * s), 1000)
+    assert found["mce"] == pytest.approx(sum(70 / e for e in alexnet.values()) / 15)
+    assert found["ce"]["brightness"] == pytest.approx(70 / 0.564592)
+
+
+def test_mce_is_only_given_where_it_compares_with_alexnet():
+    full = cells(lambda c, s: 50.0)
+    assert mean_corruption_error(full, 100)["mce"] is None
+    assert "1000-way" in mean_corruption_error(full, 100)["mce_note"]
+    fewer = {c: v for c, v in full.items() if c != "fog"}
+    assert "missing: fog; others: none" in mean_corruption_error(fewer, 1000)["mce_note"]
+    extra = {**full, "spatter": full["fog"]}
+    assert mean_corruption_error(extra, 1000)["mce"] is None
+    three = {**full, "fog": {s: full["fog"][s] for s in ("1", "2", "3")}}
+    assert "severities 1-5" in mean_corruption_error(three, 1000)["mce_note"]
