@@ -17,7 +17,7 @@ from torchvision import transforms as T
 from imagenet_sd.evaluation import Calibration, topk_correct
 from imagenet_sd.protocols import pgd_alpha
 from imagenet_sd.seeds import derive_seed
-from imagenet_sd.transforms import EVAL_RESIZE_RATIO, IMAGENET_MEAN, IMAGENET_STD
+from imagenet_sd.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_geometry
 
 METHODS = ("fgsm", "pgd")
 
@@ -35,15 +35,9 @@ class Normalized(torch.nn.Module):
         return self.model((images - self.mean) / self.std)
 
 
-def unit_transform(resolution: int) -> T.Compose:
+def unit_transform(resolution: int, resize: bool = True) -> T.Compose:
     """The evaluation transform without its normalisation: [0, 1] tensors of the same pixels."""
-    return T.Compose(
-        [
-            T.Resize(round(resolution * EVAL_RESIZE_RATIO), interpolation=T.InterpolationMode.BILINEAR),
-            T.CenterCrop(resolution),
-            T.ToTensor(),
-        ]
-    )
+    return T.Compose([*eval_geometry(resolution, resize), T.ToTensor()])
 
 
 def masked(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

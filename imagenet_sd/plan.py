@@ -305,8 +305,9 @@ def check_evaluation(plan: Plan) -> None:
     for section in ("robustness", "representation"):
         for ev in config.get(section, {}).get("evalsets", []):
             need(config, "evalsets", ev, f"{section}.evalsets")
-            if section == "robustness" and config["evalsets"][ev].get("layout", "imagefolder") != "imagefolder":
-                raise ConfigError(f"robustness.evalsets: {ev!r} is a corruption set; attacks need an ImageFolder set")
+            if config["evalsets"][ev].get("layout", "imagefolder") != "imagefolder":
+                users = "attacks" if section == "robustness" else "frozen features"
+                raise ConfigError(f"{section}.evalsets: {ev!r} is a corruption set; {users} need an ImageFolder set")
 
 
 def check_sheet_wnids(plan: Plan) -> None:

@@ -159,15 +159,41 @@ def dataset_root(config: dict, dataset: str) -> str:
     return paths.HELDOUT.format(clone=spec["clone"]) if "clone" in spec else spec["path"]
 
 
+def evalset_resize(evalset: dict) -> bool:
+    """Whether a set's images are resized before the centre crop: its `resize`, or by default yes for an
+    ImageFolder set (photographs of any size: the standard ImageNet protocol) and no for a corruption set
+    (ImageNet-C is stored at 224 x 224 and Hendrycks and Dietterich only centre-crop it; a resize to 256 would
+    zoom it 1.14x and smooth the noise corruptions, making them easier)."""
+    resize = evalset.get("resize")
+    return evalset.get("layout", "imagefolder") != "corruptions" if resize is None else bool(resize)
+
+
+def scoring_spec(evalset: dict) -> dict:
+    """What evaluate and attack jobs read of an evaluation set (their params): not its labels (`description`,
+    `kind`), whose edits rerun nothing, and `resize` resolved."""
+    scoring = {k: v for k, v in evalset.items() if k not in ("description", "kind", "resize")}
+    resize = evalset_resize(evalset)
+    # Resizing ImageFolder sets is what every evaluation did before `resize` existed: left implicit there, so
+    # their params, and so their results, stay as they were; a corruption set's results changed with it.
+    if resize and scoring.get("layout", "imagefolder") == "imagefolder":
+        return scoring
+    return {**scoring, "resize": resize}
+
+
 def index_settings(config: dict, dataset: str) -> dict:
-    """How build_index reads a dataset's folder (layout, split locations, folder naming)."""
+    """How build_index reads a dataset's folder (layout, split locations, folder naming, an evaluation set's
+    class list)."""
     spec = config.get("transfer_sets", {}).get(dataset)
     if spec is None:
-        return {
+        evalset = config["evalsets"][dataset]
+        settings = {
             "layout": "imagefolder",
             "splits": {"test": ""},
-            "folder_names": config["evalsets"][dataset].get("folder_names", "wnid"),
+            "folder_names": evalset.get("folder_names", "wnid"),
         }
+        # A set's declared classes bound its index (ImageNet-100 val out of the whole val folder); a set without
+        # them keeps the settings, so the index, and features, that it had before `classes` counted here.
+        return {**settings, "classes": evalset["classes"]} if evalset.get("classes") else settings
     if spec.get("source", "folder") in PREPARED:
         return {"layout": "lists", "splits": {}, "folder_names": "wnid"}
     return {"layout": spec.get("layout", "imagefolder"), "splits": spec.get("splits", {}), "folder_names": "wnid"}

@@ -104,8 +104,25 @@ def cars_pairs(path: Path, root: Path) -> tuple[list[tuple[str, str]], list[str]
     return [(f"{folder}/{a['fname'][0]}", names[int(a["class"][0][0]) - 1]) for a in annotations], names
 
 
-def build_index(root: str, layout: str, split: str, splits: dict | None = None, folder_names: str = "wnid") -> dict:
-    """The index of one split of a dataset folder, whatever its layout. Errors name the missing file."""
+def only_classes(pairs: list[tuple[str, str]], classes: list[str] | None, only: list[str], where: str):
+    """(pairs, classes) restricted to the classes of `only`: an evaluation set's declared classes."""
+    keep = set(only)
+    pairs = [(p, c) for p, c in pairs if c in keep]
+    if not pairs:
+        raise ValueError(f"{where} holds no image of the {len(keep)} listed classes (e.g. {', '.join(only[:3])})")
+    return pairs, None if classes is None else [c for c in classes if c in keep]
+
+
+def build_index(
+    root: str,
+    layout: str,
+    split: str,
+    splits: dict | None = None,
+    folder_names: str = "wnid",
+    only: list[str] | None = None,
+) -> dict:
+    """The index of one split of a dataset folder, whatever its layout; `only`: the class names to keep (the
+    rest of the folder is left out). Errors name the missing file."""
     root_path = Path(root)
     if not root_path.is_dir():
         raise FileNotFoundError(
@@ -129,6 +146,8 @@ def build_index(root: str, layout: str, split: str, splits: dict | None = None, 
         pairs, classes = cars_pairs(where, root_path)
     if not pairs:
         raise ValueError(f"dataset folder {root}: split {split!r} ({where}) holds no image")
+    if only is not None:
+        pairs, classes = only_classes(pairs, classes, only, f"dataset folder {root}: split {split!r} ({where})")
     return index_from_pairs(root, pairs, classes)
 
 

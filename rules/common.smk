@@ -216,6 +216,11 @@ def model_verified(wildcards):
     return [] if MODELS[wildcards.model].source == "run" else paths.MODEL_CHECK.format(model=wildcards.model)
 
 
+def model_classes(wildcards):
+    """The model's classes (wnids, output order): what representation statistics of it are restricted to."""
+    return list(MODELS[wildcards.model].classes)
+
+
 def model_params(wildcards):
     m = MODELS[wildcards.model]
     return {"source": m.source, "classes": list(m.classes), "arch": m.arch}
@@ -250,11 +255,15 @@ def model_table_info(section):
 
 # ---- datasets (transfer sets and evaluation sets), features and probes -----------------------------------
 def dataset_index_input(wildcards):
-    """Prepared lists and clone held-out splits are DAG inputs; user folders are read (and checked) by the job."""
+    """Prepared lists, clone held-out splits and an evaluation set's class list are DAG inputs; user folders
+    are read (and checked) by the job."""
     if wildcards.dataset in config["transfer_sets"]:
         root = TP.dataset_root(config, wildcards.dataset)
         return [f"{root}/{wildcards.part}.tsv"] if root.startswith("resources/transfer/") else []
-    return evalset_images(wildcards.dataset) if "clone" in config["evalsets"][wildcards.dataset] else []
+    spec = config["evalsets"][wildcards.dataset]
+    return ([evalset_images(wildcards.dataset)] if "clone" in spec else []) + (
+        [spec["classes"]] if spec.get("classes") else []
+    )
 
 
 def dataset_params(wildcards):
@@ -311,8 +320,8 @@ def model_eval_resolution(wildcards):
 
 
 def evalset_spec(wildcards):
-    """What scoring reads of an evaluation set: not its labels (`description`, `kind`), whose edits rerun nothing."""
-    return {k: v for k, v in config["evalsets"][wildcards.evalset].items() if k not in ("description", "kind")}
+    """What scoring reads of an evaluation set: not its labels, whose edits rerun nothing; `resize` resolved."""
+    return TP.scoring_spec(config["evalsets"][wildcards.evalset])
 
 
 def evalset_folder(wildcards):
