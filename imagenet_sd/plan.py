@@ -141,6 +141,8 @@ class Plan:
         g = self.config["generators"][generator]
         settings = {k: g.get(k) for k in PIXEL_KEYS}
         settings["seed"] = self.config["seed"]
+        if g.get("common_noise"):  # in the key only when on: keys (and files) of every other generator stay
+            settings["common_noise"] = True
         built = self.built_pipeline(generator)
         if built:
             settings["pipeline"] = self.config["pipelines"][built]

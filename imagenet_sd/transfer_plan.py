@@ -20,6 +20,7 @@ ARCH_OF_WEIGHTS = {"ResNet50_Weights": "resnet50", "ResNet18_Weights": "resnet18
 TRANSFER_SPLITS = ("train", "test")
 EVALSET_SPLITS = ("test",)
 PREPARED = ("torchvision", "digits")  # sources a local rule materialises under resources/transfer/
+UNSPLIT_TORCHVISION = ("EuroSAT",)  # torchvision sets with no official split: one is drawn (`test_fraction`)
 
 
 @dataclass(frozen=True)
@@ -215,14 +216,34 @@ def probe_kind(config: dict, dataset: str) -> str:
     return config["transfer_sets"][dataset].get("probe", "logistic")
 
 
+def drawn_test_fraction(config: dict, dataset: str) -> float | None:
+    """A set with no official split (digits, EuroSAT): the fraction of each class its probes test on, each
+    seed drawing its own test split from the images of both prepared lists. None: the set's own split."""
+    spec = config["transfer_sets"][dataset]
+    source = spec.get("source", "folder")
+    if source == "digits" or (source == "torchvision" and spec.get("dataset") in UNSPLIT_TORCHVISION):
+        return spec.get("test_fraction", 0.3)
+    return None
+
+
+def probe_seeds(config: dict, dataset: str) -> list[int]:
+    """Split seeds of a set's probes: its own `seeds`, else `transfer.seeds`."""
+    return config["transfer_sets"][dataset].get("seeds") or config["transfer"]["seeds"]
+
+
 def probe_key(config: dict, dataset: str) -> str:
-    """What determines a probe's result besides model, dataset and seed: features, search and fit settings."""
+    """What determines a probe's result besides model, dataset and seed: features, search and fit settings,
+    and for a set with no official split the test fraction each seed draws (the probe reads it from the
+    config, not from a rule param, so that the keys and params of every other set's probes stay as they were)."""
     transfer, kind = config["transfer"], probe_kind(config, dataset)
     settings = {
         "preprocessing": transfer["preprocessing"],
         "val_fraction": transfer["val_fraction"],
         kind: transfer[kind],
     }
+    drawn = drawn_test_fraction(config, dataset)
+    if drawn is not None:
+        settings["test_split"] = {"fraction": drawn, "drawn": "per seed"}
     return f"{kind}-{short_hash(settings)}"
 
 
@@ -235,7 +256,7 @@ def probe_outputs(config: dict, models: dict[str, Model]) -> list[str]:
         probe_path(config, m.name, d, seed)
         for m in models.values()
         for d in m.transfer
-        for seed in config["transfer"]["seeds"]
+        for seed in probe_seeds(config, d)
     ]
 
 

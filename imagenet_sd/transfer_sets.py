@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from imagenet_sd.evaluation import folder_wnids
+from imagenet_sd.transfer_plan import UNSPLIT_TORCHVISION
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 # Where each layout finds a split, relative to the set's folder, unless the config names it (`splits`).
@@ -32,8 +33,7 @@ TORCHVISION_SETS = {
     "Flowers102": (("train", "val"), ("test",), "_image_files"),
     "OxfordIIITPet": (("trainval",), ("test",), "_images"),
     "Food101": (("train",), ("test",), "_image_files"),
-    "EuroSAT": (None, None, None),  # one split only: a seeded per-class test fraction is fixed here
-}
+}  # and UNSPLIT_TORCHVISION (EuroSAT): one split only, a seeded per-class test fraction is drawn here
 
 
 def seeded_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -169,7 +169,6 @@ def prepare_torchvision(name: str, folder: str | Path, test_fraction: float, see
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cls = getattr(tvd, name)
-    train_splits, test_splits, attribute = TORCHVISION_SETS[name]
 
     def pairs_of(dataset, files) -> list[tuple[str, str]]:
         names = getattr(dataset, "classes", None)
@@ -178,11 +177,12 @@ def prepare_torchvision(name: str, folder: str | Path, test_fraction: float, see
             for f, y in zip(files, dataset._labels)
         ]
 
-    if train_splits is None:
+    if name in UNSPLIT_TORCHVISION:
         dataset = cls(folder, download=True)
         pairs = [(str(Path(p).resolve().relative_to(folder.resolve())), dataset.classes[y]) for p, y in dataset.samples]
         by_split = split_pairs(pairs, test_fraction, seed)
     else:
+        train_splits, test_splits, attribute = TORCHVISION_SETS[name]
         by_split = {}
         for split, names in (("train", train_splits), ("test", test_splits)):
             by_split[split] = []
