@@ -97,7 +97,22 @@ def robustness_table(eval_files, attack_files, kinds: dict) -> pd.DataFrame:
     rows = [row for path in eval_files for row in evaluation_rows(path, kinds)]
     table = pd.DataFrame(rows + attack_rows(attack_files, kinds), columns=ROBUSTNESS_COLUMNS)
     order = ["model", "set", "kind", "perturbation", "strength"]
-    return table.sort_values(order, kind="stable", key=lambda c: c.map(KIND_ORDER) if c.name == "kind" else c)
+    return table.sort_values(order, kind="stable", key=sort_key)
+
+
+def strength_value(strength: str) -> float:
+    """`2/255` -> 2/255, `3` -> 3, `mean` last: strengths sort by size, not as text (16/255 after 2/255)."""
+    number, _, unit = str(strength).partition("/")
+    try:
+        return float(number) / (float(unit) if unit else 1.0)
+    except ValueError:
+        return float("inf")
+
+
+def sort_key(column: pd.Series) -> pd.Series:
+    if column.name == "kind":
+        return column.map(KIND_ORDER)
+    return column.map(strength_value) if column.name == "strength" else column
 
 
 def attack_column(t: pd.DataFrame) -> pd.Series:

@@ -144,3 +144,40 @@ def test_representation_table_and_reference(tmp_path):
     assert (out / "s.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="representation.reference: model 'other'"):
         reference_model(table, "other")
+
+
+def test_attack_strengths_and_severities_sort_by_size_not_as_text(tmp_path):
+    attack = {"model": "syn", "evalset": "val", "attack": "pgd", "subset": {"size": 8, "seed": 0, "n_images": 8}}
+    attacks = [
+        write(
+            tmp_path / f"a{eps}.json", {**attack, "epsilon_255": eps, "clean": scores(60.0), "adversarial": scores(9.0)}
+        )
+        for eps in (16, 2, 0.5)
+    ]
+    severities = {str(s): scores(50.0 - s) for s in (10, 2, 1)}
+    evals = [
+        write(
+            tmp_path / "c.json",
+            {
+                **scores(30.0),
+                "run": "syn",
+                "evalset": {"name": "c"},
+                "corruptions": {"fog": severities},
+                "per_corruption": {"fog": scores(30.0)},
+            },
+        )
+    ]
+    out = tmp_path / "t"
+    main_robustness(
+        eval_files=evals, attack_files=attacks, kinds=KINDS, csv=out / "r.csv", markdown=out / "r.md", png=out / "r.png"
+    )
+    table = pd.read_csv(out / "r.csv", dtype={"strength": str})
+    assert list(table[table.kind == "adversarial"].strength) == ["0.5/255", "2/255", "16/255"]
+    assert list(table[(table.kind == "corruption") & (table.perturbation == "fog")].strength) == [
+        "1",
+        "2",
+        "10",
+        "mean",
+    ]
+    header = (out / "r.md").read_text()
+    assert header.index("pgd 2/255") < header.index("pgd 16/255")
