@@ -18,6 +18,7 @@ include: "rules/resources.smk"
 include: "rules/prompts.smk"
 include: "rules/generate.smk"
 include: "rules/pack.smk"
+include: "rules/quality.smk"
 include: "rules/train.smk"
 include: "rules/models.smk"
 include: "rules/datasets.smk"
@@ -40,12 +41,15 @@ localrules:
     wordnet,
     clip_tokenizer,
     tiny_pipeline,
+    tiny_clip,
+    prefetch_clip,
     prefetch_weights,
     fetch_model,
     check_model,
     prepare_transfer_set,
     index_dataset,
     prompt_summary,
+    quality_tables,
     tables,
     references,
     transfer_tables,
@@ -72,4 +76,5 @@ rule all:
         "results/tables/transfer.png",
         "results/tables/robustness.csv",
         representation_table_outputs(),
+        quality_outputs(),
         report_outputs(),

@@ -19,6 +19,7 @@ from imagenet_sd.tables import run_budgets, training_budget
 from imagenet_sd.contact_sheets import sample_indices
 from imagenet_sd.report import FIGURES, TABLES, caption_text, report_settings
 from imagenet_sd import transfer_plan as TP
+from imagenet_sd import quality_plan as QP
 
 BUILT_DATASETS = {"resources/datasets/sklearn-digits"}  # real image sets a local rule writes (no download)
 
@@ -501,5 +502,44 @@ def generated_clones():
 
 
 def produced(path):
-    """Whether a rule of this workflow writes `path` (a registered table whose rule is absent is left out)."""
+    """Whether a rule of this workflow writes `path` (a registered table whose rule is absent is left out), and
+    this config asks for it (the quality tables only when a CLIP is set)."""
+    if path in paths.QUALITY_TABLES.values() and not QUALITY_CLONES:
+        return False
     return any(rule.is_producer(path) for rule in workflow.rules)
+
+
+# ---- quality of generated clones ------------------------------------------------------------------------
+try:
+    QUALITY_CLONES = QP.measured_clones(config, PLAN)
+except ConfigError as error:
+    raise WorkflowError(f"invalid config: {error}") from None
+
+
+def quality_clip_folder():
+    return QP.clip_folder(config) if QUALITY_CLONES else None
+
+
+def quality_embed_inputs(wildcards):
+    """The class's train chunks in [0, count), its prompt file (the class name) and CLIP. CLIP is ancient:
+    its key is in the path, so a rebuilt or re-downloaded copy recomputes nothing."""
+    return {
+        "tars": QP.embedding_chunks(
+            config, PLAN, wildcards.generator_key, wildcards.recipe_key, wildcards.ckey, int(wildcards.images)
+        ),
+        "prompts": paths.PROMPTS.format(recipe_key=wildcards.recipe_key, ckey=wildcards.ckey),
+        "model": ancient(paths.CLIP_CONFIG.format(folder=quality_clip_folder())),
+    }
+
+
+def quality_table_clones():
+    """Per measured clone, (wnid, embedding file) of each of its classes, in class order."""
+    return {clone: QP.class_embeddings(config, PLAN, clone) for clone in QUALITY_CLONES}
+
+
+def quality_all_embeddings():
+    return sorted({path for classes in quality_table_clones().values() for _, path in classes})
+
+
+def quality_outputs():
+    return list(paths.QUALITY_TABLES.values()) if QUALITY_CLONES else []
