@@ -50,6 +50,7 @@ localrules:
     index_dataset,
     prompt_summary,
     quality_tables,
+    quality_sheet,
     tables,
     references,
     transfer_tables,

@@ -206,3 +206,16 @@ def write_tables(rows: list[dict], settings: dict, outputs: dict) -> None:
 CLASS_COLUMNS = ["clone", "wnid", "name", "images", *MEASURES, "assigned_to", "copied_from", "flags"]
 CLONE_COLUMNS = ["clone", "classes", "images", *MEASURES, "flagged"]
 WORST_COLUMNS = ["clone", "measure", "rank", "wnid", "name", "value", "flags"]
+
+
+def sheet_choice(rows: list[dict], count: int) -> list[dict]:
+    """The classes a clone's worst-classes sheet shows: flagged ones first, then the worst by each measure in
+    turn (the worst of each, then the second worst of each, ...), each class once."""
+    rankings = [
+        sorted(rows, key=lambda r, m=measure, low=low: r[m] if low else -r[m]) for measure, (_, low) in MEASURES.items()
+    ]
+    ordered = [r for r in rows if r["flags"]] + [ranking[i] for i in range(len(rows)) for ranking in rankings]
+    chosen: dict[str, dict] = {}
+    for r in ordered:
+        chosen.setdefault(r["wnid"], r)
+    return list(chosen.values())[:count]

@@ -541,5 +541,15 @@ def quality_all_embeddings():
     return sorted({path for classes in quality_table_clones().values() for _, path in classes})
 
 
+def quality_sheet_chunks(wildcards):
+    """wnid -> first train chunk of every class of the clone (the sheet reads those of the classes it shows)."""
+    return {e.wnid: first_chunk(wildcards.clone, e) for e in PLAN.clones[wildcards.clone].classes}
+
+
+def quality_sheet_chunk_files(wildcards):
+    return list(quality_sheet_chunks(wildcards).values())
+
+
 def quality_outputs():
-    return list(paths.QUALITY_TABLES.values()) if QUALITY_CLONES else []
+    sheets = [f"results/report/clones/{clone}/quality_worst.jpg" for clone in QUALITY_CLONES]
+    return list(paths.QUALITY_TABLES.values()) + sheets if QUALITY_CLONES else []

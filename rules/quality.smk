@@ -13,7 +13,6 @@ rule tiny_clip:
         "../envs/imagenet-sd.yaml"
     params:
         settings=config["quality"].get("tiny"),
-        folder=paths.TINY_CLIP_FOLDER,
     script:
         "../workflow_scripts/build_tiny_clip.py"
 
@@ -46,7 +45,7 @@ rule quality_embed:
     threads: 1  # two classes at once on the demo's 2 cores; one core embeds 1,300 images through ViT-B/32 in minutes
     resources:
         mem_mb=8000,
-        runtime=60,
+        runtime=15,  # minutes; the slurm profile runs 20 classes to a job (group_slot: one member's cpus and memory)
     params:
         model_dir=quality_clip_folder(),
         batch_size=config["quality"]["batch_size"],
@@ -69,3 +68,27 @@ rule quality_tables:
         settings={k: v for k, v in config["quality"].items() if k not in ("batch_size", "device")},
     script:
         "../workflow_scripts/quality_tables.py"
+
+
+# The worst classes of a clone with their images: what to fix (a name override) and regenerate alone.
+rule quality_sheet:
+    input:
+        table=paths.QUALITY_TABLES["classes"],
+        chunks=quality_sheet_chunk_files,
+    output:
+        report(
+            "results/report/clones/{clone}/quality_worst.jpg",
+            caption="../report/quality_sheet.rst",
+            category="Clones",
+            subcategory="{clone}",
+            labels={"page": "worst classes"},
+        ),
+    log:
+        "logs/report/quality_sheet/{clone}.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
+    params:
+        chunks=quality_sheet_chunks,
+        settings=REPORT,
+    script:
+        "../workflow_scripts/quality_sheet.py"

@@ -80,8 +80,20 @@ def test_a_class_of_copies_of_another_class_is_flagged(tmp_path, tiny_clip):
     assert flagged["n3"]["copied"] == 6 and flagged["n3"]["copied_from"] == "n1"
     assert "copies: 6 images also in n1" in flagged["n3"]["flags"]
     assert all(r["duplicate_pairs"] == 0 and r["images"] == 6 for r in rows)  # random images are distinct
-    assert "copies" in outputs["classes_md"].read_text()
-    assert "1 |" in outputs["clones_md"].read_text() or "2" in outputs["clones_md"].read_text()
+    assert "copies: 6 images also in n1" in outputs["classes_md"].read_text()
+    clones = outputs["clones"].read_text().splitlines()
+    assert clones[0].split(",")[-1] == "flagged" and clones[1].split(",")[-1] == "2"
+    # the report's sheet of the worst classes shows the flagged ones first
+    report = {k: v.get("default") for k, v in schema()["properties"]["report"]["properties"].items()}
+    shown = load_script("quality_sheet").main(
+        table=str(outputs["classes"]),
+        clone="demo",
+        chunks={w: str(tmp_path / f"{w}.tar") for w in images},
+        settings=report,
+        output=str(tmp_path / "sheet.jpg"),
+    )
+    assert set(shown[:2]) == {"n1", "n3"} and shown[2] == "n2"
+    assert Image.open(tmp_path / "sheet.jpg").format == "JPEG"
 
 
 def test_repeated_images_are_near_duplicates_within_a_class(tmp_path, tiny_clip):
@@ -121,8 +133,9 @@ def test_one_embedding_job_per_class_and_none_without_a_clip(tmp_path):
     jobs = planned_jobs(workdir)
     classes = len((workdir / "config/sheets/demo.tsv").read_text().splitlines()) - 1
     assert jobs["quality_embed"] == classes and jobs["quality_tables"] == 1 and jobs["tiny_clip"] == 1
+    assert jobs["quality_sheet"] == 1  # the demo clone's worst classes; the digits clone is real
     config = copy.deepcopy(demo_config())
     del config["quality"]
     write_config(workdir, config)
     jobs = planned_jobs(workdir)
-    assert "quality_embed" not in jobs and "quality_tables" not in jobs and "tiny_clip" not in jobs
+    assert not {"quality_embed", "quality_tables", "quality_sheet", "tiny_clip"} & set(jobs)

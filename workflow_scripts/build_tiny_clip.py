@@ -7,4 +7,5 @@ from imagenet_sd.runtime import setup_logging
 
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])
-    build_tiny_clip(dict(snakemake.params.settings), Path(snakemake.input.tokenizer).parent, snakemake.params.folder)
+    tokenizer, folder = Path(snakemake.input.tokenizer).parent, Path(snakemake.output[0]).parent
+    build_tiny_clip(dict(snakemake.params.settings), tokenizer, folder)
