@@ -51,6 +51,7 @@ localrules:
     prompt_summary,
     quality_tables,
     quality_sheet,
+    dataset_card,
     tables,
     references,
     transfer_tables,
@@ -78,4 +79,5 @@ rule all:
         "results/tables/robustness.csv",
         representation_table_outputs(),
         quality_outputs(),
+        card_outputs(),
         report_outputs(),

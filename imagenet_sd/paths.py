@@ -71,6 +71,8 @@ QUALITY_TABLES = {
 SHARDS = "results/clones/{clone}/train"
 SHARD_INDEX = "results/clones/{clone}/train.json"
 HELDOUT = "results/clones/{clone}/heldout"
+CARD_JSON = "results/clones/{clone}/card.json"
+CARD_MARKDOWN = "results/clones/{clone}/card.md"
 CHECKPOINT = "results/runs/{run}/checkpoint.pt"
 METRICS = "results/runs/{run}/metrics.jsonl"
 # ---- per model (a run's checkpoint, or an external one) ------------------------------------------

@@ -553,3 +553,35 @@ def quality_sheet_chunk_files(wildcards):
 def quality_outputs():
     sheets = [f"results/report/clones/{clone}/quality_worst.jpg" for clone in QUALITY_CLONES]
     return list(paths.QUALITY_TABLES.values()) + sheets if QUALITY_CLONES else []
+
+
+# ---- dataset cards -----------------------------------------------------------------------------------
+def card_inputs(wildcards):
+    """The pack's index, the chunks' stats (re-draws) and, when the clone was measured, the quality table."""
+    inputs = {"index": paths.SHARD_INDEX.format(clone=wildcards.clone), "stats": clone_stats(wildcards)}
+    if wildcards.clone in QUALITY_CLONES:
+        inputs["quality"] = paths.QUALITY_TABLES["clones"]
+    return inputs
+
+
+def card_made_of(wildcards):
+    """The config entries that made the clone, as the card records them (a real clone: the clone and its sheet)."""
+    c, spec = PLAN.clones[wildcards.clone], config["clones"][wildcards.clone]
+    made_of = {"seed": config["seed"], "clone": spec, "class_set": config["class_sets"][spec["class_set"]]}
+    if c.real:
+        return made_of
+    recipes = [c.recipe, *recipe_dependencies(config, c.recipe)]
+    built = PLAN.built_pipeline(c.generator)
+    return made_of | {
+        "recipe_name": c.recipe,
+        "recipes": {name: config["recipes"][name] for name in recipes},
+        "recipe_key": c.recipe_key,
+        "generator_name": c.generator,
+        "generator": config["generators"][c.generator],
+        "generator_key": c.generator_key,
+        "pipeline": config["pipelines"][built] if built else None,
+    }
+
+
+def card_outputs():
+    return [path.format(clone=clone) for clone in PLAN.clones for path in (paths.CARD_JSON, paths.CARD_MARKDOWN)]
