@@ -54,8 +54,21 @@ def measured_clones(config: dict, plan: Plan) -> list[str]:
     return list(names)
 
 
+def check_curation(config: dict, plan: Plan) -> None:
+    """A curated clone is synthetic and has a CLIP to rank its images with."""
+    for name, c in plan.clones.items():
+        if not config["clones"][name].get("curation"):
+            continue
+        if c.real:
+            raise ConfigError(
+                f"clones.{name}.curation: a real clone is packed as it is; curation is for generated ones"
+            )
+        if not enabled(config):
+            raise ConfigError(f"clones.{name}.curation: needs a CLIP to rank images: set quality.model or quality.tiny")
+
+
 def class_embeddings(config: dict, plan: Plan, clone: str) -> list[tuple[str, str]]:
-    """(wnid, embedding file) of every class of a clone, in class order."""
+    """(wnid, embedding file) of every class of a clone, in class order: all its generated train images."""
     c = plan.clones[clone]
     return [
         (
@@ -65,7 +78,7 @@ def class_embeddings(config: dict, plan: Plan, clone: str) -> list[tuple[str, st
                 generator_key=c.generator_key,
                 recipe_key=c.recipe_key,
                 ckey=e.key,
-                images=c.images_per_class,
+                images=c.count("train"),
             ),
         )
         for e in c.classes

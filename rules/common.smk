@@ -175,15 +175,29 @@ def clone_inputs(wildcards):
         "train": PLAN.clone_chunks(wildcards.clone, "train"),
         "heldout": PLAN.clone_chunks(wildcards.clone, "heldout"),
     }
+    if PLAN.clones[wildcards.clone].curation:
+        inputs["embeddings"] = [path for _, path in curation_embeddings(wildcards).items()]
     source = PLAN.clones[wildcards.clone].source
     if source and os.path.normpath(source["path"]) in BUILT_DATASETS:
         inputs["folder"] = source["path"]  # a real set this workflow writes; real ImageNet is external
     return inputs
 
 
+def curation_embeddings(wildcards):
+    """wnid -> CLIP embedding file of a curated clone's classes (pack keeps the best of their images)."""
+    if not PLAN.clones[wildcards.clone].curation:
+        return {}
+    return dict(QP.class_embeddings(config, PLAN, wildcards.clone))
+
+
 def clone_source(wildcards):
-    """A real clone's ImageFolder settings (None for a synthetic clone)."""
-    return PLAN.clones[wildcards.clone].source
+    """A real clone's ImageFolder settings; a curated clone's curation and CLIP embedding files; else None.
+    (One param for both: a new param would change the recorded params of every pack job, and rerun packing
+    and training of clones that did not change.)"""
+    c = PLAN.clones[wildcards.clone]
+    if c.curation:
+        return {"curation": c.curation, "embeddings": curation_embeddings(wildcards)}
+    return c.source
 
 
 def run_clone(wildcards):
@@ -512,6 +526,7 @@ def produced(path):
 # ---- quality of generated clones ------------------------------------------------------------------------
 try:
     QUALITY_CLONES = QP.measured_clones(config, PLAN)
+    QP.check_curation(config, PLAN)
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 
