@@ -49,7 +49,6 @@ localrules:
     prepare_transfer_set,
     index_dataset,
     prompt_summary,
-    quality_tables,
     quality_sheet,
     dataset_card,
     tables,

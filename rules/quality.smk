@@ -63,6 +63,9 @@ rule quality_tables:
         "logs/quality_tables.log",
     conda:
         "../envs/imagenet-sd.yaml"
+    resources:
+        mem_mb=16000,  # IN-1K: 1.3M embeddings of 512 floats in memory (2.7 GB), a Vendi eigensolve per class
+        runtime=120,
     params:
         clones=quality_table_clones(),
         settings={k: v for k, v in config["quality"].items() if k not in ("batch_size", "device")},
