@@ -18,6 +18,7 @@ include: "rules/resources.smk"
 include: "rules/prompts.smk"
 include: "rules/generate.smk"
 include: "rules/pack.smk"
+include: "rules/quality.smk"
 include: "rules/train.smk"
 include: "rules/models.smk"
 include: "rules/datasets.smk"
@@ -40,12 +41,16 @@ localrules:
     wordnet,
     clip_tokenizer,
     tiny_pipeline,
+    tiny_clip,
+    prefetch_clip,
     prefetch_weights,
     fetch_model,
     check_model,
     prepare_transfer_set,
     index_dataset,
     prompt_summary,
+    quality_sheet,
+    dataset_card,
     tables,
     references,
     transfer_tables,
@@ -72,4 +77,6 @@ rule all:
         "results/tables/transfer.png",
         "results/tables/robustness.csv",
         representation_table_outputs(),
+        quality_outputs(),
+        card_outputs(),
         report_outputs(),

@@ -39,6 +39,8 @@ WILDCARDS = {
     "class_set": NAME,
     "table": NAME,
     "figure": NAME,
+    "clip_key": rf"clip-{HASH}",
+    "images": r"\d+",
     "fetched": r"(torchvision/[A-Za-z0-9_.]+\.pth|url/[0-9a-f]{8}/[^/]+)",
 }
 
@@ -48,15 +50,29 @@ TOKENIZER = "resources/clip-tokenizer/vocab.json"
 TOKENIZER_MERGES = "resources/clip-tokenizer/merges.txt"
 PIPELINE_FOLDER = "resources/pipelines/{pipeline}"
 HUB_FOLDER = "resources/hub/{hub_model}/{revision}"
+TINY_CLIP_FOLDER = "resources/clip/tiny"
+CLIP_CONFIG = "{folder}/config.json"
 MODEL_INDEX = "{folder}/model_index.json"
 
 # ---- results -----------------------------------------------------------------------------------
 PROMPTS = "results/prompts/{recipe_key}/{ckey}.json"
 CHUNK = "results/generated/{generator_key}/{recipe_key}/{split}/{ckey}/{start}-{stop}.tar"
 CHUNK_STATS = "results/generated/{generator_key}/{recipe_key}/{split}/{ckey}/{start}-{stop}.json"
+# CLIP embeddings of images [0, count) of a class's train split: keyed like the chunks they read, plus the model
+QUALITY_EMBEDDINGS = "results/quality/{clip_key}/{generator_key}/{recipe_key}/{ckey}/train-{images}.npz"
+QUALITY_TABLES = {
+    "classes": "results/tables/quality.csv",
+    "classes_md": "results/tables/quality.md",
+    "clones": "results/tables/quality_clones.csv",
+    "clones_md": "results/tables/quality_clones.md",
+    "worst": "results/tables/quality_worst.csv",
+    "worst_md": "results/tables/quality_worst.md",
+}
 SHARDS = "results/clones/{clone}/train"
 SHARD_INDEX = "results/clones/{clone}/train.json"
 HELDOUT = "results/clones/{clone}/heldout"
+CARD_JSON = "results/clones/{clone}/card.json"
+CARD_MARKDOWN = "results/clones/{clone}/card.md"
 CHECKPOINT = "results/runs/{run}/checkpoint.pt"
 METRICS = "results/runs/{run}/metrics.jsonl"
 # ---- per model (a run's checkpoint, or an external one) ------------------------------------------

@@ -89,13 +89,17 @@ class Clone:
     chunk_size: int
     shard_size: int
     source: dict | None = None  # a real clone: {path, jpeg_quality, storage_size} of its ImageFolder train set
+    curation: dict | None = None  # generate oversample x images_per_class train images, pack the best
 
     @property
     def real(self) -> bool:
         return self.source is not None
 
     def count(self, split: str) -> int:
-        return self.images_per_class if split == "train" else self.heldout_per_class
+        """Images generated per class (curation packs images_per_class of the train ones)."""
+        if split == "train":
+            return self.images_per_class * (self.curation["oversample"] if self.curation else 1)
+        return self.heldout_per_class
 
     def chunks(self, split: str) -> list[tuple[int, int]]:
         return chunk_ranges(self.count(split), self.chunk_size)
@@ -284,6 +288,7 @@ def plan_clone(plan: Plan, name: str, c: dict) -> Clone:
         heldout_per_class=c.get("heldout_per_class", 0),
         chunk_size=config["generators"][c["generator"]]["chunk_size"],
         shard_size=c.get("shard_size", 1000),
+        curation=c.get("curation"),
     )
 
 

@@ -33,6 +33,8 @@ TABLES: dict[str, Entry] = {
     "transfer": Entry("results/tables/transfer.csv", "Result tables", "report/transfer.rst"),
     "robustness": Entry("results/tables/robustness.csv", "Result tables", "report/robustness.rst"),
     "representation": Entry("results/tables/representation.csv", "Result tables", "report/representation.rst"),
+    "quality": Entry("results/tables/quality.csv", "Clones", "report/quality.rst"),
+    "quality_worst": Entry("results/tables/quality_worst.csv", "Clones", "report/quality_worst.rst"),
 }
 FIGURES: dict[str, Entry] = {
     "transfer": Entry("results/tables/transfer.png", "Plots", "report/transfer_spider.rst"),

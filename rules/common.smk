@@ -19,6 +19,7 @@ from imagenet_sd.tables import run_budgets, training_budget
 from imagenet_sd.contact_sheets import sample_indices
 from imagenet_sd.report import FIGURES, TABLES, caption_text, report_settings
 from imagenet_sd import transfer_plan as TP
+from imagenet_sd import quality_plan as QP
 
 BUILT_DATASETS = {"resources/datasets/sklearn-digits"}  # real image sets a local rule writes (no download)
 
@@ -174,15 +175,29 @@ def clone_inputs(wildcards):
         "train": PLAN.clone_chunks(wildcards.clone, "train"),
         "heldout": PLAN.clone_chunks(wildcards.clone, "heldout"),
     }
+    if PLAN.clones[wildcards.clone].curation:
+        inputs["embeddings"] = [path for _, path in curation_embeddings(wildcards).items()]
     source = PLAN.clones[wildcards.clone].source
     if source and os.path.normpath(source["path"]) in BUILT_DATASETS:
         inputs["folder"] = source["path"]  # a real set this workflow writes; real ImageNet is external
     return inputs
 
 
+def curation_embeddings(wildcards):
+    """wnid -> CLIP embedding file of a curated clone's classes (pack keeps the best of their images)."""
+    if not PLAN.clones[wildcards.clone].curation:
+        return {}
+    return dict(QP.class_embeddings(config, PLAN, wildcards.clone))
+
+
 def clone_source(wildcards):
-    """A real clone's ImageFolder settings (None for a synthetic clone)."""
-    return PLAN.clones[wildcards.clone].source
+    """A real clone's ImageFolder settings; a curated clone's curation and CLIP embedding files; else None.
+    (One param for both: a new param would change the recorded params of every pack job, and rerun packing
+    and training of clones that did not change.)"""
+    c = PLAN.clones[wildcards.clone]
+    if c.curation:
+        return {"curation": c.curation, "embeddings": curation_embeddings(wildcards)}
+    return c.source
 
 
 def run_clone(wildcards):
@@ -501,5 +516,87 @@ def generated_clones():
 
 
 def produced(path):
-    """Whether a rule of this workflow writes `path` (a registered table whose rule is absent is left out)."""
+    """Whether a rule of this workflow writes `path` (a registered table whose rule is absent is left out), and
+    this config asks for it (the quality tables only when a CLIP is set)."""
+    if path in paths.QUALITY_TABLES.values() and not QUALITY_CLONES:
+        return False
     return any(rule.is_producer(path) for rule in workflow.rules)
+
+
+# ---- quality of generated clones ------------------------------------------------------------------------
+try:
+    QUALITY_CLONES = QP.measured_clones(config, PLAN)
+    QP.check_curation(config, PLAN)
+except ConfigError as error:
+    raise WorkflowError(f"invalid config: {error}") from None
+
+
+def quality_clip_folder():
+    return QP.clip_folder(config) if QUALITY_CLONES else None
+
+
+def quality_embed_inputs(wildcards):
+    """The class's train chunks in [0, count), its prompt file (the class name) and CLIP. CLIP is ancient:
+    its key is in the path, so a rebuilt or re-downloaded copy recomputes nothing."""
+    return {
+        "tars": QP.embedding_chunks(
+            config, PLAN, wildcards.generator_key, wildcards.recipe_key, wildcards.ckey, int(wildcards.images)
+        ),
+        "prompts": paths.PROMPTS.format(recipe_key=wildcards.recipe_key, ckey=wildcards.ckey),
+        "model": ancient(paths.CLIP_CONFIG.format(folder=quality_clip_folder())),
+    }
+
+
+def quality_table_clones():
+    """Per measured clone, (wnid, embedding file) of each of its classes, in class order."""
+    return {clone: QP.class_embeddings(config, PLAN, clone) for clone in QUALITY_CLONES}
+
+
+def quality_all_embeddings():
+    return sorted({path for classes in quality_table_clones().values() for _, path in classes})
+
+
+def quality_sheet_chunks(wildcards):
+    """wnid -> first train chunk of every class of the clone (the sheet reads those of the classes it shows)."""
+    return {e.wnid: first_chunk(wildcards.clone, e) for e in PLAN.clones[wildcards.clone].classes}
+
+
+def quality_sheet_chunk_files(wildcards):
+    return list(quality_sheet_chunks(wildcards).values())
+
+
+def quality_outputs():
+    sheets = [f"results/report/clones/{clone}/quality_worst.jpg" for clone in QUALITY_CLONES]
+    return list(paths.QUALITY_TABLES.values()) + sheets if QUALITY_CLONES else []
+
+
+# ---- dataset cards -----------------------------------------------------------------------------------
+def card_inputs(wildcards):
+    """The pack's index, the chunks' stats (re-draws) and, when the clone was measured, the quality table."""
+    inputs = {"index": paths.SHARD_INDEX.format(clone=wildcards.clone), "stats": clone_stats(wildcards)}
+    if wildcards.clone in QUALITY_CLONES:
+        inputs["quality"] = paths.QUALITY_TABLES["clones"]
+    return inputs
+
+
+def card_made_of(wildcards):
+    """The config entries that made the clone, as the card records them (a real clone: the clone and its sheet)."""
+    c, spec = PLAN.clones[wildcards.clone], config["clones"][wildcards.clone]
+    made_of = {"seed": config["seed"], "clone": spec, "class_set": config["class_sets"][spec["class_set"]]}
+    if c.real:
+        return made_of
+    recipes = [c.recipe, *recipe_dependencies(config, c.recipe)]
+    built = PLAN.built_pipeline(c.generator)
+    return made_of | {
+        "recipe_name": c.recipe,
+        "recipes": {name: config["recipes"][name] for name in recipes},
+        "recipe_key": c.recipe_key,
+        "generator_name": c.generator,
+        "generator": config["generators"][c.generator],
+        "generator_key": c.generator_key,
+        "pipeline": config["pipelines"][built] if built else None,
+    }
+
+
+def card_outputs():
+    return [path.format(clone=clone) for clone in PLAN.clones for path in (paths.CARD_JSON, paths.CARD_MARKDOWN)]

@@ -38,3 +38,21 @@ rule sklearn_digits:
         "../envs/imagenet-sd.yaml"
     script:
         "../workflow_scripts/sklearn_digits.py"
+
+
+# How a clone was made, beside its shards: generator and licence, recipe, seeds, counts, re-draws, quality,
+# the exact config entries, the code version, and how to read each image's provenance (docs/quality.md).
+rule dataset_card:
+    input:
+        unpack(card_inputs),
+    output:
+        json=paths.CARD_JSON,
+        markdown=paths.CARD_MARKDOWN,
+    log:
+        "logs/dataset_card/{clone}.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
+    params:
+        made_of=card_made_of,
+    script:
+        "../workflow_scripts/dataset_card.py"

@@ -6,6 +6,7 @@ A synthetic clone is read from its chunk tars; a real one (`source`) from an Ima
 import functools
 import logging
 
+from imagenet_sd.curation import curate
 from imagenet_sd.realdata import index_folder, reencode
 from imagenet_sd.runtime import setup_logging, versions, write_json
 from imagenet_sd.shards import (
@@ -39,6 +40,18 @@ def gather(source, train_tars, heldout_tars, classes, seed, images_per_class, he
     return train, heldout, transcode
 
 
+def split_source(source: dict | None) -> tuple[dict | None, dict | None, dict | None]:
+    """(a real clone's folder settings, a curated clone's curation settings, its embedding files by wnid)."""
+    source = dict(source or {})
+    curation, embeddings = source.pop("curation", None), source.pop("embeddings", None)
+    return source or None, curation, embeddings
+
+
+def curated(curation: dict | None) -> dict:
+    """What the index says of a curated clone (nothing for an uncurated one: its index stays as it was)."""
+    return {"curation": curation} if curation else {}
+
+
 def main(
     *,
     train_tars,
@@ -53,10 +66,15 @@ def main(
     heldout_per_class=None,
     source=None,
 ):
-    """`source`: {path, jpeg_quality, storage_size} of a real clone's ImageFolder, or None (synthetic)."""
+    """`source`: {path, jpeg_quality, storage_size} of a real clone's ImageFolder; {curation, embeddings} of a
+    curated synthetic clone (clones.<name>.curation; wnid -> CLIP embedding file), which keeps the best
+    images_per_class of each class's oversampled train images; or None (synthetic, every image)."""
+    source, curation, embeddings = split_source(source)
     train, heldout, transcode = gather(
         source, train_tars, heldout_tars, classes, seed, images_per_class, heldout_per_class
     )
+    if curation:
+        train = curate(train, dict(embeddings), images_per_class, curation)
     train_counts = check_counts(train, classes, images_per_class, "train")
     heldout_counts = check_counts(heldout, classes, heldout_per_class, "heldout")
     origin = source["path"] if source else f"{len(train_tars) + len(heldout_tars)} chunk tars"
@@ -72,7 +90,7 @@ def main(
         {
             "format": "webdataset",
             "fields": FIELDS,
-            "source": {"kind": "real", **source} if source else {"kind": "synthetic"},
+            "source": {"kind": "real", **source} if source else {"kind": "synthetic"} | curated(curation),
             "shards": shards,
             "count": len(train),
             "classes": list(classes),

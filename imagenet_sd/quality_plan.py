@@ -1,0 +1,94 @@
+"""The quality step's part of the plan: which CLIP, which clones, and the paths of its per-class jobs.
+
+An embedding file is keyed like the chunks it reads (generator key, recipe key, class key, image count) plus
+the CLIP model's key, so clones that share classes share it and a changed class recomputes alone.
+"""
+
+from __future__ import annotations
+
+import os
+
+from imagenet_sd import paths
+from imagenet_sd.config import ConfigError
+from imagenet_sd.plan import Plan, chunk_ranges, short_hash
+
+
+def enabled(config: dict) -> bool:
+    q = config.get("quality", {})
+    return bool(q.get("model") or q.get("tiny"))
+
+
+def clip_key(config: dict) -> str:
+    """`clip-<hash>` of what determines the embeddings: the model and its revision, or the tiny CLIP's settings."""
+    q = config["quality"]
+    return "clip-" + short_hash({"model": q.get("model"), "revision": q.get("revision"), "tiny": q.get("tiny")})
+
+
+def clip_folder(config: dict) -> str:
+    """Where the embedding jobs load CLIP from: the tiny one built here, the user's folder, or the hub copy."""
+    q = config["quality"]
+    if q.get("tiny"):
+        return paths.TINY_CLIP_FOLDER
+    if os.path.isdir(q["model"]):
+        return q["model"]
+    return paths.hub_folder(q["model"], q.get("revision"))
+
+
+def measured_clones(config: dict, plan: Plan) -> list[str]:
+    """The generated clones the quality step measures; errors name a bad `quality` setting."""
+    if not enabled(config):
+        return []
+    q = config["quality"]
+    if q.get("model") and q.get("tiny"):
+        raise ConfigError("quality: set `model` (a real CLIP) or `tiny` (a random one built locally), not both")
+    names = q.get("clones")
+    if names is None:
+        return [name for name, c in plan.clones.items() if not c.real]
+    for name in names:
+        if name not in plan.clones:
+            raise ConfigError(f"quality.clones: unknown clone {name!r} (known: {', '.join(sorted(plan.clones))})")
+        if plan.clones[name].real:
+            raise ConfigError(
+                f"quality.clones: clone {name!r} is a real clone; the quality step measures generated ones"
+            )
+    return list(names)
+
+
+def check_curation(config: dict, plan: Plan) -> None:
+    """A curated clone is synthetic and has a CLIP to rank its images with."""
+    for name, c in plan.clones.items():
+        if not config["clones"][name].get("curation"):
+            continue
+        if c.real:
+            raise ConfigError(
+                f"clones.{name}.curation: a real clone is packed as it is; curation is for generated ones"
+            )
+        if not enabled(config):
+            raise ConfigError(f"clones.{name}.curation: needs a CLIP to rank images: set quality.model or quality.tiny")
+
+
+def class_embeddings(config: dict, plan: Plan, clone: str) -> list[tuple[str, str]]:
+    """(wnid, embedding file) of every class of a clone, in class order: all its generated train images."""
+    c = plan.clones[clone]
+    return [
+        (
+            e.wnid,
+            paths.QUALITY_EMBEDDINGS.format(
+                clip_key=clip_key(config),
+                generator_key=c.generator_key,
+                recipe_key=c.recipe_key,
+                ckey=e.key,
+                images=c.count("train"),
+            ),
+        )
+        for e in c.classes
+    ]
+
+
+def embedding_chunks(config: dict, plan: Plan, generator_key: str, recipe_key: str, ckey: str, count: int) -> list:
+    """The train chunks holding images [0, count) of one class (the generator's chunk size cuts them)."""
+    chunk_size = config["generators"][plan.by_generator_key(generator_key)]["chunk_size"]
+    return [
+        paths.chunk(generator_key, recipe_key, "train", ckey, start, stop)
+        for start, stop in chunk_ranges(count, chunk_size)
+    ]

@@ -1,0 +1,45 @@
+"""Snakemake entry of `quality_sheet`: a contact sheet of a clone's worst classes by the quality measures."""
+
+import logging
+
+import pandas as pd
+
+from imagenet_sd.contact_sheets import contact_sheet
+from imagenet_sd.quality import sheet_choice
+from imagenet_sd.runtime import setup_logging
+
+log = logging.getLogger("imagenet_sd.quality_sheet")
+
+
+def label(row: dict) -> str:
+    measures = f"CLIP score {row['clip_score']:.3g}, zero-shot {row['zero_shot']:.2f}, Vendi {row['vendi']:.3g}"
+    return f"{row['name']} ({row['wnid']}): {row['flags'] or measures}"
+
+
+def main(*, table: str, clone: str, chunks: dict, settings: dict, output: str) -> list[str]:
+    """`table`: quality.csv; `chunks`: wnid -> first train chunk of every class of the clone. Returns the wnids
+    shown, worst first."""
+    frame = pd.read_csv(table, dtype={"flags": str}, keep_default_na=False)
+    rows = sheet_choice(frame[frame.clone == clone].to_dict("records"), settings["sheet_classes"])
+    contact_sheet(
+        chunks={r["wnid"]: chunks[r["wnid"]] for r in rows},
+        labels={r["wnid"]: label(r) for r in rows},
+        title=f"clone {clone}: worst classes by the quality measures (flagged first)",
+        output=output,
+        images=settings["sheet_images"],
+        thumb=settings["thumbnail"],
+        max_bytes=settings["sheet_max_kb"] * 1024,
+    )
+    log.info("%s: %s", output, ", ".join(r["wnid"] for r in rows))
+    return [r["wnid"] for r in rows]
+
+
+if "snakemake" in globals():
+    setup_logging(snakemake.log[0])
+    main(
+        table=snakemake.input.table,
+        clone=snakemake.wildcards.clone,
+        chunks=dict(snakemake.params.chunks),
+        settings=dict(snakemake.params.settings),
+        output=snakemake.output[0],
+    )
