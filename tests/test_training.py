@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import load_script, pack_clone
+from conftest import load_script, pack_clone, record_chunk
 from PIL import Image
 from torchvision import transforms as TV
 from torchvision.transforms import RandomResizedCrop as T_RRC
@@ -79,7 +79,7 @@ def chunk_tar(path: Path, wnid: str, n: int) -> Path:
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
-    return path
+    return record_chunk(path)
 
 
 @pytest.fixture(scope="module")
@@ -383,7 +383,7 @@ def colour_chunk(path: Path, wnid: str, n: int, seed: int) -> Path:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    return path
+    return record_chunk(path)
 
 
 def test_training_learns_an_easy_clone_and_scores_its_held_out_images(tmp_path):
