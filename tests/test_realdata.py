@@ -241,3 +241,10 @@ def test_undecodable_files_fail_the_pack_naming_each_or_are_skipped_and_counted(
     samples = list(wds.WebDataset(sorted(str(p) for p in (skipped / "train").glob("*.tar")), shardshuffle=False))
     assert len(samples) == index["count"] == sum(s["count"] for s in index["shards"])
     assert not {json.loads(s["json"])["source"] for s in samples} & {str(p.relative_to(folder)) for p in bad}
+
+    for path in bad:  # what the message asks for: the files removed, the pack gives the undamaged clone's shards
+        path.unlink()
+    again = pack(tmp_path, folder, out="again", images_per_class=None, heldout_per_class=2)
+    assert [p.read_bytes() for p in sorted((again / "train").iterdir())] == [
+        data for p, data in sorted(before.items()) if p.parent == done / "train"
+    ]
