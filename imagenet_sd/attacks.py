@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from torchvision import transforms as T
 
 from imagenet_sd.evaluation import Calibration, topk_correct
+from imagenet_sd.protocols import pgd_alpha
 from imagenet_sd.seeds import derive_seed
-from imagenet_sd.transforms import EVAL_RESIZE_RATIO, IMAGENET_MEAN, IMAGENET_STD
+from imagenet_sd.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_geometry
 
 METHODS = ("fgsm", "pgd")
 
@@ -34,15 +35,9 @@ class Normalized(torch.nn.Module):
         return self.model((images - self.mean) / self.std)
 
 
-def unit_transform(resolution: int) -> T.Compose:
+def unit_transform(resolution: int, resize: bool = True) -> T.Compose:
     """The evaluation transform without its normalisation: [0, 1] tensors of the same pixels."""
-    return T.Compose(
-        [
-            T.Resize(round(resolution * EVAL_RESIZE_RATIO), interpolation=T.InterpolationMode.BILINEAR),
-            T.CenterCrop(resolution),
-            T.ToTensor(),
-        ]
-    )
+    return T.Compose([*eval_geometry(resolution, resize), T.ToTensor()])
 
 
 def masked(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -87,8 +82,8 @@ def pgd(
 
 
 def attack_batch(model, images, labels, mask, eps: float, settings: dict, generator=None) -> torch.Tensor:
-    """Adversarial images of one batch for a named attack's settings ({method, steps, step_size, random_start};
-    step_size is a fraction of eps)."""
+    """Adversarial images of one batch for a named attack's settings ({method, steps, step_size, random_start,
+    alpha}; PGD's step is `alpha` when given, else step_size x eps)."""
     if settings["method"] == "fgsm":
         return fgsm(model, images, labels, mask, eps)
     if settings["method"] == "pgd":
@@ -99,7 +94,7 @@ def attack_batch(model, images, labels, mask, eps: float, settings: dict, genera
             mask,
             eps,
             steps=settings["steps"],
-            step_size=settings["step_size"] * eps,
+            step_size=pgd_alpha(settings, eps),
             random_start=settings["random_start"],
             generator=generator,
         )

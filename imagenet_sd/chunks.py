@@ -1,7 +1,8 @@
 """What one generated chunk is: the images [start, stop) of one class and split, named by prompt file,
 generator and split, and stored as one tar of `{wnid}_{index:06d}.jpg` + `.json` pairs in index order.
 
-- Each image has its own seed from (global seed, generator, recipe, class, split, index, attempt).
+- Each image has its own seed from (global seed, generator, recipe, class, split, index, attempt); with the
+  generator's `common_noise`, from (global seed, class, split, index, attempt) only.
 - The tar's bytes depend on names and contents only (fixed member metadata, sorted JSON keys).
 - JPEG encoding and the tar are written from a background thread, so the GPU never waits for them.
 """
@@ -22,7 +23,7 @@ from PIL import Image
 
 from imagenet_sd.prompts import image_prompt
 from imagenet_sd.runtime import add_tar_member
-from imagenet_sd.seeds import image_seed
+from imagenet_sd.seeds import common_image_seed, image_seed
 
 QUEUED_BATCHES = 4  # batches the writer may lag behind before the GPU loop waits (bounds host memory)
 
@@ -42,9 +43,17 @@ class ChunkIdentity:
     record: dict = field(hash=False)
     generator: str
     split: str
+    common_noise: bool = False  # common random numbers: the noise ignores generator and recipe
+
+    @classmethod
+    def of_job(cls, record: dict, generator: str, split: str, settings: dict) -> ChunkIdentity:
+        """The identity a generate job gives its chunk, from the generator's pixel settings."""
+        return cls(record, generator, split, bool(settings.get("common_noise")))
 
     def seed(self, index: int, attempt: int) -> int:
         r = self.record
+        if self.common_noise:
+            return common_image_seed(r["seed"], r["wnid"], self.split, index, attempt)
         return image_seed(r["seed"], self.generator, r["recipe"], r["wnid"], self.split, index, attempt)
 
     def task(self, index: int, attempt: int = 0) -> ImageTask:

@@ -6,7 +6,7 @@ ImageNet-R's 200 classes and a 100-class model on its intersection with them; im
 does not know are not scored. Top-5 ranks among the scored classes only, so with fewer than 5 scored
 classes it is top-k with k = the number of scored classes (recorded as `top5_k`; then it is 100%).
 Calibration (ECE, NLL) comes from the same masked logits. A set in ImageNet-C's layout
-(<corruption>/<severity>/<wnid>/) is scored folder by folder and summarised by the mean.
+(<corruption>/<severity>/<wnid>/) is scored folder by folder (imagenet_sd.corruptions).
 """
 
 from __future__ import annotations
@@ -235,46 +235,4 @@ def score_folder(
         "classes_scored": match.scored,
         "model_classes_missing_from_evalset": match.model_only,
         "evalset_classes_not_in_model": match.set_only,
-    }
-
-
-def corruption_folders(root) -> list[tuple[str, str, Path]]:
-    """(corruption, severity, folder) of a set in ImageNet-C's layout <corruption>/<severity>/<wnid>/."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"evaluation set folder not found: {root} (layout `corruptions`: "
-            "<corruption>/<severity>/<wnid>/, as ImageNet-C)"
-        )
-    found = []
-    for corruption in sorted(p for p in root.iterdir() if p.is_dir()):
-        severities = sorted((p for p in corruption.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name))
-        if not severities or not all(p.name.isdigit() for p in severities):
-            names = ", ".join(p.name for p in severities[:5]) or "none"
-            raise ValueError(
-                f"{corruption}: expected severity folders 1..5 (layout <corruption>/<severity>/<wnid>/, "
-                f"as ImageNet-C); found sub-folders: {names}"
-            )
-        found += [(corruption.name, s.name, s) for s in severities]
-    if not found:
-        raise ValueError(f"{root} holds no <corruption>/<severity>/<wnid>/ folders (ImageNet-C layout)")
-    return found
-
-
-def corruption_summary(parts: dict[str, dict[str, dict]]) -> dict:
-    """Means over every (corruption, severity) folder, and per corruption over its severities."""
-    metrics = ("top1", "top5", "ece", "nll")
-    cells = [r for by_severity in parts.values() for r in by_severity.values()]
-    per_corruption = {c: {m: sum(r[m] for r in s.values()) / len(s) for m in metrics} for c, s in parts.items()}
-    return {
-        **{m: sum(r[m] for r in cells) / len(cells) for m in metrics},
-        "top5_k": min(r["top5_k"] for r in cells),
-        "n_images": sum(r["n_images"] for r in cells),
-        "n_classes_scored": max(r["n_classes_scored"] for r in cells),
-        "mean_over": "every (corruption, severity) folder, unweighted",
-        "per_corruption": per_corruption,
-        "corruptions": {
-            c: {s: {k: r[k] for k in (*metrics, "n_images")} for s, r in by_severity.items()}
-            for c, by_severity in parts.items()
-        },
     }

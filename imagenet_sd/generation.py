@@ -322,7 +322,7 @@ def run_generate(
     `settings` are the generator's pixel settings (in the output key), `runtime` its RUNTIME_KEYS."""
     started = time.perf_counter()
     tar_path = Path(tar_path)
-    identity = ChunkIdentity(load_prompt_file(prompt_file), generator, split)
+    identity = ChunkIdentity.of_job(load_prompt_file(prompt_file), generator, split, settings)
     tasks = [identity.task(i) for i in range(start, stop)]
     job = ChunkJob(load_generator(model_dir, settings, runtime), identity, settings, runtime)
     flops = flops_per_image(job.pipe, settings)

@@ -8,9 +8,11 @@ A training's classifier head is `linear` (torchvision's fc without bias, the rel
 `cosine` (cosine similarity to per-class weights divided by a temperature), optionally after a projector
 MLP. Checkpoints always store a torchvision ResNet state_dict: without a projector it includes `fc` as a
 bias-free Linear(features, classes) (a cosine head folded into it: weights normalised and divided by the
-temperature, which ranks classes exactly as the cosine head does, since the feature norm is a positive
-per-image factor); with a projector, `state_dict` is the encoder alone and the head (projector and
-classifier) is kept beside it, so that evaluation can still score the trained classifier.
+temperature, which ranks classes as the cosine head does but multiplies its logits by the feature norm, so
+it is only the export for a plain torchvision ResNet); with a projector, `state_dict` is the encoder alone
+and the head (projector and classifier) is kept beside it. Loading a checkpoint rebuilds the head it was
+trained with from its `training` settings (head, temperature, projector): every consumer scores the trained
+classifier, whose softmax (calibration, attack gradients) is the one trained, not a sharper one.
 """
 
 from __future__ import annotations
@@ -128,12 +130,30 @@ def multicrop_loss(model, crops: list[torch.Tensor], labels: torch.Tensor) -> to
     return crops_cross_entropy(multicrop_logits(model, crops), labels)
 
 
+def trained_head(ckpt: dict) -> dict:
+    """{head, temperature, projector} a train-rule checkpoint was trained with: its `training` settings
+    (checkpoints from before heads existed had the linear one)."""
+    t = ckpt.get("training") or {}
+    return {"head": t.get("head", "linear"), "temperature": t.get("temperature"), "projector": t.get("projector") or []}
+
+
+def unfold_cosine(model: torch.nn.Module, head: dict) -> torch.nn.Module:
+    """The cosine head back from the fc it was folded into: fc's rows are the class weights' directions
+    (divided by the temperature), and directions are all a cosine head uses."""
+    folded = model.fc.weight.detach().clone()
+    model = attach_head(model, head)
+    with torch.no_grad():
+        model.fc[-1].weight.copy_(folded)
+    return model
+
+
 def load_checkpoint_model(path, device: torch.device | str = "cpu"):
-    """(model, checkpoint dict) of a checkpoint written by the train rule."""
+    """(model with the head it was trained with, checkpoint dict) of a checkpoint written by the train rule."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     model = build_model(ckpt["arch"], len(ckpt["classes"]))
+    head = trained_head(ckpt)
     if ckpt.get("head_state_dict"):
-        model = attach_head(model, ckpt["training"])
+        model = attach_head(model, head)
         model.fc.load_state_dict(ckpt["head_state_dict"])
         missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
         if unexpected or any(not k.startswith("fc.") for k in missing):
@@ -143,6 +163,8 @@ def load_checkpoint_model(path, device: torch.device | str = "cpu"):
             )
     else:
         model.load_state_dict(ckpt["state_dict"])
+        if head["head"] != "linear":
+            model = unfold_cosine(model, head)
     return model.to(device), ckpt
 
 

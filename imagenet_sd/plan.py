@@ -141,6 +141,8 @@ class Plan:
         g = self.config["generators"][generator]
         settings = {k: g.get(k) for k in PIXEL_KEYS}
         settings["seed"] = self.config["seed"]
+        if g.get("common_noise"):  # in the key only when on: keys (and files) of every other generator stay
+            settings["common_noise"] = True
         built = self.built_pipeline(generator)
         if built:
             settings["pipeline"] = self.config["pipelines"][built]
@@ -307,8 +309,9 @@ def check_evaluation(plan: Plan) -> None:
     for section in ("robustness", "representation"):
         for ev in config.get(section, {}).get("evalsets", []):
             need(config, "evalsets", ev, f"{section}.evalsets")
-            if section == "robustness" and config["evalsets"][ev].get("layout", "imagefolder") != "imagefolder":
-                raise ConfigError(f"robustness.evalsets: {ev!r} is a corruption set; attacks need an ImageFolder set")
+            if config["evalsets"][ev].get("layout", "imagefolder") != "imagefolder":
+                users = "attacks" if section == "robustness" else "frozen features"
+                raise ConfigError(f"{section}.evalsets: {ev!r} is a corruption set; {users} need an ImageFolder set")
 
 
 def check_sheet_wnids(plan: Plan) -> None:

@@ -1,6 +1,7 @@
 """Linear probes on frozen features: a seeded per-class validation split of the training split, a
 hyper-parameter search on it, a refit on the whole training split, then test top-1 and mean per-class
-accuracy. Test labels enter only the final scoring, after every choice is made.
+accuracy. Test labels enter only the final scoring, after every choice is made. A set with no official split
+draws its test split per seed too, from the features of all its images.
 
 Two probes, as in the t-ReX transfer protocol: scikit-learn's L-BFGS logistic regression on raw features
 (small sets; C searched) and a torch linear layer on L2-normalised features trained with SGD (large sets;
@@ -16,6 +17,7 @@ import warnings
 import numpy as np
 import torch
 
+from imagenet_sd.seeds import derive_seed
 from imagenet_sd.transfer_sets import seeded_split
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,32 @@ def linear_probe(train, val, settings: dict, seed: int, n_classes: int, device) 
     return {"lr": lr, "weight_decay": wd}, history
 
 
+def redraw_test_split(train: tuple, test: tuple, fraction: float, seed: int) -> tuple[tuple, tuple, np.ndarray]:
+    """A set with no official split: the rows of both prepared splits pooled (their features are extracted
+    once), and `fraction` of each class drawn as this seed's test split. Returns the training part, the test
+    part and the test rows of the pool (train rows first, then test rows). The draw's seed is derived apart
+    from the validation split's, which uses `seed` itself."""
+    x, y = np.concatenate([train[0], test[0]]), np.concatenate([train[1], test[1]])
+    is_test = seeded_split(y, fraction, derive_seed("transfer test split", seed))
+    return (x[~is_test], y[~is_test]), (x[is_test], y[is_test]), np.flatnonzero(is_test)
+
+
+def search_and_fit(kind: str, train: tuple, is_val: np.ndarray, test_x, settings: dict, seed: int, n_classes, device):
+    """The search on the validation rows, the refit on the whole training split; (choice, search, test predictions)."""
+    train_x, train_y = train
+    fit_part = (train_x[~is_val].astype(np.float32), train_y[~is_val])
+    val_part = (train_x[is_val].astype(np.float32), train_y[is_val])
+    if kind == "logistic":
+        chosen, history = logistic_probe(fit_part, val_part, settings, seed)
+        final = fit_logistic(train_x.astype(np.float32), train_y, chosen["C"], settings["max_iter"])
+        return chosen, history, final.predict(test_x.astype(np.float32))
+    if kind == "linear":
+        chosen, history = linear_probe(fit_part, val_part, settings, seed, n_classes, device)
+        final = fit_linear(train_x, train_y, n_classes, chosen["lr"], chosen["weight_decay"], settings, seed, device)
+        return chosen, history, predict_linear(final, test_x, device)
+    raise ValueError(f"unknown probe kind {kind!r} (known: logistic, linear)")
+
+
 def run_probe(
     train_x,
     train_y,
@@ -134,22 +162,17 @@ def run_probe(
     seed: int,
     n_classes: int,
     device=None,
+    test_fraction: float | None = None,
 ) -> dict:
-    """Search on a held-out part of the training split, refit on all of it, score on the test split."""
+    """Search on a held-out part of the training split, refit on all of it, score on the test split.
+    `test_fraction` (a set with no official split): the test split is first drawn again with `seed`."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    test_rows = None
+    if test_fraction is not None:
+        drawn = redraw_test_split((train_x, train_y), (test_x, test_y), test_fraction, seed)
+        (train_x, train_y), (test_x, test_y), test_rows = drawn
     is_val = seeded_split(train_y, val_fraction, seed)
-    fit_part = (train_x[~is_val].astype(np.float32), train_y[~is_val])
-    val_part = (train_x[is_val].astype(np.float32), train_y[is_val])
-    if kind == "logistic":
-        chosen, history = logistic_probe(fit_part, val_part, settings, seed)
-        final = fit_logistic(train_x.astype(np.float32), train_y, chosen["C"], settings["max_iter"])
-        pred = final.predict(test_x.astype(np.float32))
-    elif kind == "linear":
-        chosen, history = linear_probe(fit_part, val_part, settings, seed, n_classes, device)
-        final = fit_linear(train_x, train_y, n_classes, chosen["lr"], chosen["weight_decay"], settings, seed, device)
-        pred = predict_linear(final, test_x, device)
-    else:
-        raise ValueError(f"unknown probe kind {kind!r} (known: logistic, linear)")
+    chosen, history, pred = search_and_fit(kind, (train_x, train_y), is_val, test_x, settings, seed, n_classes, device)
     log.info("%s probe: chose %s (validation top-1 %.2f%%)", kind, chosen, max(h[1] for h in history))
     return {
         "kind": kind,
@@ -165,4 +188,6 @@ def run_probe(
         "n_classes": n_classes,
         "chance_top1": 100.0 / n_classes,
         "val_indices": np.flatnonzero(is_val).tolist(),
+        "test_fraction": test_fraction,  # None: the set's own test split
+        "test_indices": None if test_rows is None else test_rows.tolist(),
     }

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from imagenet_sd.config import schema
+from imagenet_sd.tables import run_budgets, training_budget
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,12 @@ FIGURES: dict[str, Entry] = {
 
 
 def caption_text(root: str | Path, entry: Entry, config: dict) -> str:
-    """The entry's caption, its Jinja fields (``{{ config[...] }}``) filled from the config."""
+    """The entry's caption, its Jinja fields (``{{ config[...] }}``, ``{{ training_budget }}``: whether the runs
+    share their epochs or their images seen) filled from the config."""
     import jinja2
 
-    return jinja2.Template((Path(root) / entry.caption).read_text()).render(config=config)
+    budget = training_budget(run_budgets(config))
+    return jinja2.Template((Path(root) / entry.caption).read_text()).render(config=config, training_budget=budget)
 
 
 # ---- HTML tables ---------------------------------------------------------------------------------------

@@ -75,6 +75,17 @@ def coding_rate(features: np.ndarray, eps: float = CODING_RATE_EPS, normalize: b
     return float(0.5 * logdet)
 
 
+def model_class_rows(labels: np.ndarray, names: list[str], classes: list[str]) -> tuple[np.ndarray, list, list]:
+    """(mask of the rows whose class, names[label], is one of the model's `classes`; those classes present, in
+    model order; the set's classes the model lacks). Statistics of a model describe its own classes: an
+    ImageNet-100 model on the whole ImageNet val folder is analysed on the 100 classes it scores, as evaluation
+    scores it, not on 1,000."""
+    present = {names[i] for i in np.unique(labels)}
+    wanted = set(classes)
+    mask = np.isin(labels, [i for i, name in enumerate(names) if name in wanted])
+    return mask, [c for c in classes if c in present], sorted(present - wanted)
+
+
 def statistics(
     features: np.ndarray, labels: np.ndarray, *, eps: float = CODING_RATE_EPS, threshold: float = SPARSITY_THRESHOLD
 ) -> dict:

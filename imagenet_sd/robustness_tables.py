@@ -1,8 +1,10 @@
 """Robustness and representation tables: long-format CSVs, Markdown pivots and spider plots.
 
-robustness.csv has one row per (model, set, perturbation, strength): the clean evaluation of every set
-(with its calibration), every attack at every epsilon (on the attack's subset), every corruption at every
-severity and their mean. representation.csv has one row per (model, set) with each statistic.
+robustness.csv has one row per (model, set, kind, perturbation, strength): the clean evaluation of every
+set (with its calibration), the clean scores of the images the attacks ran on (kind `clean_subset`: an attack
+runs on a fixed subset of the set, whose clean accuracy differs from the whole set's, and an attack's drop is
+read against it), every attack at every epsilon, every corruption at every severity and their mean.
+representation.csv has one row per (model, set) with each statistic.
 Accuracies are in percent, ECE is a fraction in [0, 1], NLL in nats.
 """
 
@@ -31,6 +33,9 @@ ROBUSTNESS_COLUMNS = [
     "nll",
     "n_images",
 ]
+# Row order within a (model, set): the subset's clean scores right before the attacks on it.
+KIND_ORDER = {"clean": 0, "clean_subset": 1, "adversarial": 2, "corruption": 3}
+SUBSET_CLEAN = "clean (attacked subset)"
 STATISTICS = ["sparsity", "intra_class_distance", "inter_class_distance", "redundancy", "coding_rate"]
 REPRESENTATION_COLUMNS = ["model", "train_data", "set", *STATISTICS, "n_images", "dim"]
 
@@ -57,25 +62,63 @@ def evaluation_rows(path: Path, kinds: dict) -> list[dict]:
     return rows + [{**base, "kind": "corruption", "perturbation": "mean", "strength": "mean", **metrics(result)}]
 
 
-def attack_row(path: Path, kinds: dict) -> dict:
-    result = json.loads(Path(path).read_text())
+def attack_row(result: dict, kinds: dict, kind: str = "adversarial") -> dict:
+    """The attack's row, or (kind `clean_subset`) the clean scores of the subset it attacked."""
+    attacked = kind == "adversarial"
     return {
         "model": result["model"],
         "train_data": kinds.get(result["model"], "external"),
         "set": result["evalset"],
-        "kind": "adversarial",
-        "perturbation": result["attack"],
-        "strength": f"{result['epsilon_255']:g}/255",
-        **metrics(result["adversarial"]),
+        "kind": kind,
+        "perturbation": result["attack"] if attacked else "none",
+        "strength": f"{result['epsilon_255']:g}/255" if attacked else "0",
+        **metrics(result["adversarial" if attacked else "clean"]),
         "n_images": result["subset"]["n_images"],
     }
 
 
+def attack_rows(attack_files, kinds: dict) -> list[dict]:
+    """Every attack's row and, per (model, set), one row of its attacked subset's clean scores (the same images
+    for every attack and epsilon: results on different subsets are an error naming both files)."""
+    rows, subsets = [], {}
+    for path in attack_files:
+        result = json.loads(Path(path).read_text())
+        rows.append(attack_row(result, kinds))
+        first_path, first = subsets.setdefault((result["model"], result["evalset"]), (path, result))
+        if first["subset"] != result["subset"]:
+            raise ValueError(
+                f"attack results {first_path} and {path} (model {result['model']}, set {result['evalset']}) are "
+                f"on different subsets ({first['subset']} and {result['subset']}): rerun the out-of-date one"
+            )
+    return rows + [attack_row(result, kinds, "clean_subset") for _, result in subsets.values()]
+
+
 def robustness_table(eval_files, attack_files, kinds: dict) -> pd.DataFrame:
     rows = [row for path in eval_files for row in evaluation_rows(path, kinds)]
-    rows += [attack_row(path, kinds) for path in attack_files]
-    table = pd.DataFrame(rows, columns=ROBUSTNESS_COLUMNS)
-    return table.sort_values(["model", "set", "kind", "perturbation", "strength"], kind="stable")
+    table = pd.DataFrame(rows + attack_rows(attack_files, kinds), columns=ROBUSTNESS_COLUMNS)
+    order = ["model", "set", "kind", "perturbation", "strength"]
+    return table.sort_values(order, kind="stable", key=sort_key)
+
+
+def strength_value(strength: str) -> float:
+    """`2/255` -> 2/255, `3` -> 3, `mean` last: strengths sort by size, not as text (16/255 after 2/255)."""
+    number, _, unit = str(strength).partition("/")
+    try:
+        return float(number) / (float(unit) if unit else 1.0)
+    except ValueError:
+        return float("inf")
+
+
+def sort_key(column: pd.Series) -> pd.Series:
+    if column.name == "kind":
+        return column.map(KIND_ORDER)
+    return column.map(strength_value) if column.name == "strength" else column
+
+
+def attack_column(t: pd.DataFrame) -> pd.Series:
+    """`<set> <attack> <eps>/255`, or `<set> clean (attacked subset)` for the attacked subset's clean scores."""
+    named = (t.perturbation + " " + t.strength).where(t.kind != "clean_subset", SUBSET_CLEAN)
+    return t["set"] + " " + named
 
 
 def label(model: str, kind: str) -> str:
@@ -96,31 +139,33 @@ def robustness_markdown(table: pd.DataFrame) -> str:
     lines = ["# Robustness", "", "Models marked (real) were trained on real images with the same recipe.", ""]
     sections = [
         (
-            "clean",
-            "Clean evaluation: top-1 / top-5 (%), and ECE (15 bins) in brackets.",
+            ["clean"],
+            "Clean evaluation (the whole set): top-1 / top-5 (%), and ECE (15 bins) in brackets.",
             lambda t: t["set"],
             lambda r: f"{r.top1:.1f} / {r.top5:.1f} ({r.ece:.3f})",
         ),
         (
-            "adversarial",
-            "Adversarial (L-infinity, on the attack's fixed subset): top-1 (%), and ECE in brackets.",
-            lambda t: t["set"] + " " + t["perturbation"] + " " + t["strength"],
+            ["clean_subset", "adversarial"],
+            "Adversarial (L-infinity): top-1 (%), and ECE in brackets, on the attack's fixed subset of the set. "
+            f"`{SUBSET_CLEAN}` is the same images unperturbed: read an attack's drop against it, not against "
+            "the Clean table (the whole set).",
+            attack_column,
             lambda r: f"{r.top1:.1f} ({r.ece:.3f})",
         ),
         (
-            "corruption",
+            ["corruption"],
             "Corruptions: top-1 (%) per corruption (mean over severities) and over all.",
             lambda t: t["set"] + " " + t["perturbation"],
             lambda r: f"{r.top1:.1f}",
         ),
     ]
-    for kind, title, column, cell in sections:
-        part = table[table.kind == kind]
-        if kind == "corruption":
+    for kinds, title, column, cell in sections:
+        part = table[table.kind.isin(kinds)]
+        if kinds == ["corruption"]:
             part = part[part.strength == "mean"]
         if part.empty:
             continue
-        lines += [f"## {kind.capitalize()}", "", title, ""]
+        lines += [f"## {kinds[-1].capitalize()}", "", title, ""]
         lines += pivot_markdown(part.assign(column=column(part)), cell)
     corrupt = table[(table.kind == "corruption") & (table.strength != "mean")]
     if not corrupt.empty:
@@ -149,9 +194,10 @@ def spider(path, axes: list[str], series: dict[str, list[float]], title: str) ->
 
 
 def robustness_spider(table: pd.DataFrame, path) -> None:
-    """Top-5 of every model on every set: clean, each attack and epsilon, each corruption set's mean."""
+    """Top-5 of every model on every set: clean, the attacked subset clean, each attack and epsilon, each
+    corruption set's mean."""
     part = table[(table.kind != "corruption") | (table.perturbation == "mean")]
-    column = part["set"].where(part.kind == "clean", part["set"] + " " + part.perturbation + " " + part.strength)
+    column = part["set"].where(part.kind == "clean", attack_column(part))
     part = part.assign(column=column)
     axes = list(dict.fromkeys(part.column)) or ["none"]
     series = {}

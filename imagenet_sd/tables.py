@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from imagenet_sd.references import attach_references
-
 COLUMNS = [
     "run",
     "clone",
@@ -55,7 +53,58 @@ def evaluation_rows(eval_files: list[str], runs: dict, evalsets: dict, real_clon
     return pd.DataFrame(rows, columns=COLUMNS).sort_values(["run", "evalset"], kind="stable")
 
 
-def markdown_pivot(table: pd.DataFrame, evalsets: dict) -> str:
+def run_budgets(config: dict) -> dict:
+    """Per run in the evaluation table (one with `evaluate` sets): the epochs of its training, the images per
+    class of its clone (None: every image of a real folder) and its max_steps cap (None: none)."""
+    budgets = {}
+    for name, run in config.get("runs", {}).items():
+        if not run.get("evaluate"):
+            continue
+        training = config["trainings"][run["training"]]
+        budgets[name] = {
+            "epochs": training.get("epochs", 100),
+            "images_per_class": config["clones"][run["clone"]].get("images_per_class"),
+            "max_steps": training.get("max_steps"),
+        }
+    return budgets
+
+
+def _budget_of(run: str, b: dict) -> str:
+    images = f"{b['images_per_class']:,} images per class" if b["images_per_class"] else "every image of its folder"
+    cap = f", stopped at {b['max_steps']:,} steps" if b["max_steps"] else ""
+    return f"{run}: {b['epochs']} epochs x {images}{cap}"
+
+
+def training_budget(budgets: dict) -> str:
+    """Whether the runs compared share their number of epochs or their number of images seen (a scaling study
+    must say which); empty when the runs share both or there is one run."""
+    if len(budgets) < 2:
+        return ""
+    epochs = {b["epochs"] for b in budgets.values()}
+    sizes = {b["images_per_class"] for b in budgets.values()}
+    seen = {
+        None if not b["images_per_class"] or b["max_steps"] else b["epochs"] * b["images_per_class"]
+        for b in budgets.values()
+    }
+    listing = "; ".join(_budget_of(run, b) for run, b in budgets.items())
+    if len(epochs) == 1 and len(sizes) == 1:
+        return ""
+    if any(b["max_steps"] for b in budgets.values()):
+        return f"Training length per run ({listing})."
+    if len(epochs) == 1:
+        return (
+            f"Fixed epochs ({epochs.pop()}), not a fixed image budget: a run on a larger clone sees more images "
+            f"({listing})."
+        )
+    if len(seen) == 1 and None not in seen:
+        return (
+            f"Fixed image budget, not fixed epochs: every run sees {seen.pop():,} images per class, so a run on "
+            f"a larger clone makes fewer passes over it ({listing})."
+        )
+    return f"Runs differ both in epochs and in images seen ({listing})."
+
+
+def markdown_pivot(table: pd.DataFrame, evalsets: dict, budget: str = "") -> str:
     """Runs as rows, evaluation sets as columns, 'top-1 / top-5' in percent."""
     lines = ["# Evaluation", ""]
     if table.empty:
@@ -66,7 +115,7 @@ def markdown_pivot(table: pd.DataFrame, evalsets: dict) -> str:
     names = list(pivot.columns)
     lines.append(
         "Top-1 / top-5 accuracy (%) of each run (rows) on each evaluation set (columns); "
-        "the last row is chance level (uniform guessing over the classes scored)."
+        "the last row is chance level (uniform guessing over the classes scored)." + (f" {budget}" if budget else "")
     )
     lines.append("")
     lines.append("| run | " + " | ".join(names) + " |")
@@ -103,22 +152,12 @@ def markdown_pivot(table: pd.DataFrame, evalsets: dict) -> str:
 
 
 def main(
-    *,
-    eval_files: list[str],
-    runs: dict,
-    evalsets: dict,
-    csv: str,
-    markdown: str,
-    real_clones=(),
-    references: dict | None = None,
-    references_csv: str | None = None,
+    *, eval_files: list[str], runs: dict, evalsets: dict, csv: str, markdown: str, real_clones=(), budget: str = ""
 ) -> pd.DataFrame:
-    """The evaluation table; with `references` (reference_facts of the config) also the published numbers
-    beside ours, one metric per row, in `references_csv`."""
+    """The evaluation table; `budget` (training_budget of the config) says whether the runs share their
+    epochs or their images seen."""
     table = evaluation_rows(eval_files, runs, evalsets, real_clones)
     Path(csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(csv, index=False, float_format="%.6f")
-    Path(markdown).write_text(markdown_pivot(table, evalsets))
-    if references_csv:
-        attach_references(table, references or {}).to_csv(references_csv, index=False, float_format="%.6f")
+    Path(markdown).write_text(markdown_pivot(table, evalsets, budget))
     return table

@@ -242,6 +242,16 @@ def run_epochs(run: Run, state: dict | None) -> float:
     return mean_loss
 
 
+# What a checkpoint's `head` says of its format; models.load_checkpoint_model rebuilds the head as trained.
+HEAD_FORMATS = {
+    "linear": "fc = Linear(in_features, num_classes, bias=False) (linear head)",
+    "cosine": "fc = Linear(in_features, num_classes, bias=False): the cosine head folded in (class weights "
+    "normalised / training.temperature), for plain torchvision; its logits carry the feature norm, so loading "
+    "rebuilds the cosine head from it",
+}
+PROJECTOR_FORMAT = "{head} head after a projector, in head_state_dict; state_dict is the encoder"
+
+
 def save_final(run: Run, classes: list[str], mean_loss: float, data_id: str) -> dict:
     state_dict, head_state = export_state(run.model, run.t)
     final = {
@@ -250,9 +260,7 @@ def save_final(run: Run, classes: list[str], mean_loss: float, data_id: str) -> 
         "arch": run.t["arch"],
         "num_classes": len(classes),
         "classes": list(classes),
-        "head": f"fc = Linear(in_features, num_classes, bias=False) ({run.t['head']} head)"
-        if head_state is None
-        else f"{run.t['head']} head after a projector, in head_state_dict; state_dict is the encoder",
+        "head": HEAD_FORMATS[run.t["head"]] if head_state is None else PROJECTOR_FORMAT.format(head=run.t["head"]),
         "training": run.t,
         "step": run.step,
         "final_loss": mean_loss,

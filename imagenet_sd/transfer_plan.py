@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 from imagenet_sd import paths
 from imagenet_sd.plan import ConfigError, Plan, short_hash
+from imagenet_sd.references import check_published_as
 
 WEIGHTS_RE = re.compile(r"^[A-Za-z0-9]+_Weights\.[A-Z0-9_]+$")
 ARCH_OF_WEIGHTS = {"ResNet50_Weights": "resnet50", "ResNet18_Weights": "resnet18"}
 TRANSFER_SPLITS = ("train", "test")
 EVALSET_SPLITS = ("test",)
 PREPARED = ("torchvision", "digits")  # sources a local rule materialises under resources/transfer/
+UNSPLIT_TORCHVISION = ("EuroSAT",)  # torchvision sets with no official split: one is drawn (`test_fraction`)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ def external_model(config: dict, plan: Plan, name: str, spec: dict) -> Model:
         weights_arch = ARCH_OF_WEIGHTS.get(spec["weights"].split(".")[0])
         if weights_arch != arch:
             raise ConfigError(f"{where}.weights: {spec['weights']} are not weights of arch {arch}")
+    check_published_as(where, spec)
     path = fetched_path(spec)
     if path is None:
         fetch, path = None, spec["checkpoint"]
@@ -157,15 +160,41 @@ def dataset_root(config: dict, dataset: str) -> str:
     return paths.HELDOUT.format(clone=spec["clone"]) if "clone" in spec else spec["path"]
 
 
+def evalset_resize(evalset: dict) -> bool:
+    """Whether a set's images are resized before the centre crop: its `resize`, or by default yes for an
+    ImageFolder set (photographs of any size: the standard ImageNet protocol) and no for a corruption set
+    (ImageNet-C is stored at 224 x 224 and Hendrycks and Dietterich only centre-crop it; a resize to 256 would
+    zoom it 1.14x and smooth the noise corruptions, making them easier)."""
+    resize = evalset.get("resize")
+    return evalset.get("layout", "imagefolder") != "corruptions" if resize is None else bool(resize)
+
+
+def scoring_spec(evalset: dict) -> dict:
+    """What evaluate and attack jobs read of an evaluation set (their params): not its labels (`description`,
+    `kind`), whose edits rerun nothing, and `resize` resolved."""
+    scoring = {k: v for k, v in evalset.items() if k not in ("description", "kind", "resize")}
+    resize = evalset_resize(evalset)
+    # Resizing ImageFolder sets is what every evaluation did before `resize` existed: left implicit there, so
+    # their params, and so their results, stay as they were; a corruption set's results changed with it.
+    if resize and scoring.get("layout", "imagefolder") == "imagefolder":
+        return scoring
+    return {**scoring, "resize": resize}
+
+
 def index_settings(config: dict, dataset: str) -> dict:
-    """How build_index reads a dataset's folder (layout, split locations, folder naming)."""
+    """How build_index reads a dataset's folder (layout, split locations, folder naming, an evaluation set's
+    class list)."""
     spec = config.get("transfer_sets", {}).get(dataset)
     if spec is None:
-        return {
+        evalset = config["evalsets"][dataset]
+        settings = {
             "layout": "imagefolder",
             "splits": {"test": ""},
-            "folder_names": config["evalsets"][dataset].get("folder_names", "wnid"),
+            "folder_names": evalset.get("folder_names", "wnid"),
         }
+        # A set's declared classes bound its index (ImageNet-100 val out of the whole val folder); a set without
+        # them keeps the settings, so the index, and features, that it had before `classes` counted here.
+        return {**settings, "classes": evalset["classes"]} if evalset.get("classes") else settings
     if spec.get("source", "folder") in PREPARED:
         return {"layout": "lists", "splits": {}, "folder_names": "wnid"}
     return {"layout": spec.get("layout", "imagefolder"), "splits": spec.get("splits", {}), "folder_names": "wnid"}
@@ -187,14 +216,34 @@ def probe_kind(config: dict, dataset: str) -> str:
     return config["transfer_sets"][dataset].get("probe", "logistic")
 
 
+def drawn_test_fraction(config: dict, dataset: str) -> float | None:
+    """A set with no official split (digits, EuroSAT): the fraction of each class its probes test on, each
+    seed drawing its own test split from the images of both prepared lists. None: the set's own split."""
+    spec = config["transfer_sets"][dataset]
+    source = spec.get("source", "folder")
+    if source == "digits" or (source == "torchvision" and spec.get("dataset") in UNSPLIT_TORCHVISION):
+        return spec.get("test_fraction", 0.3)
+    return None
+
+
+def probe_seeds(config: dict, dataset: str) -> list[int]:
+    """Split seeds of a set's probes: its own `seeds`, else `transfer.seeds`."""
+    return config["transfer_sets"][dataset].get("seeds") or config["transfer"]["seeds"]
+
+
 def probe_key(config: dict, dataset: str) -> str:
-    """What determines a probe's result besides model, dataset and seed: features, search and fit settings."""
+    """What determines a probe's result besides model, dataset and seed: features, search and fit settings,
+    and for a set with no official split the test fraction each seed draws (the probe reads it from the
+    config, not from a rule param, so that the keys and params of every other set's probes stay as they were)."""
     transfer, kind = config["transfer"], probe_kind(config, dataset)
     settings = {
         "preprocessing": transfer["preprocessing"],
         "val_fraction": transfer["val_fraction"],
         kind: transfer[kind],
     }
+    drawn = drawn_test_fraction(config, dataset)
+    if drawn is not None:
+        settings["test_split"] = {"fraction": drawn, "drawn": "per seed"}
     return f"{kind}-{short_hash(settings)}"
 
 
@@ -207,7 +256,7 @@ def probe_outputs(config: dict, models: dict[str, Model]) -> list[str]:
         probe_path(config, m.name, d, seed)
         for m in models.values()
         for d in m.transfer
-        for seed in config["transfer"]["seeds"]
+        for seed in probe_seeds(config, d)
     ]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from imagenet_sd.evaluation import folder_wnids
+from imagenet_sd.transfer_plan import UNSPLIT_TORCHVISION
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 # Where each layout finds a split, relative to the set's folder, unless the config names it (`splits`).
@@ -32,8 +33,7 @@ TORCHVISION_SETS = {
     "Flowers102": (("train", "val"), ("test",), "_image_files"),
     "OxfordIIITPet": (("trainval",), ("test",), "_images"),
     "Food101": (("train",), ("test",), "_image_files"),
-    "EuroSAT": (None, None, None),  # one split only: a seeded per-class test fraction is fixed here
-}
+}  # and UNSPLIT_TORCHVISION (EuroSAT): one split only, a seeded per-class test fraction is drawn here
 
 
 def seeded_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -104,8 +104,25 @@ def cars_pairs(path: Path, root: Path) -> tuple[list[tuple[str, str]], list[str]
     return [(f"{folder}/{a['fname'][0]}", names[int(a["class"][0][0]) - 1]) for a in annotations], names
 
 
-def build_index(root: str, layout: str, split: str, splits: dict | None = None, folder_names: str = "wnid") -> dict:
-    """The index of one split of a dataset folder, whatever its layout. Errors name the missing file."""
+def only_classes(pairs: list[tuple[str, str]], classes: list[str] | None, only: list[str], where: str):
+    """(pairs, classes) restricted to the classes of `only`: an evaluation set's declared classes."""
+    keep = set(only)
+    pairs = [(p, c) for p, c in pairs if c in keep]
+    if not pairs:
+        raise ValueError(f"{where} holds no image of the {len(keep)} listed classes (e.g. {', '.join(only[:3])})")
+    return pairs, None if classes is None else [c for c in classes if c in keep]
+
+
+def build_index(
+    root: str,
+    layout: str,
+    split: str,
+    splits: dict | None = None,
+    folder_names: str = "wnid",
+    only: list[str] | None = None,
+) -> dict:
+    """The index of one split of a dataset folder, whatever its layout; `only`: the class names to keep (the
+    rest of the folder is left out). Errors name the missing file."""
     root_path = Path(root)
     if not root_path.is_dir():
         raise FileNotFoundError(
@@ -129,6 +146,8 @@ def build_index(root: str, layout: str, split: str, splits: dict | None = None, 
         pairs, classes = cars_pairs(where, root_path)
     if not pairs:
         raise ValueError(f"dataset folder {root}: split {split!r} ({where}) holds no image")
+    if only is not None:
+        pairs, classes = only_classes(pairs, classes, only, f"dataset folder {root}: split {split!r} ({where})")
     return index_from_pairs(root, pairs, classes)
 
 
@@ -150,7 +169,6 @@ def prepare_torchvision(name: str, folder: str | Path, test_fraction: float, see
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cls = getattr(tvd, name)
-    train_splits, test_splits, attribute = TORCHVISION_SETS[name]
 
     def pairs_of(dataset, files) -> list[tuple[str, str]]:
         names = getattr(dataset, "classes", None)
@@ -159,11 +177,12 @@ def prepare_torchvision(name: str, folder: str | Path, test_fraction: float, see
             for f, y in zip(files, dataset._labels)
         ]
 
-    if train_splits is None:
+    if name in UNSPLIT_TORCHVISION:
         dataset = cls(folder, download=True)
         pairs = [(str(Path(p).resolve().relative_to(folder.resolve())), dataset.classes[y]) for p, y in dataset.samples]
         by_split = split_pairs(pairs, test_fraction, seed)
     else:
+        train_splits, test_splits, attribute = TORCHVISION_SETS[name]
         by_split = {}
         for split, names in (("train", train_splits), ("test", test_splits)):
             by_split[split] = []

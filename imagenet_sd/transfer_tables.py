@@ -1,5 +1,6 @@
 """Transfer tables: one long CSV row per (model, dataset, seed), a Markdown table with datasets as columns
-(seeds averaged) plus the summaries of the authors' suite, and a spider plot of models x datasets.
+(the mean over the split seeds and their standard deviation) plus the summaries of the authors' suite, and a
+spider plot of models x datasets.
 
 Summaries over the sets marked `summary` (ImageNet-1K is not): mean top-1 and mean log-odds, where the
 log-odds of an accuracy p is ln(p / (1 - p)) (it weighs a point gained near 100% more than one near 50%).
@@ -24,6 +25,7 @@ COLUMNS = [
     "n_train",
     "n_val",
     "n_test",
+    "test_fraction",
     "n_classes",
     "chosen",
     "val_top1",
@@ -60,6 +62,7 @@ def transfer_rows(files: list[str], models: dict, datasets: dict) -> pd.DataFram
                 "n_train": r["n_train"],
                 "n_val": r["n_val"],
                 "n_test": r["n_test"],
+                "test_fraction": r.get("test_fraction"),  # set: the test split is drawn by the seed
                 "n_classes": r["n_classes"],
                 "chosen": json.dumps(r["chosen"], sort_keys=True),
                 "val_top1": r["val_top1"],
@@ -71,20 +74,57 @@ def transfer_rows(files: list[str], models: dict, datasets: dict) -> pd.DataFram
     return pd.DataFrame(rows, columns=COLUMNS).sort_values(["model", "dataset", "seed"], kind="stable")
 
 
-def summaries(table: pd.DataFrame) -> pd.DataFrame:
-    """Per model: seed-averaged top-1 per dataset, mean and mean log-odds over summary sets, group means."""
-    per_set = (
+def per_set(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, dataset): the mean top-1 over its seeds, their standard deviation (n - 1; NaN for
+    one seed) and how many there are."""
+    return (
         table.groupby(["model", "dataset"], sort=True)
-        .agg(top1=("top1", "mean"), summary=("summary", "first"), group=("group", "first"))
+        .agg(
+            top1=("top1", "mean"),
+            std=("top1", "std"),
+            seeds=("seed", "nunique"),
+            summary=("summary", "first"),
+            group=("group", "first"),
+        )
         .reset_index()
     )
-    out = per_set.pivot(index="model", columns="dataset", values="top1")
-    counted = per_set[per_set.summary.astype(bool)]
+
+
+def summaries(table: pd.DataFrame) -> pd.DataFrame:
+    """Per model: seed-averaged top-1 per dataset, mean and mean log-odds over summary sets, group means."""
+    sets = per_set(table)
+    out = sets.pivot(index="model", columns="dataset", values="top1")
+    counted = sets[sets.summary.astype(bool)]
     out["mean"] = counted.groupby("model").top1.mean()
     out["mean log-odds"] = counted.groupby("model").top1.agg(lambda s: sum(map(log_odds, s)) / len(s))
-    for group, members in per_set[per_set.group != ""].groupby("group"):
+    for group, members in sets[sets.group != ""].groupby("group"):
         out[f"{group} avg"] = members.groupby("model").top1.mean()
     return out
+
+
+def cell(name: str, value: float, spread: pd.Series) -> str:
+    """A table cell: a dataset's mean top-1 with the standard deviation of its seeds (when there are two or
+    more); the summary columns as they are."""
+    if pd.isna(value):
+        return ""
+    if name == "mean log-odds":
+        return f"{value:.2f}"
+    std = spread.get(name, float("nan"))
+    return f"{value:.1f}" if pd.isna(std) else f"{value:.1f} ± {std:.2f}"
+
+
+def dataset_line(name: str, rows: pd.DataFrame, spec: dict) -> str:
+    """What a dataset column is: probe, seeds, split sizes, how its test split is made, and whether it counts."""
+    row = rows.iloc[0]
+    counted = "counted in the mean" if spec.get("summary", True) else "not counted in the mean"
+    seeds = sorted(rows.seed.unique())
+    drawn = rows.test_fraction.dropna()
+    split = f"test split drawn per seed: {drawn.iloc[0]:.0%} of each class" if len(drawn) else "its own test split"
+    return (
+        f"- **{name}** ({row.kind} probe; {len(seeds)} seed(s): {', '.join(map(str, seeds))}; {split}; "
+        f"{row.n_train} train / {row.n_test} test images, {row.n_classes} classes; {counted}). "
+        f"{spec.get('description', '')}"
+    ).rstrip()
 
 
 def markdown_table(table: pd.DataFrame, models: dict, datasets: dict) -> str:
@@ -92,31 +132,25 @@ def markdown_table(table: pd.DataFrame, models: dict, datasets: dict) -> str:
     if table.empty:
         return "\n".join(lines + ["No transfer probe in this config.", ""])
     wide = summaries(table)
-    names = [c for c in wide.columns]
-    seeds = table.groupby(["model", "dataset"]).seed.nunique().max()
+    spread = per_set(table).pivot(index="model", columns="dataset", values="std")
+    names = list(wide.columns)
     lines += [
-        f"Test top-1 (%) of a linear probe on each model's frozen features (mean over {seeds} seed(s)); "
-        "`mean` and `mean log-odds` (ln p/(1-p)) over the sets marked as counted below; group columns "
-        "average their group. The last row is chance (uniform guessing).",
+        "Test top-1 (%) of a linear probe on each model's frozen features: the mean over the dataset's split "
+        "seeds ± their standard deviation (n - 1; one seed: its value alone); `mean` and `mean log-odds` "
+        "(ln p/(1-p)) over the sets marked as counted below, of the seed means; group columns average their "
+        "group. The last row is chance (uniform guessing).",
         "",
     ]
     lines.append("| model | training data | " + " | ".join(names) + " |")
     lines.append("|---|---|" + "---|" * len(names))
     for model, row in wide.iterrows():
-        cells = ["" if pd.isna(row[n]) else f"{row[n]:.2f}" if n == "mean log-odds" else f"{row[n]:.1f}" for n in names]
+        cells = [cell(n, row[n], spread.loc[model]) for n in names]
         lines.append(f"| {model} | {training_data(models[model])} | " + " | ".join(cells) + " |")
     chance = table.groupby("dataset").chance_top1.max()
     lines.append("| *chance* | | " + " | ".join(f"*{chance[n]:.1f}*" if n in chance else "" for n in names) + " |")
     lines.append("")
-    for name in sorted(table.dataset.unique()):
-        spec = datasets[name]
-        counted = "counted in the mean" if spec.get("summary", True) else "not counted in the mean"
-        row = table[table.dataset == name].iloc[0]
-        text = (
-            f"- **{name}** ({row.kind} probe; {row.n_train} train / {row.n_test} test images, {row.n_classes} "
-            f"classes; {counted}). {spec.get('description', '')}"
-        )
-        lines.append(text.rstrip())
+    for name, rows in table.groupby("dataset", sort=True):
+        lines.append(dataset_line(name, rows, datasets[name]))
     lines += [
         "",
         "`synthetic only`: the model never saw a real image in training; `real images`: a reference "

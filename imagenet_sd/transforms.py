@@ -112,12 +112,43 @@ def train_transform(training: dict):
     raise ValueError(f"unknown augmentation {training['augmentation']!r} (known: dino, simple)")
 
 
-def eval_transform(resolution: int) -> T.Compose:
-    """Resize the shorter side to resolution x 256/224, centre crop, normalise (the standard ImageNet protocol)."""
-    return T.Compose(
-        [
-            T.Resize(round(resolution * EVAL_RESIZE_RATIO), interpolation=T.InterpolationMode.BILINEAR),
-            T.CenterCrop(resolution),
-            normalize(),
-        ]
-    )
+class AtLeast:
+    """Passes an image through unchanged, or fails naming its size when it is smaller than the centre crop
+    (torchvision's CenterCrop would pad it with black borders): a set fed at its stored size must be stored
+    at least at the model's evaluation resolution."""
+
+    def __init__(self, side: int):
+        self.side = side
+
+    def __call__(self, img):
+        if min(img.size) < self.side:
+            raise ValueError(
+                f"image of {img.size[0]}x{img.size[1]} px is smaller than the {self.side} px centre crop; images "
+                "fed at their stored size (evalsets.<name>.resize: false) must be at least that large"
+            )
+        return img
+
+    def __repr__(self):
+        return f"AtLeast({self.side})"
+
+
+def eval_geometry(resolution: int, resize: bool = True) -> list:
+    """The evaluation's resize and centre crop. `resize`: the shorter side to resolution x 256/224 first (the
+    standard ImageNet protocol for photographs of any size); without it, a centre crop of the stored image
+    (ImageNet-C's protocol: its images are stored at 224 x 224 and a resize would zoom and smooth them)."""
+    first = T.Resize(round(resolution * EVAL_RESIZE_RATIO), interpolation=T.InterpolationMode.BILINEAR)
+    return [first if resize else AtLeast(resolution), T.CenterCrop(resolution)]
+
+
+def eval_transform(resolution: int, resize: bool = True) -> T.Compose:
+    """Resize (unless `resize` is false), centre crop, normalise (eval_geometry)."""
+    return T.Compose([*eval_geometry(resolution, resize), normalize()])
+
+
+def eval_preprocessing(resolution: int, resize: bool) -> dict:
+    """What an evaluation or attack job records of its preprocessing."""
+    return {
+        "resize_shorter_side": round(resolution * EVAL_RESIZE_RATIO) if resize else None,
+        "interpolation": "bilinear" if resize else None,
+        "center_crop": resolution,
+    }

@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from imagenet_sd import paths
+from imagenet_sd import paths, protocols
 from imagenet_sd.chunk_check import CONFIGFILES_ENV, DamagedChunk, size_problem
 from imagenet_sd.config import ConfigError, schema_defaults
 from imagenet_sd.paths import hub_folder, hub_model_id
@@ -16,6 +16,7 @@ from imagenet_sd.plan import build_plan, recipe_dependencies
 from imagenet_sd.runtime import export_cache_dirs, export_pythonpath
 from imagenet_sd.prompts import scene_files
 from imagenet_sd.references import reference_facts
+from imagenet_sd.tables import run_budgets, training_budget
 from imagenet_sd.contact_sheets import sample_indices
 from imagenet_sd.report import FIGURES, TABLES, caption_text, report_settings
 from imagenet_sd import transfer_plan as TP
@@ -230,6 +231,11 @@ def model_verified(wildcards):
     return [] if MODELS[wildcards.model].source == "run" else paths.MODEL_CHECK.format(model=wildcards.model)
 
 
+def model_classes(wildcards):
+    """The model's classes (wnids, output order): what representation statistics of it are restricted to."""
+    return list(MODELS[wildcards.model].classes)
+
+
 def model_params(wildcards):
     m = MODELS[wildcards.model]
     return {"source": m.source, "classes": list(m.classes), "arch": m.arch}
@@ -264,11 +270,15 @@ def model_table_info(section):
 
 # ---- datasets (transfer sets and evaluation sets), features and probes -----------------------------------
 def dataset_index_input(wildcards):
-    """Prepared lists and clone held-out splits are DAG inputs; user folders are read (and checked) by the job."""
+    """Prepared lists, clone held-out splits and an evaluation set's class list are DAG inputs; user folders
+    are read (and checked) by the job."""
     if wildcards.dataset in config["transfer_sets"]:
         root = TP.dataset_root(config, wildcards.dataset)
         return [f"{root}/{wildcards.part}.tsv"] if root.startswith("resources/transfer/") else []
-    return evalset_images(wildcards.dataset) if "clone" in config["evalsets"][wildcards.dataset] else []
+    spec = config["evalsets"][wildcards.dataset]
+    return ([evalset_images(wildcards.dataset)] if "clone" in spec else []) + (
+        [spec["classes"]] if spec.get("classes") else []
+    )
 
 
 def dataset_params(wildcards):
@@ -325,8 +335,8 @@ def model_eval_resolution(wildcards):
 
 
 def evalset_spec(wildcards):
-    """What scoring reads of an evaluation set: not its labels (`description`, `kind`), whose edits rerun nothing."""
-    return {k: v for k, v in config["evalsets"][wildcards.evalset].items() if k not in ("description", "kind")}
+    """What scoring reads of an evaluation set: not its labels, whose edits rerun nothing; `resize` resolved."""
+    return TP.scoring_spec(config["evalsets"][wildcards.evalset])
 
 
 def evalset_folder(wildcards):
@@ -355,8 +365,8 @@ def attack_outputs():
 
 
 def attack_settings(wildcards):
-    """The attack's settings, schema defaults filled in (a changed setting reruns only that attack's jobs)."""
-    return {**schema_defaults("robustness", "attacks"), **config["robustness"]["attacks"][wildcards.attack]}
+    """The attack's settings, defaults filled in (a changed setting reruns only that attack's jobs)."""
+    return protocols.attack_settings(config, wildcards.attack)
 
 
 def attack_epsilon(wildcards):

@@ -1,5 +1,5 @@
 # Representation statistics of each model's frozen features (from the features rule) on evaluation sets,
-# and their table and spider plot normalised to a real-data model.
+# over the images of the model's own classes, and their table and spider plot normalised to a real-data model.
 
 
 rule analyze:
@@ -15,6 +15,7 @@ rule analyze:
         mem_mb=16000,  # 50,000 x 2,048 features in float64, and a 2,048 x 2,048 correlation matrix
         runtime=30,
     params:
+        classes=model_classes,
         eps=config["representation"]["coding_rate_eps"],
         threshold=config["representation"]["sparsity_threshold"],
     script:

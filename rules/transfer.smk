@@ -1,5 +1,6 @@
 # Linear probes on frozen features (validation split, search, refit, test), then the transfer tables.
 # `probe` (scikit-learn logistic regression) is a CPU job; `probe_linear` (SGD on large sets) a GPU job.
+# One job per (model, dataset, split seed): the seeds re-partition the same features files (docs/transfer.md).
 
 
 rule probe:

@@ -4,15 +4,19 @@ import json
 
 import pytest
 import torch
-from conftest import load_script
+from conftest import REPO, load_script
 from test_evaluation import MODEL_CLASSES, image_folder
 
-from imagenet_sd.attacks import Normalized, fgsm, pgd, run_attack, subset_indices
+from imagenet_sd.attacks import Normalized, attack_batch, fgsm, pgd, run_attack, subset_indices
+from imagenet_sd.config import ConfigError
+from imagenet_sd.cost import load_config
 from imagenet_sd.models import build_model
+from imagenet_sd.protocols import pgd_alpha
 
 torch.set_num_threads(1)
 PGD = {"method": "pgd", "steps": 20, "step_size": 0.25, "random_start": True}
 FGSM = {"method": "fgsm"}
+BENCHMARK = {**PGD, "alpha": "2/225"}
 
 
 def colour_task(n=120, seed=0):
@@ -80,9 +84,56 @@ def test_pgd_stays_in_the_ball_and_the_box(small_model):
     assert torch.all(((moved - eps).abs() < 1e-6) | at_edge)  # every pixel moves by eps or stops at the box
 
 
+def test_an_explicit_alpha_is_the_pgd_step(small_model):
+    """`alpha: 2/225` (the public benchmark's torchattacks call) replaces step_size x eps; one step from the
+    clean image moves every pixel by alpha unless the box stops it."""
+    images, labels = colour_task(n=12, seed=4)
+    mask = torch.ones(3, dtype=torch.bool)
+    eps = 8 / 255
+    for settings, step in (
+        ({**PGD, "steps": 1, "random_start": False}, eps / 4),
+        ({**BENCHMARK, "steps": 1, "random_start": False}, 2 / 225),
+    ):
+        adv = attack_batch(small_model, images, labels, mask, eps, settings)
+        at_edge = (adv == 0) | (adv == 1)
+        assert torch.all((((adv - images).abs() - step).abs() < 1e-6) | at_edge)
+    assert pgd_alpha(BENCHMARK, 1 / 255) == pytest.approx(2 / 225)  # about 2.27 eps: the first step saturates
+    with pytest.raises(ValueError, match="'2/0' is not a number"):
+        pgd_alpha({**BENCHMARK, "alpha": "2/0"}, eps)
+
+
+def test_the_config_names_a_bad_alpha(tmp_path):
+    text = (REPO / "config/transfer.yaml").read_text()
+    assert "alpha: 2/225" in text  # the shipped benchmark attack
+    (tmp_path / "c.yaml").write_text(text.replace("alpha: 2/225", "alpha: two/225"))
+    with pytest.raises(ConfigError, match="robustness.attacks.pgd-benchmark.alpha"):
+        load_config([str(tmp_path / "c.yaml")])
+
+
 def test_the_subset_is_fixed_by_its_seed():
     assert subset_indices(100, 10, 0) == subset_indices(100, 10, 0) != subset_indices(100, 10, 1)
     assert len(set(subset_indices(100, 10, 0))) == 10 and subset_indices(5, 10, 0) == list(range(5))
+
+
+def run_attack_script(checkpoint, images, output, *, attack, settings, epsilon, subset, seed=0, model_name="m") -> dict:
+    """The attack rule's script (a model of MODEL_CLASSES on set `set`, 32 px, CPU); its result."""
+    return load_script("attack").main(
+        checkpoint=checkpoint,
+        images=images,
+        output=output,
+        evalset={},
+        attack=attack,
+        settings=settings,
+        epsilon=epsilon,
+        subset=subset,
+        seed=seed,
+        resolution=32,
+        batch_size=4,
+        model={"source": "run", "classes": MODEL_CLASSES, "arch": "resnet18"},
+        model_name=model_name,
+        evalset_name="set",
+        device="cpu",
+    )
 
 
 def test_attack_script_on_a_checkpoint_and_an_image_folder(tmp_path):
@@ -92,23 +143,7 @@ def test_attack_script_on_a_checkpoint_and_an_image_folder(tmp_path):
     torch.save({"state_dict": model.state_dict(), "arch": "resnet18", "classes": MODEL_CLASSES, "step": 0}, checkpoint)
     images = image_folder(tmp_path / "set", {w: 2 for w in MODEL_CLASSES[:4]})
     out = tmp_path / "pgd.json"
-    result = load_script("attack").main(
-        checkpoint=checkpoint,
-        images=images,
-        output=out,
-        evalset={},
-        attack="pgd",
-        settings={**PGD, "steps": 2},
-        epsilon=0,
-        subset=6,
-        seed=0,
-        resolution=32,
-        batch_size=4,
-        model={"source": "run", "classes": MODEL_CLASSES, "arch": "resnet18"},
-        model_name="m",
-        evalset_name="set",
-        device="cpu",
-    )
+    result = run_attack_script(checkpoint, images, out, attack="pgd", settings={**PGD, "steps": 2}, epsilon=0, subset=6)
     written = json.loads(out.read_text())
     assert written["subset"]["n_images"] == 6 and written["n_classes_scored"] == 4 and written["epsilon"] == 0
     assert result["adversarial"]["correct_top1"] == result["clean"]["correct_top1"]

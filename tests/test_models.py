@@ -132,7 +132,7 @@ def test_a_bad_checkpoint_fails_on_the_login_node_before_any_gpu_job(tmp_path):
         images(workdir / "few" / split)
     write_config(workdir, model_config("wrong.pth"))
     jobs = planned_jobs(workdir)
-    assert jobs["check_model"] == 1 and jobs["features"] == 2 and jobs["probe"] == 1
+    assert jobs["check_model"] == 1 and jobs["features"] == 2 and jobs["probe"] == 3  # the default split seeds
     proc = run_snakemake(workdir, check=False)
     log = (workdir / "logs/check_model/ext.log").read_text()
     assert proc.returncode != 0

@@ -105,6 +105,13 @@ def test_cross_references_are_checked(config):
         build_plan(config)
 
 
+def test_representation_of_a_corruption_set_is_refused(config):
+    config["evalsets"]["c"] = {"path": "c", "layout": "corruptions"}
+    config["representation"]["evalsets"].append("c")
+    with pytest.raises(ConfigError, match=r"representation.evalsets: 'c' is a corruption set; frozen features need"):
+        build_plan(config)
+
+
 def test_a_mix_of_unknown_recipes_is_an_error(config):
     config["recipes"]["both"] = {"family": "mix", "mix": {"c_dc": 1, "c_hc": 1}}
     with pytest.raises(ConfigError, match=r"recipes.both.mix: unknown recipe 'c_hc'"):

@@ -35,7 +35,7 @@ def cell(table, run, evalset, metric, column):
 
 def test_shipped_configs_state_their_class_set_and_evaluation_kinds(in1k, in100):
     facts = reference_facts(in1k)
-    assert facts["runs"]["in1k-sd-rn50"] == {
+    assert facts["models"]["in1k-sd-rn50"] == {
         "subject": "synthetic-run",
         "class_set": "imagenet1k",
         "guidance": 2.0,
@@ -50,7 +50,7 @@ def test_shipped_configs_state_their_class_set_and_evaluation_kinds(in1k, in100)
         "in-a": "imagenet-a",
         "in1k-c": None,
     }
-    assert reference_facts(in100)["runs"]["in100-sd-rn50"]["class_set"] == "imagenet100"
+    assert reference_facts(in100)["models"]["in100-sd-rn50"]["class_set"] == "imagenet100"
 
 
 def test_imagenet1k_rows_get_the_paper_numbers_and_the_difference(in1k):
@@ -94,41 +94,6 @@ def test_images_per_class_multiplier_and_superseded_numbers(in100):
     assert math.isnan(cell(out, "in100-sd-rn50", "in100-val", "top5", "reference"))
 
 
-def test_rows_may_carry_their_own_facts_and_long_tables_stay_long(in1k):
-    table = pd.DataFrame(
-        [
-            {
-                "run": "released-1k",
-                "evalset": "in1k-val",
-                "subject": "released-checkpoint",
-                "class_set": "imagenet1k",
-                "metric": "nll",
-                "value": 2.6,
-            },
-            {
-                "run": "released-1k",
-                "evalset": "in-a",
-                "subject": "released-checkpoint",
-                "class_set": "imagenet1k",
-                "metric": "top1",
-                "value": 3.0,
-            },
-            {
-                "run": "tv-rn50",
-                "evalset": "in1k-val",
-                "subject": "torchvision-resnet50",
-                "class_set": "imagenet1k",
-                "metric": "pgd_top1",
-                "value": 17.0,
-            },
-        ]
-    )
-    out = attach_references(table, reference_facts(in1k))
-    assert list(out.reference) == [2.570, 3.6, 16.7]
-    assert out.difference.tolist() == pytest.approx([0.03, -0.6, 0.3])
-    assert out.reference_source.str.contains("benchmarking-synthetic-clones").all()
-
-
 def test_the_most_specific_reference_wins(in1k):
     refs = load_references()
     extra = refs[(refs.metric == "top1") & (refs.value == "42.9")].assign(guidance="", recipe="", value="10.0")
@@ -150,6 +115,14 @@ def test_bad_reference_tables_name_the_line(tmp_path):
     bad = tmp_path / "bad.tsv"
     bad.write_text("\n".join([text[0], text[1].replace("imagenet-val", "imagenet-val2")]) + "\n")
     with pytest.raises(ConfigError, match="line 2: eval_kind 'imagenet-val2'"):
+        load_references(bad)
+    pgd = next(line for line in text if "alpha=2/225" in line)
+    bad.write_text("\n".join([text[0], pgd.replace("alpha=2/225", "step=2/225")]) + "\n")
+    with pytest.raises(ConfigError, match="line 2: protocol .*'step=2/225' is not one of eps=..., alpha=..."):
+        load_references(bad)
+    # One name for two different real-ImageNet ResNet-50s (torchvision's V1, timm's A1) is not a subject.
+    bad.write_text("\n".join([text[0], pgd.replace("released-checkpoint", "torchvision-resnet50")]) + "\n")
+    with pytest.raises(ConfigError, match="line 2: subject 'torchvision-resnet50' is not one of"):
         load_references(bad)
 
 

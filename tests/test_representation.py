@@ -5,8 +5,10 @@ import math
 import numpy as np
 import pytest
 from conftest import load_script
+from PIL import Image
 
 from imagenet_sd.representation import class_cosine_distances, coding_rate, redundancy, sparsity, statistics
+from imagenet_sd.transfer_sets import build_index
 
 E = np.eye(4)
 
@@ -69,12 +71,66 @@ def test_coding_rate_is_the_same_with_more_dimensions_than_images():
     assert coding_rate(x, 0.5) == pytest.approx(direct)
 
 
+def write_features(path, features, labels, classes):
+    np.savez(
+        path, features=np.asarray(features, dtype=np.float16), labels=np.asarray(labels), classes=np.array(classes)
+    )
+    return path
+
+
 def test_analyze_script_reads_a_features_file(tmp_path):
     features = np.stack([E[0], 2 * E[1], E[2], 5 * E[2]]).astype(np.float16)
-    path = tmp_path / "features.npz"
-    np.savez(path, features=features, labels=np.array([0, 0, 1, 1], dtype=np.int64), classes=np.array(["n1", "n2"]))
+    path = write_features(tmp_path / "features.npz", features, [0, 0, 1, 1], ["n1", "n2"])
     out = tmp_path / "stats.json"
-    found = load_script("analyze").main(features=path, output=out, eps=0.5, threshold=0.0, model="m", evalset="s")
-    assert found == {**statistics(features, [0, 0, 1, 1], eps=0.5), "model": "m", "evalset": "s", "features": str(path)}
+    found = load_script("analyze").main(
+        features=path, output=out, eps=0.5, threshold=0.0, classes=["n1", "n2"], model="m", evalset="s"
+    )
+    assert found == {
+        **statistics(features, [0, 0, 1, 1], eps=0.5),
+        "classes": ["n1", "n2"],
+        "evalset_classes_not_in_model": [],
+        "model": "m",
+        "evalset": "s",
+        "features": str(path),
+    }
     assert found["sparsity"] == pytest.approx(12 / 16) and found["intra_class_distance"] == pytest.approx(0.5)
     assert out.is_file()
+
+
+def test_analyze_keeps_only_the_images_of_the_models_classes(tmp_path):
+    # Three set classes; the model knows n3 and n1 (in that output order) and n4, which the set lacks.
+    rng = np.random.default_rng(3)
+    features, labels = rng.random((12, 5)), np.repeat([0, 1, 2], 4)
+    path = write_features(tmp_path / "f.npz", features, labels, ["n1", "n2", "n3"])
+    found = load_script("analyze").main(
+        features=path, output=tmp_path / "s.json", eps=0.5, threshold=0.0, classes=["n3", "n1", "n4"], model="m"
+    )
+    kept = labels != 1
+    expected = statistics(features.astype(np.float16)[kept], labels[kept], eps=0.5)
+    assert found["classes"] == ["n3", "n1"] and found["evalset_classes_not_in_model"] == ["n2"]
+    assert found["n_classes"] == 2 and found["n_images"] == 8
+    assert {k: found[k] for k in expected} == expected
+    with pytest.raises(ValueError, match=r"no image of the 1 classes of model m"):
+        load_script("analyze").main(
+            features=path, output=tmp_path / "t.json", eps=0.5, threshold=0.0, classes=["n9"], model="m"
+        )
+
+
+def test_an_evaluation_sets_class_list_bounds_its_index(tmp_path):
+    for wnid in ("n01440764", "n01443537", "n01484850"):
+        (tmp_path / "val" / wnid).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "val" / wnid / "a.png")
+    (tmp_path / "listed.txt").write_text("n01484850\nn01440764\nn09999999\n")
+    index = load_script("index_dataset").main(
+        root=str(tmp_path / "val"),
+        layout="imagefolder",
+        splits={"test": ""},
+        folder_names="wnid",
+        split="test",
+        output=str(tmp_path / "index.json"),
+        classes=str(tmp_path / "listed.txt"),
+    )
+    assert index["classes"] == ["n01440764", "n01484850"]
+    assert index["samples"] == [["n01440764/a.png", 0], ["n01484850/a.png", 1]]
+    with pytest.raises(ValueError, match=r"holds no image of the 1 listed classes \(e.g. n02000000\)"):
+        build_index(str(tmp_path / "val"), "imagefolder", "test", {"test": ""}, only=["n02000000"])

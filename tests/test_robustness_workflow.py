@@ -22,6 +22,7 @@ def test_a_fresh_demo_plans_one_attack_job_per_model_set_attack_and_epsilon(tmp_
     jobs = planned_jobs(workdir)
     assert jobs["attack"] == 2 * 2 * 1  # (demo, digits) x (fgsm, pgd) x (1/255)
     assert jobs["pack"] == 2 and jobs["train"] == 2 and jobs["sklearn_digits"] == 1
+    assert jobs["references"] == 1  # published numbers beside the evaluations and the attacks
     write_config(workdir, with_robustness(lambda r: r.update(epsilons=[0.5, 1, 2])), "more.yaml")
     assert planned_jobs(workdir, "--configfile", "more.yaml")["attack"] == 2 * 2 * 3
 
@@ -35,11 +36,11 @@ def test_adding_an_attack_or_an_epsilon_schedules_only_the_new_attack_jobs(demo_
     write_config(demo_run, with_robustness(new_attack_and_epsilon), "more-attacks.yaml")
     jobs = planned_jobs(demo_run, "--configfile", "more-attacks.yaml")
     # new: pgd5 at eps 1 and 2, fgsm and pgd at eps 2, for each of the 2 models; nothing retrains; the
-    # robustness table and its report page and plot follow
+    # robustness table, the published numbers beside ours, and the robustness report page and plot follow
     report = {"report_table": 1, "report_figure": 1}
-    assert jobs == {"attack": 2 * 4, "robustness_tables": 1, **report, "all": 1}
+    assert jobs == {"attack": 2 * 4, "robustness_tables": 1, "references": 1, **report, "all": 1}
     write_config(demo_run, with_robustness(lambda r: r["attacks"]["pgd"].update(steps=10)), "pgd10.yaml")
-    expected = {"attack": 2, "robustness_tables": 1, **report, "all": 1}
+    expected = {"attack": 2, "robustness_tables": 1, "references": 1, **report, "all": 1}
     assert planned_jobs(demo_run, "--configfile", "pgd10.yaml") == expected
 
 
@@ -50,6 +51,9 @@ def test_demo_attacks_calibration_and_the_real_row(demo_run):
     assert dict(zip(table.model, table.train_data)) == {"demo": "synthetic", "digits": "real"}
     adversarial = table[table.kind == "adversarial"]
     assert sorted(set(adversarial.perturbation)) == ["fgsm", "pgd"] and set(adversarial.strength) == {"1/255"}
+    subset = table[table.kind == "clean_subset"]  # each attacked (model, set)'s own clean row
+    assert set(zip(subset.model, subset["set"])) == set(zip(adversarial.model, adversarial["set"]))
+    assert set(subset.n_images) == {16}
     assert table.ece.between(0, 1).all() and (table.nll > 0).all()
     for model, evalset in (("demo", "demo-heldout"), ("digits", "digits-heldout")):
         pgd = json.loads((demo_run / f"results/models/{model}/attack/{evalset}/pgd/eps1.json").read_text())

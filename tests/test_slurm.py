@@ -106,6 +106,7 @@ RULE_NAMES = (
     "prompt_summary",
     "pack",
     "tables",
+    "references",
     "wordnet",
     "clip_tokenizer",
     "tiny_pipeline",

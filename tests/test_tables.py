@@ -3,8 +3,11 @@
 import json
 
 import pandas as pd
+import yaml
+from conftest import REPO
 
-from imagenet_sd.tables import main
+from imagenet_sd.report import TABLES, caption_text
+from imagenet_sd.tables import main, run_budgets, training_budget
 
 
 def write_eval(root, run, evalset, top1, top5):
@@ -91,31 +94,29 @@ def test_names_come_from_the_json_not_the_path(tmp_path):
     assert table.run.tolist() == ["a"] and table.evalset.tolist() == ["val"]
 
 
-def test_published_numbers_beside_ours(tmp_path):
-    """An IN-1K run at guidance 2.0 with `c, d_c` prompts gets the paper's 42.9 top-1 beside its own number."""
-    runs = {"in1k": {"clone": "c", "training": "t", "synthetic": True}}
-    facts = {
-        "runs": {
-            "in1k": {
-                "subject": "synthetic-run",
-                "class_set": "imagenet1k",
-                "guidance": 2.0,
-                "recipe": "c, d_c",
-                "scale": 1.0,
-            }
-        },
-        "evalsets": {"val": "imagenet-val"},
-    }
-    files = [write_eval(tmp_path, "in1k", "val", 40.0, 65.0)]
+def test_the_scaling_study_says_its_image_budget_is_fixed_not_its_epochs():
+    config = yaml.safe_load((REPO / "config/scaling_in100.yaml").read_text())
+    budget = training_budget(run_budgets(config))
+    assert budget.startswith("Fixed image budget, not fixed epochs: every run sees 130,000 images per class")
+    assert "rn50-50x: 2 epochs x 65,000 images per class" in budget
+    caption = caption_text(REPO, TABLES["evaluation"], config)
+    assert budget in caption
+    # The same clones at a fixed number of epochs say so instead.
+    for training in config["trainings"].values():
+        training["epochs"] = 100
+    assert training_budget(run_budgets(config)).startswith("Fixed epochs (100), not a fixed image budget")
+    # Runs that differ in nothing, or a single run, need no sentence.
+    assert training_budget({"a": run_budgets(config)["rn50-1x"]}) == ""
+
+
+def test_the_evaluation_markdown_states_the_budget(tmp_path):
+    runs = {"a": {"clone": "c1", "training": "t", "synthetic": True}}
     main(
-        eval_files=files,
+        eval_files=[write_eval(tmp_path, "a", "val", 50.0, 80.0)],
         runs=runs,
         evalsets={"val": {"path": "/data/val"}},
         csv=str(tmp_path / "t.csv"),
         markdown=str(tmp_path / "t.md"),
-        references=facts,
-        references_csv=str(tmp_path / "r.csv"),
+        budget="Fixed image budget, not fixed epochs: every run sees 10 images per class.",
     )
-    refs = pd.read_csv(tmp_path / "r.csv")
-    top1 = refs[refs.metric == "top1"].iloc[0]
-    assert top1.reference == 42.9 and abs(top1.difference - (40.0 - 42.9)) < 1e-9
+    assert "(uniform guessing over the classes scored). Fixed image budget" in (tmp_path / "t.md").read_text()

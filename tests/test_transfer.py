@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +13,22 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import copy_workflow, demo_config, planned_jobs, run_snakemake, write_config
+from conftest import REPO, copy_workflow, demo_config, load_script, planned_jobs, run_snakemake, write_config
 from PIL import Image
+from snakemake.utils import validate
 
+from imagenet_sd import transfer_plan as TP
+from imagenet_sd.config import schema
+from imagenet_sd.features import write_features
 from imagenet_sd.models import build_model
+from imagenet_sd.plan import build_plan
 from imagenet_sd.probes import linear_grid, log_grid, run_probe, search_1d
 from imagenet_sd.transfer_sets import build_index, seeded_split
 from imagenet_sd.transfer_tables import log_odds
 from imagenet_sd.transfer_tables import main as tables_main
 
 torch.set_num_threads(1)
+DEFAULT_SEEDS = schema()["properties"]["transfer"]["properties"]["seeds"]["default"]
 LOGISTIC = {"c_min": 1e-5, "c_max": 1e6, "trials": 8, "max_iter": 500}
 LINEAR = {
     "lr_min": 0.1,
@@ -108,6 +115,62 @@ def test_the_chosen_hyper_parameter_does_not_move_when_test_labels_are_scrambled
     assert moved["search"] != honest["search"]  # training labels do reach the search
 
 
+def test_a_set_with_no_official_split_draws_its_test_split_per_seed_from_all_its_images():
+    x, y, tx, ty = linear_problem()
+    common = dict(kind="logistic", settings=LOGISTIC, val_fraction=0.2, n_classes=4, device="cpu")
+    drawn = [run_probe(x, y, tx, ty, seed=seed, test_fraction=0.3, **common) for seed in (0, 1)]
+    pooled = np.concatenate([y, ty])  # the rows of both prepared lists, whose features exist already
+    for r in drawn:
+        assert r["n_train"] + r["n_test"] == len(pooled) and r["test_fraction"] == 0.3
+        test_labels = pooled[r["test_indices"]]
+        assert all(abs((test_labels == c).sum() - 0.3 * (pooled == c).sum()) <= 0.5 for c in range(4))
+    assert drawn[0]["test_indices"] != drawn[1]["test_indices"]  # each seed its own test split
+    assert run_probe(x, y, tx, ty, seed=0, test_fraction=0.3, **common)["test_indices"] == drawn[0]["test_indices"]
+    official = run_probe(x, y, tx, ty, seed=1, **common)
+    assert official["n_test"] == len(ty) and official["test_indices"] is None
+
+
+def probed_demo_config(monkeypatch) -> dict:
+    monkeypatch.chdir(REPO)  # the demo's class sheets
+    config = demo_config()
+    validate(config, str(REPO / "schemas/config.schema.yaml"))
+    return config
+
+
+def test_the_probe_runs_for_each_split_seed_and_the_table_gives_their_mean_and_spread(tmp_path, monkeypatch):
+    config = probed_demo_config(monkeypatch)
+    models = TP.build_models(config, build_plan(config, check_wnids=False))
+    seeds = TP.probe_seeds(config, "digits")
+    assert seeds == DEFAULT_SEEDS == [0, 1, 2]  # three by default, which the demo keeps
+    outputs = [str(tmp_path / TP.probe_path(config, "demo", "digits", seed)) for seed in seeds]
+    assert [str(tmp_path / o) for o in TP.probe_outputs(config, models)] == outputs
+    x, y, tx, ty = linear_problem(seed=3)
+    noise = np.random.default_rng(4).normal(0, 4, (len(y) + len(ty), x.shape[1])).astype(np.float16)
+    for split, features, labels in (("train", x + noise[: len(y)], y), ("test", tx + noise[len(y) :], ty)):
+        write_features(tmp_path / f"{split}.npz", features, labels, ["a", "b", "c", "d"])
+    for seed, output in zip(seeds, outputs):
+        load_script("probe").main(
+            **{split: tmp_path / f"{split}.npz" for split in ("train", "test")},
+            output=output,
+            kind=TP.probe_kind(config, "digits"),
+            settings=LOGISTIC,
+            val_fraction=0.2,
+            seed=seed,
+            test_fraction=TP.drawn_test_fraction(config, "digits"),
+        )
+    results = [json.loads(Path(o).read_text()) for o in outputs]
+    top1 = [r["top1"] for r in results]
+    assert len({tuple(r["test_indices"]) for r in results}) == 3 and statistics.stdev(top1) > 0
+    out = {k: str(tmp_path / f"t.{k}") for k in ("csv", "markdown", "plot")}
+    tables_main(probe_files=outputs, models={"demo": {"synthetic": True}}, datasets={"digits": {}}, **out)
+    table = pd.read_csv(out["csv"])
+    assert list(table.seed) == seeds and list(table.top1) == pytest.approx(top1) and set(table.test_fraction) == {0.3}
+    md = Path(out["markdown"]).read_text()
+    mean = sum(top1) / len(top1)
+    assert f"| demo | synthetic only | {mean:.1f} ± {statistics.stdev(top1):.2f} | {mean:.1f} |" in md
+    assert "3 seed(s): 0, 1, 2; test split drawn per seed: 30% of each class" in md
+
+
 def write_images(folder, per_class):
     for cls, n in per_class.items():
         (folder / cls).mkdir(parents=True, exist_ok=True)
@@ -188,9 +251,10 @@ def test_transfer_tables_mean_log_odds_groups_and_training_data(tmp_path):
     table = pd.read_csv(out["csv"])
     assert len(table) == 5 and set(table.training_data) == {"synthetic only", "real images"}
     md = Path(out["markdown"]).read_text()
-    # syn: a = mean(50, 70) = 60, b = 90; ImageNet-1K (40) is not counted: mean 75, log-odds mean of 60 and 90
+    # syn: a = mean(50, 70) = 60 (standard deviation 14.14), b = 90; ImageNet-1K (40) is not counted: mean 75,
+    # log-odds mean of 60 and 90
     expected = (log_odds(60) + log_odds(90)) / 2
-    assert f"| syn | synthetic only | 60.0 | 90.0 | 40.0 | 75.0 | {expected:.2f} | 75.0 |" in md
+    assert f"| syn | synthetic only | 60.0 ± 14.14 | 90.0 | 40.0 | 75.0 | {expected:.2f} | 75.0 |" in md
     assert "| real | real images | 80.0 |  |  | 80.0 |" in md
     assert Path(out["plot"]).read_bytes()[:4] == b"\x89PNG"
 
@@ -234,11 +298,13 @@ def test_a_missing_folder_warns_when_planning_and_fails_on_the_login_node(tmp_pa
 @pytest.mark.e2e
 def test_the_demo_probes_real_digits_above_chance(demo_run):
     table = pd.read_csv(demo_run / "results/tables/transfer.csv")
-    assert list(table.dataset) == ["digits"] and list(table.training_data) == ["synthetic only"]
-    row = table.iloc[0]
-    assert row.n_train + row.n_test == 1797 and row.n_classes == 10
-    assert row.top1 > 2 * row.chance_top1  # real handwritten digits, far above the 10% of guessing
-    assert "digits" in (demo_run / "results/tables/transfer.md").read_text()
+    assert set(table.dataset) == {"digits"} and set(table.training_data) == {"synthetic only"}
+    assert list(table.seed) == DEFAULT_SEEDS and set(table.test_fraction) == {0.3}  # a test split per seed
+    for row in table.itertuples():
+        assert row.n_train + row.n_test == 1797 and row.n_classes == 10
+        assert row.top1 > 2 * row.chance_top1  # real handwritten digits, far above the 10% of guessing
+    md = (demo_run / "results/tables/transfer.md").read_text()
+    assert f"{table.top1.mean():.1f} ± {table.top1.std():.2f}" in md
 
 
 @pytest.mark.e2e
@@ -253,10 +319,11 @@ def test_adding_a_dataset_or_a_model_schedules_only_its_features_and_probes(demo
     config["runs"]["demo"]["transfer"] = ["digits", "few"]
     write_config(workdir, config)
     report = {"report_table": 1, "report_figure": 1}  # the transfer table's page and plot follow
-    expected = {"index_dataset": 2, "features": 2, "probe": 1, "transfer_tables": 1, **report, "all": 1}
+    seeds = len(DEFAULT_SEEDS)  # one probe per split seed, on the same two features files
+    expected = {"index_dataset": 2, "features": 2, "probe": seeds, "transfer_tables": 1, **report, "all": 1}
     assert planned_jobs(workdir) == expected
     config = yaml.safe_load((demo_run / "config.yaml").read_text())
     config["models"] = {"ext": {"checkpoint": "ext.pth", "class_set": "demo", "transfer": ["digits"]}}
     write_config(workdir, config)
-    expected = {"check_model": 1, "features": 2, "probe": 1, "transfer_tables": 1, **report, "all": 1}
+    expected = {"check_model": 1, "features": 2, "probe": seeds, "transfer_tables": 1, **report, "all": 1}
     assert planned_jobs(workdir) == expected

@@ -10,6 +10,8 @@ import pytest
 import yaml
 from conftest import REPO, copy_workflow, demo_config, planned_jobs, run_snakemake, write_config
 
+from imagenet_sd.config import schema
+
 SHIPPED_CONFIGS = ["config.yaml", *sorted(str(p.relative_to(REPO)) for p in (REPO / "config").glob("*.yaml"))]
 
 
@@ -45,15 +47,18 @@ def test_every_shipped_config_plans_its_whole_dag(workdir, configfile):
     assert jobs["pack"] == len(clones)
     assert jobs["train"] == len(runs)
     assert jobs["evaluate"] == sum(len(r.get("evaluate", [])) for r in [*runs.values(), *models.values()])
-    assert jobs["tables"] == 1 and jobs["transfer_tables"] == 1
+    assert jobs["tables"] == 1 and jobs["references"] == 1 and jobs["transfer_tables"] == 1
     sets = config.get("transfer_sets", {})
     probed = [
         (m, s)
         for m, spec in [*runs.items(), *models.items()]
         for s in (sets if spec.get("transfer") == "all" else spec.get("transfer", []))
     ]
-    seeds = len(config.get("transfer", {}).get("seeds", [0]))
-    assert jobs["probe"] + jobs["probe_linear"] == len(probed) * seeds
+    default_seeds = config.get("transfer", {}).get(
+        "seeds", schema()["properties"]["transfer"]["properties"]["seeds"]["default"]
+    )
+    # one probe per split seed of the set (3 by default), all on the same two features files
+    assert jobs["probe"] + jobs["probe_linear"] == sum(len(sets[s].get("seeds") or default_seeds) for _, s in probed)
     analysed = [
         (m, ev)
         for m, spec in [*runs.items(), *models.items()]

@@ -9,6 +9,8 @@ from imagenet_sd.attacks import Normalized, run_attack, subset_indices, unit_tra
 from imagenet_sd.evaluation import TOPK, accuracies, image_folder
 from imagenet_sd.models import load_model, pick_device
 from imagenet_sd.runtime import setup_logging, sha256_file, versions, write_json
+from imagenet_sd.transfer_plan import evalset_resize
+from imagenet_sd.transforms import eval_preprocessing
 
 log = logging.getLogger("imagenet_sd.attack")
 
@@ -18,7 +20,8 @@ def attacked_subset(images, classes: list[str], evalset: dict, evalset_name, *, 
     if evalset.get("layout", "imagefolder") != "imagefolder":
         raise ValueError(f"attacks need an ImageFolder evaluation set; {evalset_name} has layout {evalset['layout']}")
     naming = evalset.get("folder_names", "wnid")
-    dataset, match = image_folder(images, classes, unit_transform(resolution), naming=naming)
+    transform = unit_transform(resolution, evalset_resize(evalset))
+    dataset, match = image_folder(images, classes, transform, naming=naming)
     if not dataset.samples:
         raise ValueError(f"evaluation set {evalset_name} ({images}) has no images of the model's classes")
     chosen = torch.utils.data.Subset(dataset, subset_indices(len(dataset), subset, seed))
@@ -52,6 +55,7 @@ def attack_record(
     subset,
     seed,
     resolution,
+    resize,
 ) -> dict:
     """What the attack job writes: clean and adversarial scores, the attack, the subset and the model."""
     return {
@@ -66,6 +70,7 @@ def attack_record(
         "input": "[0, 1] images, normalised inside the model",
         "subset": {"size": subset, "seed": seed, "n_images": found["n_images"]},
         "resolution": resolution,
+        "preprocessing": eval_preprocessing(resolution, resize),
         "n_classes_scored": len(match.scored),
         "top5_k": ks[1],
         "checkpoint": {"path": str(checkpoint), "sha256": sha256_file(checkpoint), "arch": ckpt["arch"]},
@@ -130,6 +135,7 @@ def main(
             subset=subset,
             seed=seed,
             resolution=resolution,
+            resize=evalset_resize(evalset),
         ),
     )
     return result

@@ -6,18 +6,21 @@ import logging
 
 import torch
 
-from imagenet_sd.evaluation import corruption_folders, corruption_summary, read_class_list, score_folder
+from imagenet_sd.corruptions import corruption_folders, corruption_summary
+from imagenet_sd.evaluation import read_class_list, score_folder
 from imagenet_sd.models import load_model, pick_device
 from imagenet_sd.runtime import setup_logging, sha256_file, versions, write_json
 from imagenet_sd.training import resolve_training
-from imagenet_sd.transforms import eval_transform
+from imagenet_sd.transfer_plan import evalset_resize
+from imagenet_sd.transforms import eval_preprocessing, eval_transform
 
 log = logging.getLogger("imagenet_sd.evaluate")
 
 
 def score_set(model, classes: list[str], images, evalset: dict, settings: dict, resolution: int) -> dict:
-    """Accuracies and calibration on an ImageFolder set, or per corruption and severity on an ImageNet-C one."""
-    transform = eval_transform(resolution)
+    """Accuracies and calibration on an ImageFolder set, or per corruption and severity on an ImageNet-C one
+    (fed at its stored size unless the set says `resize: true`)."""
+    transform = eval_transform(resolution, evalset_resize(evalset))
     if evalset.get("layout", "imagefolder") != "corruptions":
         return score_folder(model, images, classes, transform, **settings)
     parts: dict = {}
@@ -45,6 +48,7 @@ def record(result: dict, *, run, ckpt: dict, checkpoint, evalset_name: str, eval
             "step": ckpt.get("step"),
         },
         "eval_resolution": resolution,
+        "preprocessing": eval_preprocessing(resolution, evalset_resize(evalset)),
         "versions": versions(),
     }
 

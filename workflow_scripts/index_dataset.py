@@ -1,12 +1,17 @@
 """Snakemake entry of `index_dataset` (login node): one split of a dataset -> its index JSON (relative image
 paths, labels, class names). A missing folder or split fails here, before any GPU job, naming it."""
 
+from imagenet_sd.evaluation import read_class_list
 from imagenet_sd.runtime import setup_logging, write_json
 from imagenet_sd.transfer_sets import build_index
 
 
-def main(*, root: str, layout: str, splits: dict, folder_names: str, split: str, output: str) -> dict:
-    index = build_index(root, layout, split, splits, folder_names)
+def main(
+    *, root: str, layout: str, splits: dict, folder_names: str, split: str, output: str, classes: str | None = None
+) -> dict:
+    """`classes`: an evaluation set's class list file; only images of its classes are indexed."""
+    only = read_class_list(classes) if classes else None
+    index = build_index(root, layout, split, splits, folder_names, only=only)
     write_json(output, index)
     return index
 
@@ -19,6 +24,7 @@ if "snakemake" in globals():
         layout=spec["layout"],
         splits=dict(spec["splits"]),
         folder_names=spec["folder_names"],
+        classes=spec.get("classes"),
         split=snakemake.wildcards.part,
         output=snakemake.output[0],
     )

@@ -12,7 +12,6 @@ if "snakemake" in globals():
         csv=snakemake.output.csv,
         markdown=snakemake.output.markdown,
         real_clones=list(snakemake.params.real_clones),
-        references=dict(snakemake.params.references),
-        references_csv=snakemake.output.references,
+        budget=snakemake.params.budget,
     )
     log.info("wrote %d rows", len(table))

@@ -5,10 +5,21 @@ import torch
 from imagenet_sd.features import read_features
 from imagenet_sd.probes import run_probe
 from imagenet_sd.runtime import setup_logging, versions, write_json
+from imagenet_sd.transfer_plan import drawn_test_fraction
 
 
 def main(
-    *, train, test, output, kind: str, settings: dict, val_fraction: float, seed: int, threads=1, device=None
+    *,
+    train,
+    test,
+    output,
+    kind: str,
+    settings: dict,
+    val_fraction: float,
+    seed: int,
+    test_fraction: float | None = None,
+    threads=1,
+    device=None,
 ) -> dict:
     torch.set_num_threads(max(1, threads))
     train_x, train_y, classes = read_features(train)
@@ -26,6 +37,7 @@ def main(
         seed=seed,
         n_classes=len(classes),
         device=device,
+        test_fraction=test_fraction,
     )
     write_json(
         output,
@@ -50,5 +62,7 @@ if "snakemake" in globals():
         settings=dict(snakemake.params.settings),
         val_fraction=snakemake.params.val_fraction,
         seed=int(snakemake.wildcards.seed),
+        # From the config, not a param: it is in the output's probe key (a new param would rerun every probe).
+        test_fraction=drawn_test_fraction(snakemake.config, snakemake.wildcards.dataset),
         threads=snakemake.threads,
     )
