@@ -4,9 +4,9 @@ with the tar's size, sha256 and image count.
 Shared filesystems damage files: a copy interrupted, a quota hit mid-write, a file restored from an old
 backup. Snakemake does not notice (the tar still exists) and regenerates nothing on its own, so:
 
-- every reader of chunks streams each tar once, hashing it as it lists its members (`scan_chunk`), and a
-  chunk that does not match its record stops the job with one line naming it and the command that
-  regenerates it, before the job writes anything;
+- pack streams each tar once, hashing it as it lists its members (`scan_chunk`), and a chunk that does not
+  match its record stops the job with one line naming it and the command that regenerates it, before the
+  job writes anything (the contact sheets, which read only a chunk's first images, check its size);
 - the input functions of the rules that read chunks compare each chunk's size with its record while
   Snakemake plans (`size_problem`: a stat and a small JSON), so a truncated chunk stops the run before
   Snakemake removes the outputs the job would replace (it removes them before it starts a job);

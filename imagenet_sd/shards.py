@@ -68,7 +68,8 @@ def key_wnid(key: str) -> str:
 def index_chunks(tars, classes: list[str]) -> list[Sample]:
     """Every image of the chunk tars, with its label (index of its wnid in `classes`), in class then key order.
     Each tar is read once, front to back, and checked against its stats record on the way (chunk_check):
-    a damaged chunk stops the pack before it writes anything."""
+    a damaged chunk stops the pack before it writes anything. (The shards then read the members by offset, in
+    shuffled order, which no running hash could follow: hence this pass reads the data, not just headers.)"""
     label_of = {wnid: i for i, wnid in enumerate(classes)}
     found: dict[str, dict] = {}
     tars = list(tars)
