@@ -131,6 +131,7 @@ class ChunkWriter:
             raise RuntimeError("the chunk writer failed") from self.error
 
     def _run(self):
+        closed = False  # the end-of-queue mark was taken: a failure after it (closing the tar) must not wait
         try:
             with tarfile.open(self.path, "w", format=tarfile.USTAR_FORMAT) as tar:
                 while (results := self.queue.get()) is not None:
@@ -138,9 +139,10 @@ class ChunkWriter:
                     for r in results:
                         self._write(tar, r)
                     self.busy += time.perf_counter() - started
+                closed = True
         except BaseException as error:  # noqa: BLE001 - handed to the main thread
             self.error = error
-            while self.queue.get() is not None:  # unblock a producer waiting on a full queue
+            while not closed and self.queue.get() is not None:  # unblock a producer waiting on a full queue
                 pass
 
     def _write(self, tar, r: Rendered):

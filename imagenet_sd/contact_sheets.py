@@ -17,6 +17,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from imagenet_sd.chunk_check import DamagedChunk, size_problem
+
 BACKGROUND = (255, 255, 255)
 INK = (20, 20, 20)
 MUTED = (90, 90, 90)
@@ -46,7 +48,18 @@ def sample_indices(n_classes: int, max_classes: int) -> list[int]:
 
 
 def read_tiles(tar_path: str | Path, count: int, thumb: int) -> list[Tile]:
-    """The first `count` images of a chunk tar (and the prompt from each image's JSON), as thumbnails."""
+    """The first `count` images of a chunk tar (and the prompt from each image's JSON), as thumbnails. The
+    chunk's size is checked against its stats record (its sha256 would need the whole file: pack checks it)."""
+    problem = size_problem(tar_path)
+    if problem:
+        raise DamagedChunk(tar_path, problem)
+    try:
+        return first_tiles(tar_path, count, thumb)
+    except (tarfile.TarError, EOFError) as error:
+        raise DamagedChunk(tar_path, f"not a readable tar ({error})") from None
+
+
+def first_tiles(tar_path: str | Path, count: int, thumb: int) -> list[Tile]:
     pending: dict[str, dict] = {}
     tiles: list[Tile] = []
     with tarfile.open(tar_path, "r|") as tar:  # streaming: stops reading the file once the sample is complete

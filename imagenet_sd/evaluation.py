@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torchvision.datasets import ImageFolder
 
+from imagenet_sd.images import load_rgb
 from imagenet_sd.paths import WNID_RE
 from imagenet_sd.progress import Progress
 
@@ -63,13 +64,14 @@ def match_classes(model_classes: list[str], set_classes: list[str]) -> ClassMatc
 
 
 def image_folder(root, model_classes: list[str], transform, naming: str = "wnid") -> tuple[ImageFolder, ClassMatch]:
-    """The set's images whose folder is a model class, labelled by the model's class index."""
+    """The set's images whose folder is a model class, labelled by the model's class index, decoded as the
+    training loader decodes them (imagenet_sd.images: CMYK, grayscale, 16-bit and PNG-named-JPEG to RGB)."""
     if not Path(root).is_dir():
         raise FileNotFoundError(
             f"evaluation set folder not found: {root} (set evalsets.<name>.path to an "
             "ImageFolder tree with one sub-folder per wnid, as ImageNet val)"
         )
-    dataset = ImageFolder(root, transform=transform, allow_empty=True)
+    dataset = ImageFolder(root, transform=transform, loader=load_rgb, allow_empty=True)
     wnid_of = folder_wnids(dataset.classes, naming)
     dataset.classes = [wnid_of[f] for f in dataset.classes]
     with_images = sorted({dataset.classes[target] for _, target in dataset.samples})

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torchvision import transforms as T
 
+from imagenet_sd.images import load_rgb
 from imagenet_sd.models import feature_extractor, load_model, pick_device
 from imagenet_sd.runtime import atomic_path
 
@@ -46,8 +46,7 @@ class IndexedImages(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         path, label = self.samples[i]
-        with Image.open(self.root / path) as image:
-            return self.transform(image.convert("RGB")), label
+        return self.transform(load_rgb(self.root / path)), label
 
 
 @torch.no_grad()

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from imagenet_sd.chunk_check import tar_record
 from imagenet_sd.chunks import ChunkIdentity, ChunkWriter, ImageTask, Rendered
 from imagenet_sd.flops import device_report, efficiency, flops_per_image
 from imagenet_sd.progress import Progress
 from imagenet_sd.prompts import load_prompt_file
-from imagenet_sd.runtime import atomic_path, sha256_file, versions, write_json
+from imagenet_sd.runtime import atomic_path, versions, write_json
 from imagenet_sd.text2image import load_pipeline
 
 if TYPE_CHECKING:
@@ -281,8 +282,7 @@ class ChunkJob:
             "settings": self.settings,
             "runtime": self.runtime,
             "versions": versions(),
-            "tar_sha256": sha256_file(tar_path),
-            "tar_bytes": tar_path.stat().st_size,
+            **tar_record(tar_path),
             "writer_busy_seconds": round(p.writer_busy, 4),
         }
 

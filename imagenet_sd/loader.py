@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 import webdataset as wds
-from torchvision.io import ImageReadMode, decode_image
 
+from imagenet_sd.images import decode_rgb
 from imagenet_sd.seeds import derive_seed
 
 
@@ -62,14 +62,9 @@ def resume_point(batch_counts: list[int], position: int) -> tuple[int, list[int]
 
 
 def decode_samples(samples: list[dict]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """JPEG (or, from a real clone packed as it is, PNG) bytes -> uint8 images (padded to the batch's largest by
-    repeating edges), sizes, labels."""
-    images = [
-        decode_image(
-            torch.frombuffer(bytearray(s["jpg"] if "jpg" in s else s["png"]), dtype=torch.uint8), mode=ImageReadMode.RGB
-        )
-        for s in samples
-    ]
+    """JPEG (or, from a real clone packed as it is, PNG) bytes -> uint8 RGB images, decoded as the evaluation
+    decodes them (imagenet_sd.images), padded to the batch's largest by repeating edges; sizes; labels."""
+    images = [decode_rgb(s["jpg"] if "jpg" in s else s["png"]) for s in samples]
     sizes = torch.tensor([img.shape[1:] for img in images])
     height, width = sizes.max(0).values.tolist()
     if any(img.shape[1:] != (height, width) for img in images):

@@ -246,6 +246,8 @@ def real_clone(name: str, c: dict, classes: list[ClassEntry]) -> Clone:
         except ValueError as e:
             raise ConfigError(f"clones.{name}.path: {e}") from None
     source = {"path": c["path"], "jpeg_quality": c.get("jpeg_quality"), "storage_size": c.get("storage_size")}
+    if c.get("undecodable") == "skip":  # only then: a param that changes reruns the pack (and the training)
+        source["undecodable"] = "skip"
     return Clone(
         name=name,
         classes=classes,

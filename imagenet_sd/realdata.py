@@ -1,9 +1,13 @@
 """Real images as a clone: an ImageFolder train set (one sub-folder per wnid, as ImageNet train) indexed
 into the same samples the synthetic chunk tars give, so the same pack writes the same kind of shards.
 
-Files are packed as they are: their bytes go into the shards unchanged (JPEG as `jpg`, PNG as `png`),
-unless a re-encoding is asked for. Which images are held out (and, with a cap, which are kept) is a
-seeded choice per class, a pure function of the seed, the class and the sorted file names.
+Files are packed as they are: their bytes go into the shards unchanged (JPEG as `jpg`, PNG as `png`, by
+their content, whatever their name says), unless a re-encoding is asked for. Pack decodes every file as the
+loader and the evaluation will (imagenet_sd.images); one that cannot be decoded fails the pack, naming it,
+or is left out and counted when the clone says `undecodable: skip`.
+
+Which images are held out (and, with a cap, which are kept) is a seeded choice per class, a pure function of
+the seed, the class and the sorted file names.
 """
 
 from __future__ import annotations
@@ -107,18 +111,20 @@ def index_folder(
 
 
 def reencode(data: bytes, quality: int, size: int | None) -> bytes:
-    """RGB JPEG at `quality`, shorter side resized to `size` first if given (only when a clone asks)."""
+    """RGB JPEG at `quality` of the pixels decode_rgb gives (the loader's and the evaluation's), shorter side
+    resized to `size` first if given (only when a clone asks)."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as img:
-        img = img.convert("RGB")
-        if size and min(img.size) != size:
-            scale = size / min(img.size)
-            img = img.resize(
-                (max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BICUBIC
-            )
-        out = io.BytesIO()
-        img.save(out, format="JPEG", quality=quality)
+    from imagenet_sd.images import decode_rgb  # torch: imported by jobs, not by the planning (plan imports here)
+
+    img = Image.fromarray(decode_rgb(data).permute(1, 2, 0).contiguous().numpy())
+    if size and min(img.size) != size:
+        scale = size / min(img.size)
+        img = img.resize(
+            (max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BICUBIC
+        )
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=quality)
     return out.getvalue()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import importlib.metadata
 import io
@@ -10,6 +11,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -59,6 +61,17 @@ def setup_logging(log_path: str | os.PathLike | None) -> logging.Logger:
     return logging.getLogger("imagenet_sd")
 
 
+@contextlib.contextmanager
+def one_line_errors(*kinds: type[BaseException]):
+    """A job's expected failures (a damaged input, a full disk) end it with their one-line message in the log,
+    which Snakemake shows, instead of a traceback that buries it."""
+    try:
+        yield
+    except kinds as error:
+        logging.getLogger("imagenet_sd").error("%s", error)
+        raise SystemExit(1) from None
+
+
 def versions() -> dict:
     """Versions of Python and the libraries that can change outputs, recorded in every output's metadata."""
     found = {"python": platform.python_version()}
@@ -68,23 +81,89 @@ def versions() -> dict:
     return found
 
 
+# Write errors that mean "no room": the disk or the user's quota is full, or a file size limit is reached.
+NO_ROOM = {
+    errno.ENOSPC: "no space left on the device (the disk is full)",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "the file size limit is reached (ulimit -f)",
+}
+
+
+class DiskFull(RuntimeError):
+    """A write that failed for lack of room; the message names the path and says so in one line."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"cannot write {path}: {reason}; nothing partial was kept: free space, then run the job again")
+
+
+def no_room(error: BaseException | None) -> str | None:
+    """NO_ROOM's words for an error or the errors it was raised from (a writer thread's error is wrapped)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError) and error.errno in NO_ROOM:
+            return NO_ROOM[error.errno]
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+@contextlib.contextmanager
+def naming_full_disk(path: str | os.PathLike):
+    """Turn a write error for lack of room into DiskFull naming `path` (Python's own names no file)."""
+    try:
+        yield
+    except DiskFull:
+        raise
+    except Exception as error:
+        reason = no_room(error)
+        if reason is None:
+            raise
+        raise DiskFull(path, reason) from error
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside `path`; rename it over `path` only if the block completes.
 
-    A killed job therefore never leaves a file that looks complete under the final name.
+    A killed job therefore never leaves a file that looks complete under the final name; a full disk
+    raises DiskFull naming `path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared on cluster storage
+    with naming_full_disk(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared on cluster storage
+        try:
+            yield Path(tmp)
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def staged_dir(path: str | os.PathLike):
+    """Yield an empty temporary directory beside `path`; it replaces `path` only if the block completes, so a
+    failed job leaves the previous directory (or none), never a half-written one. A full disk raises
+    DiskFull naming `path`."""
+    path = Path(path)
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+        try:
+            os.chmod(tmp, 0o777 & ~_umask())
+            yield tmp
+            shutil.rmtree(path, ignore_errors=True)
+            os.replace(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except Exception as error:
+        reason = no_room(error)
+        if reason is None:
+            raise
+        raise DiskFull(path, reason) from error
 
 
 def _umask() -> int:

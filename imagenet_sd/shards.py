@@ -11,14 +11,15 @@ from __future__ import annotations
 import logging
 import os
 import random
-import shutil
 import tarfile
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from imagenet_sd.chunk_check import scan_chunk
 from imagenet_sd.progress import Progress
-from imagenet_sd.runtime import add_tar_member, atomic_path, sha256_file
+from imagenet_sd.runtime import add_tar_member, atomic_path, naming_full_disk, sha256_file
 from imagenet_sd.seeds import derive_seed
 
 log = logging.getLogger(__name__)
@@ -65,24 +66,24 @@ def key_wnid(key: str) -> str:
 
 
 def index_chunks(tars, classes: list[str]) -> list[Sample]:
-    """Every image of the chunk tars, with its label (index of its wnid in `classes`), in class then key order."""
+    """Every image of the chunk tars, with its label (index of its wnid in `classes`), in class then key order.
+    Each tar is read once, front to back, and checked against its stats record on the way (chunk_check):
+    a damaged chunk stops the pack before it writes anything. (The shards then read the members by offset, in
+    shuffled order, which no running hash could follow: hence this pass reads the data, not just headers.)"""
     label_of = {wnid: i for i, wnid in enumerate(classes)}
     found: dict[str, dict] = {}
     tars = list(tars)
-    progress = Progress("index chunk tars", len(tars), unit="tars", logger=log)
+    progress = Progress("index and check chunk tars", len(tars), unit="tars", logger=log)
     for tar_path in tars:
         tar_path = str(tar_path)  # one string per tar, shared by its members (a full clone has millions)
-        with tarfile.open(tar_path) as tar:
-            for info in tar:
-                if not info.isfile():
-                    continue
-                key, ext = split_member_name(info.name)
-                if ext not in SAMPLE_FIELDS:
-                    continue
-                fields = found.setdefault(key, {})
-                if ext in fields:
-                    raise ValueError(f"{tar_path}: {key}.{ext} also in {fields[ext].tar}")
-                fields[ext] = Member(tar_path, info.offset_data, info.size)
+        for info in scan_chunk(tar_path):
+            key, ext = split_member_name(info.name)
+            if ext not in SAMPLE_FIELDS:
+                continue
+            fields = found.setdefault(key, {})
+            if ext in fields:
+                raise ValueError(f"{tar_path}: {key}.{ext} also in {fields[ext].tar}")
+            fields[ext] = Member(tar_path, info.offset_data, info.size)
         progress.update()
     samples = []
     for key, fields in found.items():
@@ -143,40 +144,80 @@ class MemberReader:
         self.files.clear()
 
 
-def image_member(sample: Sample, reader: MemberReader, transcode=None) -> tuple[str, bytes]:
-    """(field, bytes) of a sample's image: its bytes as they are, named by their format (`jpg` or `png`),
-    or what `transcode(bytes)` makes of them (a JPEG) when a clone asks for re-encoding."""
-    source = sample.fields["jpg"]
-    data = reader.read(source) if isinstance(source, Member) else source
-    if transcode is not None:
-        return "jpg", transcode(data)
-    kind = image_format(data)
-    if kind is None:
+class UndecodableImages(ValueError):
+    """Real images that cannot be decoded, in a clone that does not skip them; the message names them."""
+
+
+@dataclass
+class Images:
+    """How pack takes each sample's image: its bytes as they are, named by their format (`jpg` or `png`), or
+    what `transcode(bytes)` makes of them (a JPEG) when a clone asks for re-encoding. With `check` (real files;
+    generated chunks are checked by their sha256) every image is decoded first, as the loader and the
+    evaluation will decode it, and one that cannot be is left out and recorded in `undecodable`."""
+
+    transcode: Callable[[bytes], bytes] | None = None
+    check: bool = False
+    undecodable: list[dict] = field(default_factory=list)
+
+    def take(self, sample: Sample, reader: MemberReader) -> tuple[str, bytes] | None:
+        source = sample.fields["jpg"]
+        data = reader.read(source) if isinstance(source, Member) else source
         where = source.tar if isinstance(source, Member) else sample.key
-        raise ValueError(f"{where}: neither JPEG nor PNG; set the clone's jpeg_quality to re-encode such images")
-    return kind, data
+        why = self.decode_problem(data) if self.check else None
+        if why:
+            log.warning("%s: cannot be decoded as an image (%s)", where, why)
+            self.undecodable.append({"file": where, "error": why, "key": sample.key, "wnid": sample.wnid})
+            return None
+        if self.transcode is not None:
+            return "jpg", self.transcode(data)
+        kind = image_format(data)
+        if kind is None:
+            raise ValueError(f"{where}: neither JPEG nor PNG; set the clone's jpeg_quality to re-encode such images")
+        return kind, data
+
+    @staticmethod
+    def decode_problem(data: bytes) -> str | None:
+        from imagenet_sd.images import undecodable  # torch: imported by the pack job, not by the planning
+
+        return undecodable(data)
+
+    def fail_if_undecodable(self, clone: str | None) -> None:
+        """Raise UndecodableImages naming every image left out (the clone fails on them unless it skips them)."""
+        if not self.undecodable:
+            return
+        shown = ", ".join(f"{u['file']} ({u['error']})" for u in self.undecodable[:10])
+        more = f" and {len(self.undecodable) - 10} more (each in the log)" if len(self.undecodable) > 10 else ""
+        setting = f"clones.{clone}.undecodable: skip" if clone else "the clone's undecodable: skip"
+        raise UndecodableImages(
+            f"{len(self.undecodable)} images cannot be decoded: {shown}{more}; replace or remove them, "
+            f"or set {setting} to pack the clone without them"
+        )
 
 
-def field_bytes(sample: Sample, field: str, reader: MemberReader) -> bytes:
-    value = sample.fields[field]
+def field_bytes(sample: Sample, name: str, reader: MemberReader) -> bytes:
+    value = sample.fields[name]
     return reader.read(value) if isinstance(value, Member) else value
 
 
-def write_shard(path: Path, samples: list[Sample], reader: MemberReader, transcode=None) -> dict:
+def write_shard(path: Path, samples: list[Sample], reader: MemberReader, images: Images) -> dict:
     """One shard, written under a temporary name and renamed: a killed job never leaves a complete-looking shard."""
+    count = 0
     with atomic_path(path) as tmp:
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
             for s in samples:
+                image = images.take(s, reader)
+                if image is None:
+                    continue
                 add_tar_member(tar, f"{s.key}.cls", str(s.label).encode())
-                kind, image = image_member(s, reader, transcode)
-                add_tar_member(tar, f"{s.key}.{kind}", image)
+                add_tar_member(tar, f"{s.key}.{image[0]}", image[1])
                 add_tar_member(tar, f"{s.key}.json", field_bytes(s, "json", reader))
+                count += 1
         digest = sha256_file(tmp)
         size = tmp.stat().st_size
-    return {"name": path.name, "count": len(samples), "bytes": size, "sha256": digest}
+    return {"name": path.name, "count": count, "bytes": size, "sha256": digest}
 
 
-def write_shards(samples: list[Sample], out_dir: str | os.PathLike, shard_size: int, transcode=None) -> list[dict]:
+def write_shards(samples: list[Sample], out_dir: str | os.PathLike, shard_size: int, images: Images) -> list[dict]:
     """Consecutive runs of `shard_size` samples -> shard-000000.tar, ...; returns one record per shard."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -185,19 +226,18 @@ def write_shards(samples: list[Sample], out_dir: str | os.PathLike, shard_size: 
     progress = Progress("pack train shards", len(samples), logger=log)
     try:
         for number, start in enumerate(range(0, len(samples), shard_size)):
-            record = write_shard(
-                out_dir / SHARD_PATTERN.format(number), samples[start : start + shard_size], reader, transcode
-            )
+            batch = samples[start : start + shard_size]
+            record = write_shard(out_dir / SHARD_PATTERN.format(number), batch, reader, images)
             log.info("wrote %s: %d images, %.1f MB", record["name"], record["count"], record["bytes"] / 1e6)
             records.append(record)
-            progress.update(record["count"])
+            progress.update(len(batch))
     finally:
         reader.close()
     progress.finish()
     return records
 
 
-def write_image_folder(samples: list[Sample], out_dir: str | os.PathLike, transcode=None) -> None:
+def write_image_folder(samples: list[Sample], out_dir: str | os.PathLike, images: Images) -> None:
     """ImageFolder layout, as ImageNet val: <out_dir>/<wnid>/<key>.jpg (or .png; only the images, labels are
     the folders)."""
     out_dir = Path(out_dir)
@@ -206,17 +246,14 @@ def write_image_folder(samples: list[Sample], out_dir: str | os.PathLike, transc
     progress = Progress("pack held-out images", len(samples), logger=log)
     try:
         for s in samples:
-            folder = out_dir / s.wnid
-            folder.mkdir(exist_ok=True)
-            kind, image = image_member(s, reader, transcode)
-            (folder / f"{s.key}.{kind}").write_bytes(image)
+            image = images.take(s, reader)
+            if image is not None:
+                folder = out_dir / s.wnid
+                folder.mkdir(exist_ok=True)
+                path = folder / f"{s.key}.{image[0]}"
+                with naming_full_disk(path):
+                    path.write_bytes(image[1])
             progress.update()
     finally:
         reader.close()
     progress.finish()
-
-
-def clear_dir(path: str | os.PathLike) -> None:
-    """Start a directory output from empty (Snakemake removes it before a job; a manual rerun may not)."""
-    shutil.rmtree(path, ignore_errors=True)
-    Path(path).mkdir(parents=True)

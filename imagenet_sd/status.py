@@ -7,6 +7,9 @@ training epoch and the evaluations done.
 
 A chunk counts as done when its stats JSON exists: the generate job writes it after renaming its tar into
 place, so a chunk still being written (a hidden `.<name>.*.partial` beside it) is counted as running.
+A chunk whose tar is missing (its record is there, or its clone was packed) or whose size differs from its
+record's (with `--verify`: its sha256 or image count) is listed with the command that regenerates it:
+Snakemake does not regenerate a missing or damaged chunk on its own while the outputs made from it exist.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pathlib import Path
 
 import yaml
 
+from imagenet_sd import paths
+from imagenet_sd.chunk_check import DamagedChunk, scan_chunk, size_problem, stats_path
 from imagenet_sd.plan import build_plan
 from imagenet_sd.progress import duration
 
@@ -41,6 +46,20 @@ class CloneStatus:
     window_seconds: float = 0.0
     images_per_second: float | None = None
     eta_seconds: float | None = None
+    damaged: list[dict] = field(default_factory=list)  # chunks missing or unlike their record, see chunk_problem
+
+
+@dataclass
+class Damage:
+    chunk: str
+    problem: str
+    command: str  # regenerates that chunk alone
+    message: str
+
+
+def damage(tar: Path, problem: str, configfiles: list[str] | None) -> Damage:
+    error = DamagedChunk(tar, problem, configfiles)
+    return Damage(str(tar), problem, error.command, str(error))
 
 
 @dataclass
@@ -71,24 +90,46 @@ def chunk_running(tar: Path) -> bool:
     return any(tar.parent.glob(f".{tar.name}.*.partial")) if tar.parent.is_dir() else False
 
 
-def clone_status(plan, clone: str, now: float) -> CloneStatus:
+def chunk_problem(tar: Path, packed: bool, verify: bool) -> str | None:
+    """What is wrong with a chunk: `missing` (its stats record is there, or its clone was packed, yet the tar
+    is not), a size (or with `verify`, a sha256 or an image count) other than its record's; None when it is
+    fine or not generated yet."""
+    if not tar.is_file():
+        return "missing" if packed or stats_path(tar).is_file() else None
+    if not stats_path(tar).is_file():
+        return None  # being written, or its job died before the record: Snakemake reruns that job itself
+    if not verify:
+        return size_problem(tar)
+    try:
+        scan_chunk(tar)
+    except DamagedChunk as error:
+        return error.problem
+    return None
+
+
+def clone_status(plan, clone: str, now: float, verify: bool = False, configfiles: list[str] | None = None):
     status = CloneStatus(clone, chunks_total=0)
+    packed = Path(paths.SHARD_INDEX.format(clone=clone)).is_file()
     recent_starts = []
     for split in ("train", "heldout"):
         for tar in map(Path, plan.clone_chunks(clone, split)):
             start, stop = (int(x) for x in tar.stem.split("-"))
             status.chunks_total += 1
             status.images_total += stop - start
-            stats_path = tar.with_suffix(".json")
-            if not stats_path.is_file():
+            problem = chunk_problem(tar, packed, verify)
+            if problem:
+                status.damaged.append(asdict(damage(tar, problem, configfiles)))
+                continue
+            stats_file = stats_path(tar)
+            if not stats_file.is_file():
                 status.chunks_running += chunk_running(tar)
                 continue
-            stats = json.loads(stats_path.read_text())
+            stats = json.loads(stats_file.read_text())
             status.chunks_done += 1
             status.images_done += stats["images"]
             status.regenerated += stats.get("regenerated", 0)
             status.unresolved += stats.get("unresolved", 0)
-            finished = stats_path.stat().st_mtime
+            finished = stats_file.stat().st_mtime
             if now - finished <= WINDOW:
                 status.images_last_window += stats["images"]
                 recent_starts.append(finished - stats["seconds"]["total"])
@@ -134,11 +175,12 @@ def run_status(config: dict, run: str) -> RunStatus:
     return status
 
 
-def collect(config: dict, now: float | None = None) -> dict:
+def collect(config: dict, now: float | None = None, verify: bool = False, configfiles: list[str] | None = None):
+    """Clones and runs; `verify` hashes every chunk (reads them all), else chunks are checked by size."""
     plan = build_plan(config, check_wnids=False)
     now = time.time() if now is None else now
     return {
-        "clones": [asdict(clone_status(plan, name, now)) for name in plan.clones],
+        "clones": [asdict(clone_status(plan, name, now, verify, configfiles)) for name in plan.clones],
         "runs": [asdict(run_status(config, name)) for name in config.get("runs", {})],
     }
 
@@ -162,6 +204,18 @@ def format_clone(s: dict) -> str:
     )
 
 
+def format_damage(s: dict, shown: int = 10) -> list[str]:
+    """The clone's chunks that are missing or unlike their record, each with the command that regenerates it."""
+    damaged = s["damaged"]
+    if not damaged:
+        return []
+    lines = [f"  {len(damaged)} chunks of clone {s['clone']} are missing or do not match their stats record:"]
+    lines += [f"  {d['message']}" for d in damaged[:shown]]
+    if len(damaged) > shown:
+        lines.append(f"  ... and {len(damaged) - shown} more (--json lists them all)")
+    return lines
+
+
 def format_run(s: dict) -> str:
     if s["trained"]:
         training = "trained"
@@ -179,16 +233,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configfile", default="config.yaml", help="the config the run uses (default: config.yaml)")
     parser.add_argument("--directory", "-d", default=".", help="the workflow's working directory (default: .)")
     parser.add_argument("--json", action="store_true", help="print the counts as JSON")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every chunk's sha256 and image count against its stats record (reads every chunk; "
+        "without it a chunk is checked by its size)",
+    )
     args = parser.parse_args(argv)
     configfile = Path(args.configfile).resolve()
     os.chdir(args.directory)
-    report = collect(load_config(configfile))
+    report = collect(load_config(configfile), verify=args.verify, configfiles=[str(configfile)])
     if args.json:
         json.dump(report, sys.stdout, indent=1)
         print()
         return 0
     for clone in report["clones"]:
-        print(format_clone(clone))
+        for line in [format_clone(clone), *format_damage(clone)]:
+            print(line)
     for run in report["runs"]:
         print(format_run(run))
     return 0

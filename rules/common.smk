@@ -9,6 +9,7 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from imagenet_sd import paths, protocols
+from imagenet_sd.chunk_check import CONFIGFILES_ENV, DamagedChunk, size_problem
 from imagenet_sd.config import ConfigError, schema_defaults
 from imagenet_sd.paths import hub_folder, hub_model_id
 from imagenet_sd.plan import build_plan, recipe_dependencies
@@ -24,6 +25,8 @@ from imagenet_sd import quality_plan as QP
 BUILT_DATASETS = {"resources/datasets/sklearn-digits"}  # real image sets a local rule writes (no download)
 
 export_pythonpath(workflow.basedir)  # scripts run in child processes, locally and inside SLURM jobs
+# The configs of this run, for the command a job prints to regenerate a damaged chunk (imagenet_sd.chunk_check).
+os.environ[CONFIGFILES_ENV] = os.pathsep.join(map(str, workflow.overwrite_configfiles))
 export_cache_dirs()  # no library cache in /tmp
 validate(config, os.path.join(workflow.basedir, "schemas/config.schema.yaml"))
 try:
@@ -170,10 +173,22 @@ def run_classes(wildcards):
     return [e.wnid for e in PLAN.clones[run_clone(wildcards)].classes]
 
 
+def checked_chunks(chunks):
+    """Chunk tars a job reads, each compared with its stats record now, while Snakemake plans: a truncated or
+    overwritten chunk stops the run here, naming it and the command that regenerates it, before Snakemake
+    removes the outputs of the job that would read it (it removes them before starting a job). A stat and a
+    small JSON per chunk; the job itself checks each chunk's sha256 as it reads it (imagenet_sd.chunk_check)."""
+    for tar in chunks:
+        problem = size_problem(tar)
+        if problem:
+            raise WorkflowError(str(DamagedChunk(tar, problem)))
+    return chunks
+
+
 def clone_inputs(wildcards):
     inputs = {
-        "train": PLAN.clone_chunks(wildcards.clone, "train"),
-        "heldout": PLAN.clone_chunks(wildcards.clone, "heldout"),
+        "train": checked_chunks(PLAN.clone_chunks(wildcards.clone, "train")),
+        "heldout": checked_chunks(PLAN.clone_chunks(wildcards.clone, "heldout")),
     }
     if PLAN.clones[wildcards.clone].curation:
         inputs["embeddings"] = [path for _, path in curation_embeddings(wildcards).items()]
@@ -418,7 +433,7 @@ def sheet_inputs(wildcards):
     sample = sheet_classes(wildcards.clone)
     c = PLAN.clones[wildcards.clone]
     return {
-        "chunks": [first_chunk(wildcards.clone, e) for _, e in sample],
+        "chunks": checked_chunks([first_chunk(wildcards.clone, e) for _, e in sample]),
         "prompts": [paths.PROMPTS.format(recipe_key=c.recipe_key, ckey=e.key) for _, e in sample],
     }
 
@@ -449,7 +464,7 @@ def comparison_groups():
 
 def comparison_inputs(wildcards):
     clones = comparison_groups()[wildcards.class_set]
-    return [first_chunk(clone, e) for clone in clones for _, e in sheet_classes(clone)]
+    return checked_chunks([first_chunk(clone, e) for clone in clones for _, e in sheet_classes(clone)])
 
 
 def comparison_params(wildcards):

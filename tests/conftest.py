@@ -5,9 +5,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import resource
 import shutil
+import signal
 import subprocess
 import sys
+import tarfile
 from collections import Counter
 from pathlib import Path
 
@@ -198,6 +201,67 @@ def load_script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def record_chunk(tar: Path) -> Path:
+    """The stats record the generate job writes beside a chunk tar (the fields pack checks), for chunk tars
+    that tests write themselves."""
+    from imagenet_sd.chunk_check import stats_path, tar_record
+    from imagenet_sd.runtime import write_json
+
+    with tarfile.open(tar) as archive:
+        images = sum(name.endswith(".jpg") for name in archive.getnames())
+    write_json(stats_path(tar), {"images": images, **tar_record(tar)})
+    return tar
+
+
+class SmallDisk:
+    """A folder where writes fail for lack of room past `size` bytes, for code run by `run` in a child process.
+
+    As root (here and in CI) it is a real tmpfs of that size: writes fail with ENOSPC, as on a full disk.
+    Where mounting is not allowed, the child runs under a file size limit (RLIMIT_FSIZE) instead: writes of
+    a file past `size` fail with EFBIG. `reason` is what the error message must say in each case."""
+
+    def __init__(self, folder: Path, size: int):
+        self.folder, self.size = folder, size
+        folder.mkdir(parents=True, exist_ok=True)
+        mount = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]
+        self.mounted = os.geteuid() == 0 and subprocess.run(mount, capture_output=True).returncode == 0
+        self.limited = not self.mounted
+        self.reason = "the disk is full" if self.mounted else "the file size limit is reached"
+
+    def _limit(self):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills the writer instead of failing it
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.size, self.size))
+
+    def run(self, code: str, *args: str) -> subprocess.CompletedProcess:
+        """Python `code` (with sys.argv[1:] = args) in a child process that sees the small disk."""
+        return subprocess.run(
+            [sys.executable, "-c", code, *args],
+            env=dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1"),
+            preexec_fn=self._limit if self.limited else None,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def grow(self) -> None:
+        """Room again (the user freed space): the next `run` writes everything."""
+        if self.mounted:
+            subprocess.run(["mount", "-o", "remount,size=64m", str(self.folder)], check=True)
+        self.limited = False
+
+    def unmount(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", str(self.folder)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A SmallDisk of 16 KiB at tmp_path/disk, unmounted after the test."""
+    disk = SmallDisk(tmp_path / "disk", 16 * 1024)
+    yield disk
+    disk.unmount()
 
 
 def pack_clone(out: Path, *, classes, images_per_class, shard_size, train_tars=(), heldout_tars=(), seed=0, **extra):

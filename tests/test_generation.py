@@ -298,3 +298,29 @@ def test_flop_count_of_sd14_matches_the_papers_arithmetic(clip_tokenizer_dir):
     flops = flops_per_image(pipe, {"height": 512, "width": 512, "steps": 50, "guidance_scale": 7.5})
     assert flops["unet_forward"] == pytest.approx(0.80e12, rel=0.02)
     assert flops["total"] == pytest.approx(83e12, rel=0.02)
+
+
+FULL_DISK_JOB = """
+import json, sys
+from imagenet_sd.generation import run_generate
+from imagenet_sd.runtime import DiskFull, one_line_errors, setup_logging
+setup_logging(None)
+with one_line_errors(DiskFull):  # as the generate rule's script runs it
+    run_generate(**json.loads(sys.argv[1]))
+"""
+
+
+def test_a_full_disk_fails_the_job_naming_the_chunk_and_leaves_no_partial_file(
+    chunk_b4, tiny_pipeline_dir, prompt_file, small_disk
+):
+    kwargs = job_arguments(small_disk.folder, tiny_pipeline_dir, prompt_file, start=0, stop=4)
+    tar = Path(kwargs["tar_path"])
+    assert chunk_b4[0].stat().st_size > small_disk.size  # the chunk does not fit
+    job = small_disk.run(FULL_DISK_JOB, json.dumps(kwargs))
+    assert job.returncode == 1 and "Traceback" not in job.stderr
+    message = job.stderr.strip().splitlines()[-1]
+    assert f"ERROR imagenet_sd: cannot write {tar}: " in message and small_disk.reason in message
+    assert list(small_disk.folder.iterdir()) == []  # no tar, no stats, no partial file
+    small_disk.grow()  # space freed: the same job writes the chunk a run with room writes
+    assert small_disk.run(FULL_DISK_JOB, json.dumps(kwargs)).returncode == 0
+    assert tar.read_bytes() == chunk_b4[0].read_bytes()

@@ -2,17 +2,22 @@
 
 import io
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import webdataset as wds
 from conftest import pack_clone
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
+from imagenet_sd.evaluation import image_folder
+from imagenet_sd.loader import decode_samples
 from imagenet_sd.plan import ConfigError, build_plan
 from imagenet_sd.realdata import DIGIT_WNIDS, check_folder, choose, write_digits
+from imagenet_sd.shards import UndecodableImages
 
 CLASSES = ["n01558993", "n02123045", "n02701002"]
 
@@ -129,3 +134,117 @@ def test_sklearn_digits_as_an_image_folder(tmp_path):
     image, _ = folder[0]
     assert image.size == (8, 8)
     assert len(folder) == 1797
+
+
+# ---- files that are not what their names say, and files that are not images ------------------------
+def photo(height=20, width=30, seed=0) -> np.ndarray:
+    """Smooth colour gradients plus noise: survives JPEG like a photo, and no two rows or columns alike."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (width + height)], axis=-1)
+    return np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+
+
+def plant_real_kinds(folder: Path) -> dict[str, np.ndarray]:
+    """One file of each kind real train sets hold, named as ImageNet names its files (`.JPEG`), and the RGB
+    pixels (height, width, 3) each must decode to, found without the workflow's decoder."""
+    folder.mkdir(parents=True)
+    pixels = photo()
+    gray16 = (pixels[..., 0].astype(np.uint16) * 257 + 100).astype(np.uint16)  # the high byte is the 8-bit value
+    exif = Image.new("RGB", (1, 1)).getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees to display; the pixels are stored sideways
+    files = {
+        "rgb.JPEG": (Image.fromarray(pixels), {"format": "JPEG", "quality": 90}),
+        "png_named_jpeg.JPEG": (Image.fromarray(pixels), {"format": "PNG"}),
+        "cmyk.JPEG": (Image.fromarray(pixels).convert("CMYK"), {"format": "JPEG", "quality": 90}),
+        "grayscale.JPEG": (Image.fromarray(pixels).convert("L"), {"format": "JPEG", "quality": 90}),
+        "gray16.JPEG": (Image.fromarray(gray16), {"format": "PNG"}),
+        "exif_rotated.JPEG": (Image.fromarray(pixels), {"format": "JPEG", "quality": 90, "exif": exif}),
+    }
+    expected = {}
+    for name, (image, options) in files.items():
+        image.save(folder / name, **options)
+        with Image.open(folder / name) as saved:  # PIL's own decoding, as torchvision's ImageFolder reads files
+            expected[name] = np.asarray(saved.convert("RGB"))
+    expected["gray16.JPEG"] = np.repeat((gray16 >> 8).astype(np.uint8)[..., None], 3, axis=-1)
+    assert Image.open(folder / "gray16.JPEG").mode == "I;16" and Image.open(folder / "cmyk.JPEG").mode == "CMYK"
+    return expected
+
+
+def test_real_files_of_every_kind_decode_to_the_same_rgb_in_pack_loader_and_evaluation(tmp_path):
+    expected = plant_real_kinds(tmp_path / "images" / CLASSES[0])
+    for wnid in CLASSES[1:]:
+        shutil.copytree(tmp_path / "images" / CLASSES[0], tmp_path / "images" / wnid)
+    out = pack(tmp_path, tmp_path / "images", images_per_class=None, heldout_per_class=0)
+    trained = {}
+    for sample in wds.WebDataset(sorted(str(p) for p in (out / "train").glob("*.tar")), shardshuffle=False):
+        images, sizes, _ = decode_samples([sample])  # the training loader's decoding
+        trained[json.loads(sample["json"])["source"]] = images[0].permute(1, 2, 0).numpy()
+        assert ("png" in sample) == Path(json.loads(sample["json"])["source"]).stem.startswith(("png", "gray16"))
+    evaluated, _ = image_folder(tmp_path / "images", CLASSES, transform=None)  # every evaluation's decoding
+    assert len(trained) == len(evaluated) == len(CLASSES) * len(expected)
+    for path, label in evaluated.samples:
+        source = str(Path(path).relative_to(tmp_path / "images"))
+        want = expected[Path(path).name]
+        assert np.array_equal(trained[source], want), source
+        assert np.array_equal(np.asarray(evaluated.loader(path)), want), source
+        assert CLASSES[label] == Path(path).parent.name
+
+    reencoded = pack(
+        tmp_path, tmp_path / "images", out="reencoded", images_per_class=None, heldout_per_class=0, jpeg_quality=95
+    )
+    for sample in wds.WebDataset(sorted(str(p) for p in (reencoded / "train").glob("*.tar")), shardshuffle=False):
+        want = expected[Path(json.loads(sample["json"])["source"]).name]
+        got = np.asarray(Image.open(io.BytesIO(sample["jpg"])).convert("RGB"))
+        assert got.shape == want.shape and np.abs(got.astype(int) - want).mean() < 12  # JPEG loss, not clipping
+
+
+def plant_undecodable(folder: Path) -> list[Path]:
+    """Files named like images that are not: random bytes, and a JPEG cut short."""
+    rng = np.random.default_rng(1)
+    bad = [folder / "random_a.JPEG", folder / "random_b.JPEG", folder / "cut_short.JPEG"]
+    bad[0].write_bytes(rng.bytes(3000))
+    bad[1].write_bytes(rng.bytes(500))
+    whole = io.BytesIO()
+    Image.fromarray(photo(64, 64)).save(whole, format="JPEG", quality=90)
+    bad[2].write_bytes(whole.getvalue()[: len(whole.getvalue()) // 2])
+    return bad
+
+
+def test_undecodable_files_fail_the_pack_naming_each_or_are_skipped_and_counted(tmp_path):
+    folder = real_folder(tmp_path / "images")
+    done = pack(tmp_path, folder, images_per_class=None, heldout_per_class=2)  # a pack that succeeded
+    before = {p: p.read_bytes() for p in done.rglob("*") if p.is_file()}
+    bad = plant_undecodable(folder / CLASSES[1])
+    with pytest.raises(UndecodableImages) as failure:
+        pack_clone(
+            done,
+            classes=CLASSES,
+            images_per_class=None,
+            shard_size=4,
+            heldout_per_class=2,
+            source={"path": str(folder)},
+            clone="real",
+        )
+    message = str(failure.value)
+    assert message.startswith("3 images cannot be decoded: ") and "clones.real.undecodable: skip" in message
+    assert all(str(path) in message for path in bad)
+    assert "cannot identify image file" in message and "truncated" in message
+    assert {p: p.read_bytes() for p in done.rglob("*") if p.is_file()} == before  # nothing replaced
+    assert not list(done.glob(".*partial"))
+
+    skipped = pack(tmp_path, folder, out="skipped", images_per_class=None, heldout_per_class=2, undecodable="skip")
+    index = json.loads((skipped / "train.json").read_text())
+    assert sorted(u["file"] for u in index["undecodable"]) == sorted(map(str, bad))
+    per_class = {w: index["counts_per_class"][w] + index["heldout"]["counts_per_class"][w] for w in CLASSES}
+    assert per_class == {CLASSES[0]: 7, CLASSES[1]: 7, CLASSES[2]: 7}  # the 3 planted files left out
+    samples = list(wds.WebDataset(sorted(str(p) for p in (skipped / "train").glob("*.tar")), shardshuffle=False))
+    assert len(samples) == index["count"] == sum(s["count"] for s in index["shards"])
+    assert not {json.loads(s["json"])["source"] for s in samples} & {str(p.relative_to(folder)) for p in bad}
+
+    for path in bad:  # what the message asks for: the files removed, the pack gives the undamaged clone's shards
+        path.unlink()
+    again = pack(tmp_path, folder, out="again", images_per_class=None, heldout_per_class=2)
+    assert [p.read_bytes() for p in sorted((again / "train").iterdir())] == [
+        data for p, data in sorted(before.items()) if p.parent == done / "train"
+    ]

@@ -18,6 +18,7 @@ from conftest import REPO, copy_workflow, demo_config, planned_jobs, run_snakema
 from PIL import Image
 
 from imagenet_sd import contact_sheets as cs
+from imagenet_sd.chunk_check import DamagedChunk
 from imagenet_sd.plots import training_curves
 from imagenet_sd.report import generation_tables, table_page
 from imagenet_sd.runtime import add_tar_member
@@ -67,7 +68,7 @@ def test_sheet_reads_only_the_first_images_and_fits_its_budget(tmp_path):
         "prompt 2 of n01440764",
     ]
     assert [t.failed for t in tiles] == [False, True, False] and tiles[0].image.size == (48, 48)
-    with pytest.raises(tarfile.ReadError):  # the cut is real
+    with pytest.raises(DamagedChunk, match=f"{chunks['n01440764']}: not a readable tar"):  # the cut is real
         cs.read_tiles(chunks["n01440764"], 99, 48)
 
     labels = {w: f"{i}. class {w}" for i, w in enumerate(chunks)}

@@ -2,6 +2,7 @@
 
 import io
 import json
+import shutil
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -9,10 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 import webdataset as wds
-from conftest import pack_clone
+from conftest import pack_clone, record_chunk
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
+from imagenet_sd.chunk_check import DamagedChunk, stats_path
 from imagenet_sd.runtime import sha256_file
 from imagenet_sd.shards import index_chunks, shuffle_across_classes
 
@@ -42,7 +44,7 @@ def make_chunk(path: Path, wnid: str, split: str, start: int, stop: int, size=16
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
-    return path
+    return record_chunk(path)
 
 
 def make_clone(root: Path, classes, train_per_class, heldout_per_class, chunk=4, size=16):
@@ -176,3 +178,101 @@ def test_heldout_count_is_checked_when_given(clone, tmp_path):
             shard_size=5,
             heldout_per_class=3,
         )
+
+
+# ---- damaged chunks: each is checked against its stats record while it is indexed ---------------------
+def damaged_copy(tars, tmp_path, damage) -> dict:
+    """A copy of the clone's chunks (tars and records) with `damage(tar)` done to the first train chunk."""
+    copies = {}
+    for split, paths in tars.items():
+        copies[split] = []
+        for tar in paths:
+            copy = tmp_path / "chunks" / tar.relative_to(tar.parents[2])
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(tar.read_bytes())
+            stats_path(copy).write_bytes(stats_path(tar).read_bytes())
+            copies[split].append(copy)
+    damage(copies["train"][0])
+    return copies
+
+
+def truncate(tar: Path):
+    tar.write_bytes(tar.read_bytes()[:1536])  # an interrupted copy: the first image's header and some data
+
+
+def flip_a_byte(tar: Path):
+    data = bytearray(tar.read_bytes())
+    data[700] ^= 0xFF  # inside the first image's bytes: same size, other pixels
+    tar.write_bytes(bytes(data))
+
+
+def miscount(tar: Path):
+    record = json.loads(stats_path(tar).read_text())
+    stats_path(tar).write_text(json.dumps({**record, "images": record["images"] + 1}))
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (truncate, "1,536 bytes where its stats record says"),
+        (flip_a_byte, "its sha256 differs from its stats record's"),
+        (miscount, "4 images where its stats record says 5"),
+        (lambda tar: stats_path(tar).unlink(), "no stats record"),
+    ],
+)
+def test_a_damaged_chunk_fails_the_pack_naming_it_and_the_command_and_keeps_the_outputs(
+    clone, tmp_path, damage, problem
+):
+    _, tars, out = clone
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    repacked = Path(shutil.copytree(out, tmp_path / "clone"))  # a pack that already succeeded
+    damaged = damaged_copy(tars, tmp_path, damage)
+    with pytest.raises(DamagedChunk) as failure:
+        pack(tmp_path, damaged)
+    message = str(failure.value)
+    assert message.startswith(f"{damaged['train'][0]}: ") and problem in message and "\n" not in message
+    assert f"`snakemake --cores 1 --force {damaged['train'][0]}`" in message
+    assert {p.relative_to(repacked): p.read_bytes() for p in repacked.rglob("*") if p.is_file()} == before
+
+
+def test_chunks_are_indexed_in_one_streaming_pass_at_their_members_offsets(clone):
+    _, tars, _ = clone
+    for sample in index_chunks(tars["train"], CLASSES):
+        member = sample.fields["jpg"]
+        with tarfile.open(member.tar) as tar:  # random access: where tarfile itself finds the member
+            info = tar.getmember(f"{sample.key}.jpg")
+        assert (member.offset, member.size) == (info.offset_data, info.size)
+
+
+FULL_DISK_PACK = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])  # the tests folder: conftest's pack_clone
+from conftest import pack_clone
+from imagenet_sd.runtime import DiskFull, one_line_errors, setup_logging
+setup_logging(None)
+arguments = json.loads(sys.argv[1])
+with one_line_errors(DiskFull):  # as the pack rule's script runs it
+    pack_clone(Path(arguments.pop("out")), **arguments)
+"""
+
+
+def test_a_full_disk_fails_the_pack_naming_the_output_and_leaves_nothing_partial(clone, small_disk):
+    _, tars, out = clone
+    arguments = {
+        "out": str(small_disk.folder / "clone"),
+        "train_tars": [str(t) for t in tars["train"]],
+        "heldout_tars": [str(t) for t in tars["heldout"]],
+        "classes": CLASSES,
+        "images_per_class": 6,
+        "shard_size": 5,
+    }
+    job = small_disk.run(FULL_DISK_PACK, json.dumps(arguments), str(ROOT / "tests"))
+    message = job.stderr.strip().splitlines()[-1]
+    assert job.returncode == 1 and "Traceback" not in job.stderr
+    assert f"ERROR imagenet_sd: cannot write {small_disk.folder / 'clone'}" in message and small_disk.reason in message
+    assert [p for p in small_disk.folder.rglob("*") if p.is_file()] == []  # no shard, image or index left
+    small_disk.grow()  # space freed: the same pack writes what a pack with room writes
+    assert small_disk.run(FULL_DISK_PACK, json.dumps(arguments), str(ROOT / "tests")).returncode == 0
+    shards = sorted((small_disk.folder / "clone" / "train").iterdir())
+    assert [p.read_bytes() for p in shards] == [p.read_bytes() for p in sorted((out / "train").iterdir())]

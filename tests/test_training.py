@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import load_script, pack_clone
+from conftest import load_script, pack_clone, record_chunk
 from PIL import Image
 from torchvision import transforms as TV
 from torchvision.transforms import RandomResizedCrop as T_RRC
@@ -77,7 +77,7 @@ def chunk_tar(path: Path, wnid: str, n: int) -> Path:
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
-    return path
+    return record_chunk(path)
 
 
 @pytest.fixture(scope="module")
@@ -353,7 +353,7 @@ def colour_chunk(path: Path, wnid: str, n: int, seed: int) -> Path:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    return path
+    return record_chunk(path)
 
 
 # Checked for margin: seeds 0-11 x job threads 1 and 2, and seeds 0-5 with 4 threads, all score 30/30 with

@@ -2,10 +2,11 @@
 
 import logging
 
+from imagenet_sd.chunk_check import DamagedChunk
 from imagenet_sd.contact_sheets import comparison_sheet, contact_sheet
 from imagenet_sd.prompts import load_prompt_file
 from imagenet_sd.report import class_label
-from imagenet_sd.runtime import setup_logging
+from imagenet_sd.runtime import one_line_errors, setup_logging
 
 log = logging.getLogger("imagenet_sd.report")
 
@@ -46,4 +47,5 @@ def main(*, sheet: dict, settings: dict, output: str) -> int:
 
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])
-    main(sheet=snakemake.params.sheet, settings=dict(snakemake.params.settings), output=snakemake.output[0])
+    with one_line_errors(DamagedChunk):
+        main(sheet=snakemake.params.sheet, settings=dict(snakemake.params.settings), output=snakemake.output[0])

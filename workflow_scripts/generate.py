@@ -12,20 +12,21 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from imagenet_sd.generation import RUNTIME_KEYS, run_generate  # noqa: E402
-from imagenet_sd.runtime import setup_logging  # noqa: E402
+from imagenet_sd.runtime import DiskFull, one_line_errors, setup_logging  # noqa: E402
 
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])
     entry = snakemake.config["generators"][snakemake.params.generator]
-    run_generate(
-        prompt_file=snakemake.input.prompts,
-        model_dir=snakemake.params.model_dir,
-        tar_path=snakemake.output.tar,
-        stats_path=snakemake.output.stats,
-        generator=snakemake.params.generator,
-        settings=dict(snakemake.params.settings),
-        runtime={k: entry[k] for k in RUNTIME_KEYS},
-        split=snakemake.wildcards.split,
-        start=int(snakemake.wildcards.start),
-        stop=int(snakemake.wildcards.stop),
-    )
+    with one_line_errors(DiskFull):
+        run_generate(
+            prompt_file=snakemake.input.prompts,
+            model_dir=snakemake.params.model_dir,
+            tar_path=snakemake.output.tar,
+            stats_path=snakemake.output.stats,
+            generator=snakemake.params.generator,
+            settings=dict(snakemake.params.settings),
+            runtime={k: entry[k] for k in RUNTIME_KEYS},
+            split=snakemake.wildcards.split,
+            start=int(snakemake.wildcards.start),
+            stop=int(snakemake.wildcards.stop),
+        )
