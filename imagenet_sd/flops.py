@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from imagenet_sd import guidance
+
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
 
@@ -78,9 +80,10 @@ def flops_per_image(pipe: DiffusionPipeline, settings: dict) -> dict | None:
     except Exception as error:  # noqa: BLE001 - an estimate must never fail a job
         log.warning("no FLOP estimate for %s: %s", type(pipe).__name__, error)
         return None
-    passes = 2 if settings["guidance_scale"] > 1 else 1  # classifier-free guidance: conditional + unconditional
+    # Classifier-free guidance: conditional + unconditional passes (a mixture's mean over its scales).
+    passes = guidance.mean_passes(settings)
     steps = settings["steps"]
-    total = passes * (steps * unet + text_flops) + vae_flops
+    total = round(passes * (steps * unet + text_flops) + vae_flops)
     return {
         "unet_forward": unet,
         "vae_decode": vae_flops,

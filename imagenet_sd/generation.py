@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from imagenet_sd import guidance
 from imagenet_sd.chunks import ChunkIdentity, ChunkWriter, ImageTask, Rendered
 from imagenet_sd.flops import device_report, efficiency, flops_per_image
 from imagenet_sd.progress import Progress
@@ -79,7 +80,7 @@ class PromptEncoder:
         from diffusers import StableDiffusionPipeline
 
         self.pipe, self.negative = pipe, settings.get("negative_prompt") or None
-        self.guided = settings["guidance_scale"] > 1
+        self.guided = guidance.guided(settings)
         self.cached = cache and isinstance(pipe, StableDiffusionPipeline)
         self.embeddings: dict[str, torch.Tensor] = {}
 
@@ -99,6 +100,14 @@ class PromptEncoder:
         return kwargs
 
 
+def by_scale(tasks: list[ImageTask], settings: dict) -> dict[float, list[int]]:
+    """Positions of a batch's images per guidance scale, in first-seen order (one group without a mixture)."""
+    groups: dict[float, list[int]] = {}
+    for i, t in enumerate(tasks):
+        groups.setdefault(settings["guidance_scale"] if t.guidance is None else t.guidance, []).append(i)
+    return groups
+
+
 def render(
     pipe: DiffusionPipeline,
     tasks: list[ImageTask],
@@ -107,12 +116,32 @@ def render(
     prompts: PromptEncoder | None = None,
 ) -> torch.Tensor:
     """Images in [0, 1], shape (B, 3, H, W), still on the pipeline's device. `prompts` keeps the text
-    embeddings between calls (a job passes its own); without it they are encoded for this batch alone."""
+    embeddings between calls (a job passes its own); without it they are encoded for this batch alone.
+    A pipeline call takes one guidance scale: a batch mixing scales is rendered one call per scale, each
+    image from its own noise, so its pixels are those of any other batching."""
     prompts = prompts or PromptEncoder(pipe, settings)
+    groups = by_scale(tasks, settings)
+    parts = [
+        render_call(pipe, [tasks[i] for i in group], scale, settings, clock, prompts) for scale, group in groups.items()
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    order = [i for group in groups.values() for i in group]
+    return torch.cat(parts)[torch.tensor(order).argsort().to(parts[0].device)]
+
+
+def render_call(
+    pipe: DiffusionPipeline,
+    tasks: list[ImageTask],
+    scale: float,
+    settings: dict,
+    clock: DenoiseClock,
+    prompts: PromptEncoder,
+) -> torch.Tensor:
     return pipe(
         **prompts([t.prompt for t in tasks]),
         num_inference_steps=settings["steps"],
-        guidance_scale=settings["guidance_scale"],
+        guidance_scale=scale,
         height=settings["height"],
         width=settings["width"],
         generator=noise_generators(tasks),
