@@ -17,7 +17,7 @@ def scales(settings: dict) -> tuple[float, ...]:
 
 
 def is_mixture(settings: dict) -> bool:
-    return isinstance(settings["guidance_scale"], (list, tuple))
+    return isinstance(settings.get("guidance_scale"), (list, tuple))
 
 
 def guided(settings: dict) -> bool:
