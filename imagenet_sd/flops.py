@@ -36,15 +36,31 @@ PEAK_TFLOPS = (
 
 
 def denoiser_flops(net: torch.nn.Module, latent: torch.Tensor, text_len: int) -> int | None:
-    """FLOPs of one denoiser forward for one image, counted on the meta device (no memory, no compute)."""
+    """FLOPs of one denoiser forward for one image, counted on the meta device (no memory, no compute).
+    SDXL's UNet gets its extra conditioning (pooled text embedding + 6 size/crop numbers) at its own sizes."""
     from diffusers import UNet2DConditionModel
 
     net = getattr(net, "_orig_mod", net)
-    if not isinstance(net, UNet2DConditionModel) or net.config.addition_embed_type is not None:
-        return None  # SDXL-style extra conditioning or a transformer denoiser: no estimate
+    if not isinstance(net, UNet2DConditionModel) or net.config.addition_embed_type not in (None, "text_time"):
+        return None  # a transformer denoiser or another extra conditioning: no estimate
     meta = on_meta(lambda: type(net).from_config(net.config))
     context = torch.empty(1, text_len, net.config.cross_attention_dim, device="meta")
-    return count_flops(lambda: meta(latent, 10, context))
+    extra = {}
+    if net.config.addition_embed_type == "text_time":
+        pooled = net.config.projection_class_embeddings_input_dim - 6 * net.config.addition_time_embed_dim
+        extra = {"text_embeds": torch.empty(1, pooled, device="meta"), "time_ids": torch.empty(1, 6, device="meta")}
+    return count_flops(lambda: meta(latent, 10, context, added_cond_kwargs=extra or None))
+
+
+def text_encoder_flops(pipe: DiffusionPipeline, text_len: int) -> int:
+    """Every text encoder of the pipeline (SDXL has two) on one prompt."""
+    total = 0
+    for name in ("text_encoder", "text_encoder_2"):
+        encoder = getattr(pipe, name, None)
+        if encoder is not None:
+            meta = on_meta(lambda encoder=encoder: type(encoder)(encoder.config))
+            total += count_flops(lambda meta=meta: meta(torch.zeros(1, text_len, dtype=torch.long, device="meta")))
+    return total
 
 
 def on_meta(build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
@@ -63,7 +79,8 @@ def count_flops(fn: Callable[[], object]) -> int:
 
 
 def flops_per_image(pipe: DiffusionPipeline, settings: dict) -> dict | None:
-    """UNet, VAE-decoder and text-encoder FLOPs of one image at the generator's resolution, steps and guidance."""
+    """UNet, VAE-decoder and text-encoder FLOPs of one image at the generator's resolution, steps and guidance
+    (Stable Diffusion 1.x/2.x and SDXL; None for other denoisers)."""
     try:
         factor = pipe.vae_scale_factor
         text_len = pipe.tokenizer.model_max_length
@@ -74,9 +91,8 @@ def flops_per_image(pipe: DiffusionPipeline, settings: dict) -> dict | None:
         if unet is None:
             return None
         vae = on_meta(lambda: type(pipe.vae).from_config(pipe.vae.config))
-        text = on_meta(lambda: type(pipe.text_encoder)(pipe.text_encoder.config))
         vae_flops = count_flops(lambda: vae.decode(latent))
-        text_flops = count_flops(lambda: text(torch.zeros(1, text_len, dtype=torch.long, device="meta")))
+        text_flops = text_encoder_flops(pipe, text_len)
     except Exception as error:  # noqa: BLE001 - an estimate must never fail a job
         log.warning("no FLOP estimate for %s: %s", type(pipe).__name__, error)
         return None

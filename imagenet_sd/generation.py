@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from imagenet_sd import guidance
 from imagenet_sd.chunks import ChunkIdentity, ChunkWriter, ImageTask, Rendered
 from imagenet_sd.flops import device_report, efficiency, flops_per_image
 from imagenet_sd.progress import Progress
+from imagenet_sd.prompt_encoder import PromptEncoder
 from imagenet_sd.prompts import load_prompt_file
 from imagenet_sd.runtime import atomic_path, sha256_file, versions, write_json
 from imagenet_sd.text2image import load_pipeline
@@ -67,37 +67,6 @@ def synchronize(device: torch.device) -> None:
 def noise_generators(tasks: list[ImageTask]) -> list[torch.Generator]:
     """One CPU generator per image: the same initial noise on every device and in every batch."""
     return [torch.Generator("cpu").manual_seed(t.seed) for t in tasks]
-
-
-class PromptEncoder:
-    """The text encoder run once per distinct prompt of a job, not once per image: a `c, d_c` class has one
-    prompt for all its images, and the unconditional (negative) prompt is the same for every image. A batch's
-    embeddings are the cached rows stacked, as the pipeline would stack them itself (its encode_prompt
-    tokenizes and encodes the negative prompt exactly as a prompt). Pipelines without Stable Diffusion's
-    `encode_prompt`, and `cache=False` (diffusers' stock call, for benchmarks), get the prompt strings."""
-
-    def __init__(self, pipe: DiffusionPipeline, settings: dict, cache: bool = True):
-        from diffusers import StableDiffusionPipeline
-
-        self.pipe, self.negative = pipe, settings.get("negative_prompt") or None
-        self.guided = guidance.guided(settings)
-        self.cached = cache and isinstance(pipe, StableDiffusionPipeline)
-        self.embeddings: dict[str, torch.Tensor] = {}
-
-    def embedding(self, prompt: str) -> torch.Tensor:
-        if prompt not in self.embeddings:
-            with torch.no_grad():
-                self.embeddings[prompt] = self.pipe.encode_prompt(prompt, self.pipe.device, 1, False)[0]
-        return self.embeddings[prompt]
-
-    def __call__(self, prompts: list[str]) -> dict:
-        """The pipeline's keyword arguments for a batch of `prompts`."""
-        if not self.cached:
-            return {"prompt": prompts, "negative_prompt": [self.negative] * len(prompts) if self.negative else None}
-        kwargs = {"prompt_embeds": torch.cat([self.embedding(p) for p in prompts])}
-        if self.guided:
-            kwargs["negative_prompt_embeds"] = self.embedding(self.negative or "").expand(len(prompts), -1, -1)
-        return kwargs
 
 
 def by_scale(tasks: list[ImageTask], settings: dict) -> dict[float, list[int]]:
