@@ -45,7 +45,7 @@ def generator_rate(plan: Plan, generator: str, gpu: str | None, rows: list[dict]
         return measured
     g = plan.config["generators"][generator]
     wanted = {
-        "model": model_family(g["model"]),
+        "model": model_family(g["model"], g.get("family")),
         "resolution": f"{g['height']}x{g['width']}",
         "steps": str(g["steps"]),
         "guidance": "yes" if guidance.guided(g) else "no",
