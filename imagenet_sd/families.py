@@ -36,6 +36,7 @@ FAMILIES = {
         Family("sd-turbo", "StableDiffusionPipeline", "sd2", distilled=True, max_steps=4),
         Family("sdxl", "StableDiffusionXLPipeline", "sdxl"),
         Family("sdxl-turbo", "StableDiffusionXLPipeline", "sdxl", distilled=True, max_steps=4),
+        Family("pixart-alpha", "PixArtAlphaPipeline", "pixart", text_tokens=120),
     )
 }
 # Hub ids whose family is known, so their generators are checked without a `family` key.
@@ -49,7 +50,13 @@ HUB_FAMILIES = {
     "stabilityai/stable-diffusion-xl-base-1.0": "sdxl",
     "stabilityai/sd-turbo": "sd-turbo",
     "stabilityai/sdxl-turbo": "sdxl-turbo",
+    "PixArt-alpha/PixArt-XL-2-512x512": "pixart-alpha",
+    "PixArt-alpha/PixArt-XL-2-1024-MS": "pixart-alpha",
 }
+# Call arguments a family's pipeline needs beside the common ones. PixArt: no resolution binning (it renders
+# at the nearest trained aspect ratio and resizes; at the trained square sizes it changes nothing, and a
+# tiny model has no bins) and no caption cleaning (it needs bs4 and ftfy; the prompts are plain text).
+CALL_OPTIONS = {"PixArtAlphaPipeline": {"use_resolution_binning": False, "clean_caption": False}}
 
 
 def declared_family(config: dict, generator: str, built: str | None) -> Family | None:
@@ -79,12 +86,14 @@ def check_generator(name: str, g: dict, family: Family | None) -> None:
 
 
 def detect_architecture(model_dir: str | os.PathLike) -> str | None:
-    """`sd1`, `sd2` or `sdxl` from a pipeline folder's configs; None for any other pipeline class."""
+    """`sd1`, `sd2`, `sdxl` or `pixart` from a pipeline folder's configs; None for any other pipeline class."""
     with open(os.path.join(model_dir, "model_index.json")) as f:
         index = json.load(f)
     kind = index.get("_class_name", "")
     if kind.startswith("StableDiffusionXL"):
         return "sdxl"
+    if kind.startswith("PixArtAlpha"):
+        return "pixart"
     if kind.startswith("StableDiffusion") and not kind.startswith("StableDiffusion3"):
         with open(os.path.join(model_dir, "text_encoder", "config.json")) as f:
             act = json.load(f).get("hidden_act")
@@ -92,7 +101,22 @@ def detect_architecture(model_dir: str | os.PathLike) -> str | None:
     return None
 
 
+def call_options(pipe) -> dict:
+    return CALL_OPTIONS.get(type(pipe).__name__, {})
+
+
 def check_generators(config: dict, built_pipeline) -> None:
-    """Every generator against its declared family; `built_pipeline(name)` names its tiny pipeline, if any."""
+    """Every generator against its declared family; `built_pipeline(name)` names its tiny pipeline, if any.
+    A clone's recipe must count prompt tokens to its generator's limit (CLIP reads 77, PixArt's T5 120): the
+    prompt table reports truncation, and `overflow: shorten` cuts definitions, against `max_tokens`."""
+    families = {name: declared_family(config, name, built_pipeline(name)) for name in config.get("generators", {})}
     for name, g in config.get("generators", {}).items():
-        check_generator(name, g, declared_family(config, name, built_pipeline(name)))
+        check_generator(name, g, families[name])
+    for name, c in config.get("clones", {}).items():
+        family, recipe = families.get(c.get("generator")), config.get("recipes", {}).get(c.get("recipe"))
+        if family and recipe and recipe.get("max_tokens", 77) != family.text_tokens:
+            raise ConfigError(
+                f"recipes.{c['recipe']}.max_tokens: {recipe.get('max_tokens', 77)}, but clone {name}'s generator "
+                f"{c['generator']} ({family.name}) reads {family.text_tokens} tokens: set max_tokens to "
+                f"{family.text_tokens} and `tokenizer` to its pipeline's tokenizer folder, in a recipe of its own"
+            )

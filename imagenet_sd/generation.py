@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from imagenet_sd.chunks import ChunkIdentity, ChunkWriter, ImageTask, Rendered
+from imagenet_sd.families import call_options
 from imagenet_sd.flops import device_report, efficiency, flops_per_image
 from imagenet_sd.progress import Progress
 from imagenet_sd.prompt_encoder import PromptEncoder
@@ -116,6 +117,7 @@ def render_call(
         generator=noise_generators(tasks),
         output_type="pt",
         callback_on_step_end=clock,
+        **call_options(pipe),
     ).images
 
 

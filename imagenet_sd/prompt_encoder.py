@@ -48,7 +48,8 @@ class PromptEncoder:
     def __call__(self, prompts: list[str]) -> dict:
         """The pipeline's keyword arguments for a batch of `prompts`."""
         if not self.cached:
-            return {"prompt": prompts, "negative_prompt": [self.negative] * len(prompts) if self.negative else None}
+            # No negative prompt: the pipeline's own default (None or "", both unconditional).
+            return {"prompt": prompts, **({"negative_prompt": [self.negative] * len(prompts)} if self.negative else {})}
         rows = [self.embedding(p) for p in prompts]
         kwargs = {name: torch.cat(parts) for name, parts in zip(("prompt_embeds", "pooled_prompt_embeds"), zip(*rows))}
         if self.guided:

@@ -7,6 +7,8 @@ its family's component classes and configs at toy sizes, so the generate job run
 - sdxl / sdxl-turbo: StableDiffusionXLPipeline: two text encoders (the second with a projection, whose pooled
   output and the size/crop conditioning enter the UNet through `addition_embed_type="text_time"`), the UNet's
   cross-attention over both encoders' concatenated hidden states, and no attention in the first level.
+- pixart-alpha: PixArtAlphaPipeline: a T5 encoder (with a tiny T5-style Unigram tokenizer of single
+  characters, built here: no download) and a DiT denoiser with adaLN-single, as in diffusers' own tests.
 """
 
 from __future__ import annotations
@@ -95,4 +97,77 @@ def tiny_sdxl(settings: dict, tokenizer_dir: str | os.PathLike):
     )
 
 
-BUILDERS = {"sd2": tiny_sd2, "sd-turbo": tiny_sd2, "sdxl": tiny_sdxl, "sdxl-turbo": tiny_sdxl}
+def tiny_t5_tokenizer():
+    """A T5 tokenizer (SentencePiece-style Unigram, `</s>` appended) over characters: any prompt tokenizes."""
+    import string
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import T5Tokenizer
+
+    chars = string.ascii_lowercase + string.digits + string.punctuation
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    pieces += [(c, -5.0) for c in chars] + [("\u2581" + c, -4.0) for c in string.ascii_lowercase]
+    backend = Tokenizer(models.Unigram(pieces, unk_id=2))
+    backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    return T5Tokenizer(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", extra_ids=0)
+
+
+def tiny_t5(settings: dict):
+    from transformers import T5Config, T5EncoderModel
+
+    hidden = settings["text_hidden"]
+    config = T5Config(
+        vocab_size=len(tiny_t5_tokenizer()),
+        d_model=hidden,
+        d_kv=8,
+        d_ff=2 * hidden,
+        num_layers=settings["text_layers"],
+        num_heads=max(1, hidden // 8),
+    )
+    return T5EncoderModel(config)
+
+
+def tiny_dit(settings: dict):
+    from diffusers import PixArtTransformer2DModel
+
+    hidden = settings["text_hidden"]
+    return PixArtTransformer2DModel(
+        sample_size=settings["sample_size"],
+        num_layers=settings["text_layers"],
+        patch_size=2,
+        attention_head_dim=8,
+        num_attention_heads=max(1, hidden // 8),
+        caption_channels=hidden,
+        in_channels=4,
+        cross_attention_dim=8 * max(1, hidden // 8),
+        out_channels=8,  # noise and variance, as PixArt-alpha
+        attention_bias=True,
+        activation_fn="gelu-approximate",
+        num_embeds_ada_norm=1000,
+        norm_type="ada_norm_single",
+        norm_elementwise_affine=False,
+        norm_eps=1e-6,
+    )
+
+
+def tiny_pixart(settings: dict, tokenizer_dir: str | os.PathLike):
+    from diffusers import PixArtAlphaPipeline
+
+    seed = settings.get("seed", 0)
+    return PixArtAlphaPipeline(
+        tokenizer=tiny_t5_tokenizer(),
+        text_encoder=seeded(seed + 2, tiny_t5, settings),
+        vae=seeded(seed + 1, tiny_vae, settings),
+        transformer=seeded(seed, tiny_dit, settings),
+        scheduler=scheduler_from_config(settings.get("scheduler", "DDIM"), SD_SCHEDULER_CONFIG),
+    )
+
+
+BUILDERS = {
+    "sd2": tiny_sd2,
+    "sd-turbo": tiny_sd2,
+    "sdxl": tiny_sdxl,
+    "sdxl-turbo": tiny_sdxl,
+    "pixart-alpha": tiny_pixart,
+}
