@@ -101,6 +101,12 @@ def detect_architecture(model_dir: str | os.PathLike) -> str | None:
     return None
 
 
+def text_tokens(pipe) -> int:
+    """Tokens a pipeline's text encoder reads per prompt (PixArt pads T5's to its `max_sequence_length`)."""
+    family = next((f for f in FAMILIES.values() if f.pipeline == type(pipe).__name__ and f.text_tokens != 77), None)
+    return family.text_tokens if family else pipe.tokenizer.model_max_length
+
+
 def call_options(pipe) -> dict:
     return CALL_OPTIONS.get(type(pipe).__name__, {})
 

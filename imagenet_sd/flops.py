@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from imagenet_sd import guidance
+from imagenet_sd.families import text_tokens
+from imagenet_sd.text2image import denoiser
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
@@ -38,11 +40,13 @@ PEAK_TFLOPS = (
 def denoiser_flops(net: torch.nn.Module, latent: torch.Tensor, text_len: int) -> int | None:
     """FLOPs of one denoiser forward for one image, counted on the meta device (no memory, no compute).
     SDXL's UNet gets its extra conditioning (pooled text embedding + 6 size/crop numbers) at its own sizes."""
-    from diffusers import UNet2DConditionModel
+    from diffusers import PixArtTransformer2DModel, UNet2DConditionModel
 
     net = getattr(net, "_orig_mod", net)
+    if isinstance(net, PixArtTransformer2DModel):
+        return dit_flops(net, latent, text_len)
     if not isinstance(net, UNet2DConditionModel) or net.config.addition_embed_type not in (None, "text_time"):
-        return None  # a transformer denoiser or another extra conditioning: no estimate
+        return None  # another transformer denoiser or another extra conditioning: no estimate
     meta = on_meta(lambda: type(net).from_config(net.config))
     context = torch.empty(1, text_len, net.config.cross_attention_dim, device="meta")
     extra = {}
@@ -50,6 +54,17 @@ def denoiser_flops(net: torch.nn.Module, latent: torch.Tensor, text_len: int) ->
         pooled = net.config.projection_class_embeddings_input_dim - 6 * net.config.addition_time_embed_dim
         extra = {"text_embeds": torch.empty(1, pooled, device="meta"), "time_ids": torch.empty(1, 6, device="meta")}
     return count_flops(lambda: meta(latent, 10, context, added_cond_kwargs=extra or None))
+
+
+def dit_flops(net: torch.nn.Module, latent: torch.Tensor, text_len: int) -> int:
+    """PixArt-alpha's DiT on one latent, with its T5 context (and the 1024-px model's size conditioning)."""
+    meta = on_meta(lambda: type(net).from_config(net.config))
+    context = torch.empty(1, text_len, net.config.caption_channels, device="meta")
+    sizes = {"resolution": None, "aspect_ratio": None}
+    if meta.use_additional_conditions:
+        sizes = {"resolution": torch.empty(1, 2, device="meta"), "aspect_ratio": torch.empty(1, 1, device="meta")}
+    step = torch.empty(1, device="meta")
+    return count_flops(lambda: meta(latent, encoder_hidden_states=context, timestep=step, added_cond_kwargs=sizes))
 
 
 def text_encoder_flops(pipe: DiffusionPipeline, text_len: int) -> int:
@@ -80,14 +95,14 @@ def count_flops(fn: Callable[[], object]) -> int:
 
 def flops_per_image(pipe: DiffusionPipeline, settings: dict) -> dict | None:
     """UNet, VAE-decoder and text-encoder FLOPs of one image at the generator's resolution, steps and guidance
-    (Stable Diffusion 1.x/2.x and SDXL; None for other denoisers)."""
+    (Stable Diffusion 1.x/2.x, SDXL and PixArt-alpha; None for other denoisers)."""
     try:
         factor = pipe.vae_scale_factor
-        text_len = pipe.tokenizer.model_max_length
+        text_len = text_tokens(pipe)
         latent = torch.empty(
             1, pipe.vae.config.latent_channels, settings["height"] // factor, settings["width"] // factor, device="meta"
         )
-        unet = denoiser_flops(pipe.unet, latent, text_len)
+        unet = denoiser_flops(denoiser(pipe), latent, text_len)
         if unet is None:
             return None
         vae = on_meta(lambda: type(pipe.vae).from_config(pipe.vae.config))
