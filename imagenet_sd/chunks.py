@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from imagenet_sd import guidance
 from imagenet_sd.prompts import image_prompt
 from imagenet_sd.runtime import add_tar_member
 from imagenet_sd.seeds import common_image_seed, image_seed
@@ -34,6 +35,7 @@ class ImageTask:
     prompt: str
     seed: int
     attempt: int = 0
+    guidance: float | None = None  # this image's scale when the generator mixes scales; None: the one scale
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,13 @@ class ChunkIdentity:
     generator: str
     split: str
     common_noise: bool = False  # common random numbers: the noise ignores generator and recipe
+    guidance_mixture: tuple[float, ...] = ()  # the scales drawn from per image; empty: one scale for all
 
     @classmethod
     def of_job(cls, record: dict, generator: str, split: str, settings: dict) -> ChunkIdentity:
         """The identity a generate job gives its chunk, from the generator's pixel settings."""
-        return cls(record, generator, split, bool(settings.get("common_noise")))
+        mixture = guidance.scales(settings) if guidance.is_mixture(settings) else ()
+        return cls(record, generator, split, bool(settings.get("common_noise")), mixture)
 
     def seed(self, index: int, attempt: int) -> int:
         r = self.record
@@ -57,7 +61,9 @@ class ChunkIdentity:
         return image_seed(r["seed"], self.generator, r["recipe"], r["wnid"], self.split, index, attempt)
 
     def task(self, index: int, attempt: int = 0) -> ImageTask:
-        return ImageTask(index, image_prompt(self.record, self.split, index), self.seed(index, attempt), attempt)
+        scale = guidance.draw(self.guidance_mixture, self.seed(index, 0)) if self.guidance_mixture else None
+        prompt = image_prompt(self.record, self.split, index)
+        return ImageTask(index, prompt, self.seed(index, attempt), attempt, scale)
 
     def retry(self, task: ImageTask) -> ImageTask:
         return replace(task, attempt=task.attempt + 1, seed=self.seed(task.index, task.attempt + 1))
@@ -89,7 +95,10 @@ def encode_jpeg(pixels: np.ndarray, quality: int, storage_size: int | None) -> b
 def image_metadata(r: Rendered, identity: ChunkIdentity, settings: dict) -> dict:
     """The per-image JSON beside each JPEG: everything that made its pixels."""
     rec = identity.record
+    # A mixture's drawn scale only: the JSON of a one-scale generator stays byte for byte as it was.
+    drawn = {} if r.task.guidance is None else {"guidance_scale": r.task.guidance}
     return {
+        **drawn,
         "key": identity.key(r.task.index),
         "prompt": r.task.prompt,
         "seed": r.task.seed,

@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 from snakemake.exceptions import WorkflowError
 
-from imagenet_sd import paths
+from imagenet_sd import guidance, paths
 from imagenet_sd.config import SCHEMA, ConfigError, schema
 from imagenet_sd.plan import Plan, build_plan
 from imagenet_sd.throughput import (
@@ -45,10 +45,10 @@ def generator_rate(plan: Plan, generator: str, gpu: str | None, rows: list[dict]
         return measured
     g = plan.config["generators"][generator]
     wanted = {
-        "model": model_family(g["model"]),
+        "model": model_family(g["model"], g.get("family")),
         "resolution": f"{g['height']}x{g['width']}",
         "steps": str(g["steps"]),
-        "guidance": "yes" if g["guidance_scale"] > 1 else "no",
+        "guidance": "yes" if guidance.guided(g) else "no",
         "dtype": precision(g["dtype"]),
     }
     return table_rate(rows, "generate", wanted, gpu or DEFAULT_GPU)

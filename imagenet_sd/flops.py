@@ -14,6 +14,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from imagenet_sd import guidance
+from imagenet_sd.families import text_tokens
+from imagenet_sd.text2image import denoiser
+
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
 
@@ -34,15 +38,44 @@ PEAK_TFLOPS = (
 
 
 def denoiser_flops(net: torch.nn.Module, latent: torch.Tensor, text_len: int) -> int | None:
-    """FLOPs of one denoiser forward for one image, counted on the meta device (no memory, no compute)."""
-    from diffusers import UNet2DConditionModel
+    """FLOPs of one denoiser forward for one image, counted on the meta device (no memory, no compute).
+    SDXL's UNet gets its extra conditioning (pooled text embedding + 6 size/crop numbers) at its own sizes."""
+    from diffusers import PixArtTransformer2DModel, UNet2DConditionModel
 
     net = getattr(net, "_orig_mod", net)
-    if not isinstance(net, UNet2DConditionModel) or net.config.addition_embed_type is not None:
-        return None  # SDXL-style extra conditioning or a transformer denoiser: no estimate
+    if isinstance(net, PixArtTransformer2DModel):
+        return dit_flops(net, latent, text_len)
+    if not isinstance(net, UNet2DConditionModel) or net.config.addition_embed_type not in (None, "text_time"):
+        return None  # another transformer denoiser or another extra conditioning: no estimate
     meta = on_meta(lambda: type(net).from_config(net.config))
     context = torch.empty(1, text_len, net.config.cross_attention_dim, device="meta")
-    return count_flops(lambda: meta(latent, 10, context))
+    extra = {}
+    if net.config.addition_embed_type == "text_time":
+        pooled = net.config.projection_class_embeddings_input_dim - 6 * net.config.addition_time_embed_dim
+        extra = {"text_embeds": torch.empty(1, pooled, device="meta"), "time_ids": torch.empty(1, 6, device="meta")}
+    return count_flops(lambda: meta(latent, 10, context, added_cond_kwargs=extra or None))
+
+
+def dit_flops(net: torch.nn.Module, latent: torch.Tensor, text_len: int) -> int:
+    """PixArt-alpha's DiT on one latent, with its T5 context (and the 1024-px model's size conditioning)."""
+    meta = on_meta(lambda: type(net).from_config(net.config))
+    context = torch.empty(1, text_len, net.config.caption_channels, device="meta")
+    sizes = {"resolution": None, "aspect_ratio": None}
+    if meta.use_additional_conditions:
+        sizes = {"resolution": torch.empty(1, 2, device="meta"), "aspect_ratio": torch.empty(1, 1, device="meta")}
+    step = torch.empty(1, device="meta")
+    return count_flops(lambda: meta(latent, encoder_hidden_states=context, timestep=step, added_cond_kwargs=sizes))
+
+
+def text_encoder_flops(pipe: DiffusionPipeline, text_len: int) -> int:
+    """Every text encoder of the pipeline (SDXL has two) on one prompt."""
+    total = 0
+    for name in ("text_encoder", "text_encoder_2"):
+        encoder = getattr(pipe, name, None)
+        if encoder is not None:
+            meta = on_meta(lambda encoder=encoder: type(encoder)(encoder.config))
+            total += count_flops(lambda meta=meta: meta(torch.zeros(1, text_len, dtype=torch.long, device="meta")))
+    return total
 
 
 def on_meta(build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
@@ -61,26 +94,27 @@ def count_flops(fn: Callable[[], object]) -> int:
 
 
 def flops_per_image(pipe: DiffusionPipeline, settings: dict) -> dict | None:
-    """UNet, VAE-decoder and text-encoder FLOPs of one image at the generator's resolution, steps and guidance."""
+    """UNet, VAE-decoder and text-encoder FLOPs of one image at the generator's resolution, steps and guidance
+    (Stable Diffusion 1.x/2.x, SDXL and PixArt-alpha; None for other denoisers)."""
     try:
         factor = pipe.vae_scale_factor
-        text_len = pipe.tokenizer.model_max_length
+        text_len = text_tokens(pipe)
         latent = torch.empty(
             1, pipe.vae.config.latent_channels, settings["height"] // factor, settings["width"] // factor, device="meta"
         )
-        unet = denoiser_flops(pipe.unet, latent, text_len)
+        unet = denoiser_flops(denoiser(pipe), latent, text_len)
         if unet is None:
             return None
         vae = on_meta(lambda: type(pipe.vae).from_config(pipe.vae.config))
-        text = on_meta(lambda: type(pipe.text_encoder)(pipe.text_encoder.config))
         vae_flops = count_flops(lambda: vae.decode(latent))
-        text_flops = count_flops(lambda: text(torch.zeros(1, text_len, dtype=torch.long, device="meta")))
+        text_flops = text_encoder_flops(pipe, text_len)
     except Exception as error:  # noqa: BLE001 - an estimate must never fail a job
         log.warning("no FLOP estimate for %s: %s", type(pipe).__name__, error)
         return None
-    passes = 2 if settings["guidance_scale"] > 1 else 1  # classifier-free guidance: conditional + unconditional
+    # Classifier-free guidance: conditional + unconditional passes (a mixture's mean over its scales).
+    passes = guidance.mean_passes(settings)
     steps = settings["steps"]
-    total = passes * (steps * unet + text_flops) + vae_flops
+    total = round(passes * (steps * unet + text_flops) + vae_flops)
     return {
         "unet_forward": unet,
         "vae_decode": vae_flops,

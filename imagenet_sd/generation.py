@@ -22,8 +22,10 @@ import torch
 
 from imagenet_sd.chunk_check import tar_record
 from imagenet_sd.chunks import ChunkIdentity, ChunkWriter, ImageTask, Rendered
+from imagenet_sd.families import call_options
 from imagenet_sd.flops import device_report, efficiency, flops_per_image
 from imagenet_sd.progress import Progress
+from imagenet_sd.prompt_encoder import PromptEncoder
 from imagenet_sd.prompts import load_prompt_file
 from imagenet_sd.runtime import atomic_path, versions, write_json
 from imagenet_sd.text2image import load_pipeline
@@ -69,35 +71,12 @@ def noise_generators(tasks: list[ImageTask]) -> list[torch.Generator]:
     return [torch.Generator("cpu").manual_seed(t.seed) for t in tasks]
 
 
-class PromptEncoder:
-    """The text encoder run once per distinct prompt of a job, not once per image: a `c, d_c` class has one
-    prompt for all its images, and the unconditional (negative) prompt is the same for every image. A batch's
-    embeddings are the cached rows stacked, as the pipeline would stack them itself (its encode_prompt
-    tokenizes and encodes the negative prompt exactly as a prompt). Pipelines without Stable Diffusion's
-    `encode_prompt`, and `cache=False` (diffusers' stock call, for benchmarks), get the prompt strings."""
-
-    def __init__(self, pipe: DiffusionPipeline, settings: dict, cache: bool = True):
-        from diffusers import StableDiffusionPipeline
-
-        self.pipe, self.negative = pipe, settings.get("negative_prompt") or None
-        self.guided = settings["guidance_scale"] > 1
-        self.cached = cache and isinstance(pipe, StableDiffusionPipeline)
-        self.embeddings: dict[str, torch.Tensor] = {}
-
-    def embedding(self, prompt: str) -> torch.Tensor:
-        if prompt not in self.embeddings:
-            with torch.no_grad():
-                self.embeddings[prompt] = self.pipe.encode_prompt(prompt, self.pipe.device, 1, False)[0]
-        return self.embeddings[prompt]
-
-    def __call__(self, prompts: list[str]) -> dict:
-        """The pipeline's keyword arguments for a batch of `prompts`."""
-        if not self.cached:
-            return {"prompt": prompts, "negative_prompt": [self.negative] * len(prompts) if self.negative else None}
-        kwargs = {"prompt_embeds": torch.cat([self.embedding(p) for p in prompts])}
-        if self.guided:
-            kwargs["negative_prompt_embeds"] = self.embedding(self.negative or "").expand(len(prompts), -1, -1)
-        return kwargs
+def by_scale(tasks: list[ImageTask], settings: dict) -> dict[float, list[int]]:
+    """Positions of a batch's images per guidance scale, in first-seen order (one group without a mixture)."""
+    groups: dict[float, list[int]] = {}
+    for i, t in enumerate(tasks):
+        groups.setdefault(settings["guidance_scale"] if t.guidance is None else t.guidance, []).append(i)
+    return groups
 
 
 def render(
@@ -108,17 +87,38 @@ def render(
     prompts: PromptEncoder | None = None,
 ) -> torch.Tensor:
     """Images in [0, 1], shape (B, 3, H, W), still on the pipeline's device. `prompts` keeps the text
-    embeddings between calls (a job passes its own); without it they are encoded for this batch alone."""
+    embeddings between calls (a job passes its own); without it they are encoded for this batch alone.
+    A pipeline call takes one guidance scale: a batch mixing scales is rendered one call per scale, each
+    image from its own noise, so its pixels are those of any other batching."""
     prompts = prompts or PromptEncoder(pipe, settings)
+    groups = by_scale(tasks, settings)
+    parts = [
+        render_call(pipe, [tasks[i] for i in group], scale, settings, clock, prompts) for scale, group in groups.items()
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    order = [i for group in groups.values() for i in group]
+    return torch.cat(parts)[torch.tensor(order).argsort().to(parts[0].device)]
+
+
+def render_call(
+    pipe: DiffusionPipeline,
+    tasks: list[ImageTask],
+    scale: float,
+    settings: dict,
+    clock: DenoiseClock,
+    prompts: PromptEncoder,
+) -> torch.Tensor:
     return pipe(
         **prompts([t.prompt for t in tasks]),
         num_inference_steps=settings["steps"],
-        guidance_scale=settings["guidance_scale"],
+        guidance_scale=scale,
         height=settings["height"],
         width=settings["width"],
         generator=noise_generators(tasks),
         output_type="pt",
         callback_on_step_end=clock,
+        **call_options(pipe),
     ).images
 
 

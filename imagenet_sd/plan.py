@@ -16,6 +16,7 @@ from pathlib import Path
 
 from imagenet_sd import paths
 from imagenet_sd.config import ConfigError
+from imagenet_sd.families import check_generators
 from imagenet_sd.prompts import PROMPTS_VERSION
 from imagenet_sd.realdata import check_folder
 from imagenet_sd.wordnet import unknown_wnids, wordnet_data_noun
@@ -341,6 +342,7 @@ def build_plan(config: dict, check_wnids: bool = True) -> Plan:
             plan.sheets[name] = read_sheet(cs["sheet"])
         except ConfigError as e:
             raise ConfigError(f"class_sets.{name}: {e}") from None
+    check_generators(config, plan.built_pipeline)
     for name, c in config.get("clones", {}).items():
         plan.clones[name] = plan_clone(plan, name, c)
     check_evaluation(plan)

@@ -100,6 +100,12 @@ def load_references(path: str | Path = REFERENCES) -> pd.DataFrame:
     return table
 
 
+def one_guidance(generator: dict) -> float | None:
+    """A generator's guidance scale; None for a mixture of scales, which no published number was made with."""
+    value = generator["guidance_scale"]
+    return None if isinstance(value, list) else value
+
+
 def _run_facts(config: dict, run: dict, images_per_class: int) -> dict:
     clone = config["clones"][run["clone"]]
     generator = config.get("generators", {}).get(clone.get("generator"))
@@ -107,7 +113,7 @@ def _run_facts(config: dict, run: dict, images_per_class: int) -> dict:
     return {
         "subject": "synthetic-run" if generator else "real-run",
         "class_set": config["class_sets"][clone["class_set"]].get("reference"),
-        "guidance": generator["guidance_scale"] if generator else None,
+        "guidance": one_guidance(generator) if generator else None,
         "recipe": recipe.get("family") if recipe else None,
         "scale": clone["images_per_class"] / images_per_class if "images_per_class" in clone else None,
     }

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagenet_sd.config import ConfigError
+from imagenet_sd.families import HUB_FAMILIES
 
 THROUGHPUT = Path(__file__).resolve().parents[1] / "data" / "throughput.tsv"
 THROUGHPUT_COLUMNS = (
@@ -27,6 +28,8 @@ THROUGHPUT_COLUMNS = (
     "kind",
     "source",
 )
+# The table's model names of the generator families (imagenet_sd/families.py).
+TABLE_NAMES = {"sd1": "sd-v1", "sd2": "sd-v2", "sd-turbo": "sd-turbo", "sdxl": "sdxl", "sdxl-turbo": "sdxl-turbo"}
 KIND_PREFERENCE = ("measured", "published", "estimate")
 DEFAULT_GPU = "H100"  # the card the table's estimates are quoted for when no measurement exists
 
@@ -78,10 +81,14 @@ def gpu_matches(gpu: str, device: str) -> bool:
     return re.search(rf"(?<![A-Za-z0-9]){re.escape(gpu)}(?![0-9])", device, re.I) is not None
 
 
-def model_family(model: str) -> str:
-    """The throughput table's name of a pipeline: its architecture, not its weights."""
+def model_family(model: str, family: str | None = None) -> str:
+    """The throughput table's name of a pipeline: its architecture, not its weights (a generator's `family`,
+    or a known hub id's)."""
     if re.search(r"stable-diffusion-v1", model, re.I):
         return "sd-v1"
+    family = family or HUB_FAMILIES.get(model)
+    if family:
+        return TABLE_NAMES[family]
     return Path(model).name  # a local or unknown pipeline: only a row with its own name matches
 
 
@@ -91,8 +98,10 @@ def precision(dtype: str) -> str:
 
 def table_rate(rows: list[dict], job: str, wanted: dict, gpu: str) -> Rate | None:
     """The table row of this job on this GPU, a measured row before a published one before an estimate; a
-    generator row at other `steps` is scaled linearly."""
-    for row in sorted(rows, key=lambda r: KIND_PREFERENCE.index(r["kind"])):
+    generator row at other `steps` is scaled linearly (a row at the same steps first: at 1-4 steps the fixed
+    VAE decode makes the cost far from linear)."""
+    wanted_steps = wanted.get("steps")
+    for row in sorted(rows, key=lambda r: (KIND_PREFERENCE.index(r["kind"]), r["steps"] != wanted_steps)):
         if row["job"] != job or not gpu_matches(row["gpu"], gpu):
             continue
         if any(row[k] != v for k, v in wanted.items() if k != "steps"):

@@ -1,6 +1,7 @@
 """The demo's tiny, randomly initialised text-to-image pipeline, sized by a `pipelines` config entry.
 
-It has Stable Diffusion v1.x's component classes and is saved with `save_pretrained`, so the demo loads it
+It has Stable Diffusion v1.x's component classes (or, with the entry's `family`, SD 2.x's or SDXL's:
+imagenet_sd/tiny_families.py) and is saved with `save_pretrained`, so the demo loads it
 through exactly the `from_pretrained` path that loads real weights on a cluster. Each component's weights
 depend on the entry's seed alone: a rebuild is byte-identical.
 """
@@ -33,7 +34,8 @@ def group_count(channels: list[int]) -> int:
     return math.gcd(32, *channels)
 
 
-def tiny_unet(settings: dict) -> UNet2DConditionModel:
+def tiny_unet(settings: dict, **family_options) -> UNet2DConditionModel:
+    """SD v1.x's UNet layout; `family_options` are the UNet config a later family changes (SD 2.x's)."""
     from diffusers import UNet2DConditionModel
 
     channels = list(settings["unet_channels"])
@@ -41,7 +43,7 @@ def tiny_unet(settings: dict) -> UNet2DConditionModel:
     # SD v1.x's layout: cross-attention in every level but the deepest, and in the mid block.
     down = ["CrossAttnDownBlock2D"] * (levels - 1) + ["DownBlock2D"]
     up = ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * (levels - 1)
-    return UNet2DConditionModel(
+    config = dict(
         sample_size=settings["sample_size"],
         in_channels=4,
         out_channels=4,
@@ -53,6 +55,7 @@ def tiny_unet(settings: dict) -> UNet2DConditionModel:
         attention_head_dim=max(1, channels[0] // 8),
         norm_num_groups=group_count(channels),
     )
+    return UNet2DConditionModel(**{**config, **family_options})
 
 
 def tiny_vae(settings: dict) -> AutoencoderKL:
@@ -72,8 +75,11 @@ def tiny_vae(settings: dict) -> AutoencoderKL:
     )
 
 
-def tiny_text_encoder(settings: dict) -> CLIPTextModel:
-    from transformers import CLIPTextConfig, CLIPTextModel
+def tiny_text_encoder(settings: dict, model_class: str = "CLIPTextModel", **family_options) -> CLIPTextModel:
+    """A CLIP text encoder (CLIPTextModelWithProjection as SDXL's second); `family_options` change its config
+    (SD 2.x's OpenCLIP encoder: `hidden_act="gelu"`)."""
+    import transformers
+    from transformers import CLIPTextConfig
 
     hidden = settings["text_hidden"]
     config = CLIPTextConfig(
@@ -86,8 +92,9 @@ def tiny_text_encoder(settings: dict) -> CLIPTextModel:
         bos_token_id=CLIP_BOS_ID,
         eos_token_id=CLIP_EOS_ID,
         pad_token_id=CLIP_EOS_ID,
+        **family_options,
     )
-    return CLIPTextModel(config)
+    return getattr(transformers, model_class)(config)
 
 
 def seeded(seed: int, build: Callable[[dict], torch.nn.Module], settings: dict) -> torch.nn.Module:
@@ -96,16 +103,22 @@ def seeded(seed: int, build: Callable[[dict], torch.nn.Module], settings: dict) 
     return build(settings)
 
 
-def build_tiny_pipeline(settings: dict, tokenizer_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """A randomly initialised StableDiffusionPipeline sized by a `pipelines` config entry, saved into `dest`."""
+def tiny_sd1(settings: dict, tokenizer_dir: str | os.PathLike):
     seed = settings.get("seed", 0)
-    pipe = assemble_sd_pipeline(
+    return assemble_sd_pipeline(
         unet=seeded(seed, tiny_unet, settings),
         vae=seeded(seed + 1, tiny_vae, settings),
         text_encoder=seeded(seed + 2, tiny_text_encoder, settings),
         tokenizer_dir=tokenizer_dir,
         scheduler=scheduler_from_config(settings.get("scheduler", "DDIM"), SD_SCHEDULER_CONFIG),
     )
+
+
+def build_tiny_pipeline(settings: dict, tokenizer_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """A randomly initialised pipeline of the entry's family (SD 1.x without one), saved into `dest`."""
+    from imagenet_sd.tiny_families import BUILDERS
+
+    pipe = BUILDERS.get(settings.get("family", "sd1"), tiny_sd1)(settings, tokenizer_dir)
     pipe.save_pretrained(dest, safe_serialization=True)
     log.info("tiny pipeline %s built into %s", json.dumps(settings, sort_keys=True), dest)
     return Path(dest)

@@ -126,6 +126,23 @@ def test_table_rows_scale_with_steps_and_know_guidance():
     assert not tp.gpu_matches("A100", "NVIDIA A10")
 
 
+def test_each_hub_family_has_its_own_rate_and_turbo_rows_are_not_scaled_across_steps():
+    rows = tp.load_throughput()
+
+    def rate(model, resolution, steps, guidance, family=None):
+        wanted = {"model": tp.model_family(model, family), "resolution": resolution, "steps": str(steps)}
+        return tp.table_rate(rows, "generate", {**wanted, "guidance": guidance, "dtype": "16-bit"}, "H100")
+
+    sd1 = rate("CompVis/stable-diffusion-v1-4", "512x512", 50, "yes")
+    sdxl = rate("stabilityai/stable-diffusion-xl-base-1.0", "1024x1024", 50, "yes")
+    assert sdxl.images_per_second < rate("stabilityai/stable-diffusion-2-1", "768x768", 50, "yes").images_per_second
+    assert rate("stabilityai/stable-diffusion-2-1", "768x768", 50, "yes").images_per_second < sd1.images_per_second
+    one, four = (rate("stabilityai/sdxl-turbo", "512x512", s, "no") for s in (1, 4))
+    assert "scaled" not in four.source and 1 < one.images_per_second / four.images_per_second < 4
+    assert rate("/models/my-turbo", "512x512", 4, "no", family="sdxl-turbo").images_per_second == four.images_per_second
+    assert rate("/models/my-turbo", "512x512", 4, "no") is None  # an unnamed local folder has no row
+
+
 def test_training_counts_images_seen_and_trained_runs(config, tmp_path):
     config["trainings"]["demo"]["max_steps"] = 3
     config = validated(config, tmp_path)

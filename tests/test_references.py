@@ -82,6 +82,14 @@ def test_guidance_and_recipe_pick_the_reference(in1k):
     assert attach_references(table, reference_facts(config)).reference.isna().all()
 
 
+def test_a_guidance_mixture_matches_no_published_number(in1k):
+    config = copy.deepcopy(in1k)
+    config["generators"]["sd14-g2"]["guidance_scale"] = [2.0, 7.5]
+    assert reference_facts(config)["models"]["in1k-sd-rn50"]["guidance"] is None
+    table = evaluation([("in1k-sd-rn50", "in1k-val", 25.0, 50.0)])
+    assert attach_references(table, reference_facts(config)).reference.isna().all()
+
+
 def test_images_per_class_multiplier_and_superseded_numbers(in100):
     table = evaluation([("in100-sd-rn50", "in100-val", 70.0, 90.0)])
     out = attach_references(table, reference_facts(in100))
