@@ -31,12 +31,17 @@ def prepare(x8: np.ndarray, resolution: int) -> torch.Tensor:
     return ((t - 0.5) / 0.5).repeat(1, 3, 1, 1)
 
 
-def augment(x: torch.Tensor, g: torch.Generator, pad: int) -> torch.Tensor:
-    """Random translation by up to `pad` pixels (no flips: a mirrored digit is another digit)."""
+def augment(x: torch.Tensor, g: torch.Generator, pad: int, flip: bool) -> torch.Tensor:
+    """Random translation by up to `pad` pixels, and with `flip` the repository recipe's horizontal flips
+    (off by default: a mirrored digit is not a digit)."""
     n, _, h, w = x.shape
     padded = F.pad(x, (pad,) * 4, value=-1.0)
     dx, dy = torch.randint(0, 2 * pad + 1, (2,), generator=g).tolist()
-    return padded[:, :, dy : dy + h, dx : dx + w]
+    x = padded[:, :, dy : dy + h, dx : dx + w]
+    if flip:
+        flips = torch.rand(n, generator=g) < 0.5
+        x = torch.where(flips[:, None, None, None], x.flip(-1), x)
+    return x
 
 
 def train(x, y, args) -> torch.nn.Module:
@@ -51,7 +56,7 @@ def train(x, y, args) -> torch.nn.Module:
         order = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), args.batch):
             idx = order[i : i + args.batch]
-            loss = F.cross_entropy(model(augment(x[idx], g, args.resolution // 8)), y[idx])
+            loss = F.cross_entropy(model(augment(x[idx], g, args.resolution // 8, args.flip)), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -74,6 +79,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--generated", help="a generated .npy (N, 8, 8); default: the real training split")
     p.add_argument("--per-class", type=int, default=50)
+    p.add_argument("--flip", action="store_true", help="random horizontal flips, as the repository's recipes do")
     args = p.parse_args()
     bench = load_bench()
     x_train, x_test, y_train, y_test = bench.split_digits(0, 0.3)
