@@ -94,3 +94,33 @@ def test_captions_must_match_images(digits_pipeline_dir, real_digits):
     pixels, captions = real_digits
     with pytest.raises(ValueError, match="24 images but 23 captions"):
         adapted(digits_pipeline_dir, (pixels, captions[:-1]))
+
+
+@pytest.mark.parametrize("stop_after", [2, 4, 5])  # inside the VAE phase, one UNet step in, two
+def test_stopped_and_resumed_equals_straight_through(digits_pipeline_dir, real_digits, tmp_path, stop_after):
+    from diffusers import StableDiffusionPipeline
+
+    from imagenet_sd.resume import TrainingStopped
+
+    straight, straight_losses = adapted(digits_pipeline_dir, real_digits, save_every=1)
+    checkpoint = tmp_path / "adapted"
+    pipe = StableDiffusionPipeline.from_pretrained(digits_pipeline_dir)
+    with pytest.raises(TrainingStopped):
+        adapt_pipeline(pipe, *real_digits, PROMPTS, FEW_STEPS, checkpoint=checkpoint, stop_after=stop_after)
+    pipe = StableDiffusionPipeline.from_pretrained(digits_pipeline_dir)  # a fresh process would start so
+    losses = adapt_pipeline(pipe, *real_digits, PROMPTS, FEW_STEPS, checkpoint=checkpoint)
+    assert losses == straight_losses
+    a, b = weights(straight), weights(pipe)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_state_of_other_settings_is_refused(digits_pipeline_dir, real_digits, tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    from imagenet_sd.resume import ResumeMismatch, TrainingStopped
+
+    pipe = StableDiffusionPipeline.from_pretrained(digits_pipeline_dir)
+    with pytest.raises(TrainingStopped):
+        adapt_pipeline(pipe, *real_digits, PROMPTS, FEW_STEPS, checkpoint=tmp_path / "a", stop_after=1)
+    with pytest.raises(ResumeMismatch, match="unet_lr"):
+        adapt_pipeline(pipe, *real_digits, PROMPTS, {**FEW_STEPS, "unet_lr": 1e-4}, checkpoint=tmp_path / "a")
