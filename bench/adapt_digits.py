@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from imagenet_sd.adaptation import adapt_pipeline
 from imagenet_sd.clip_tokenizer import build_clip_tokenizer
 from imagenet_sd.realdata import DIGIT_WNIDS
 from imagenet_sd.tiny_pipeline import build_tiny_pipeline
@@ -52,74 +53,6 @@ def to_pixels(x8: np.ndarray, size: int) -> torch.Tensor:
     t = torch.from_numpy(x8)[:, None]
     t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
     return (t * 2 - 1).repeat(1, 3, 1, 1)
-
-
-def train_vae(vae, pixels: torch.Tensor, steps: int, batch: int, seed: int, lr: float = 2e-3) -> list[float]:
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(vae.parameters(), lr=lr)
-    losses = []
-    vae.train()
-    for step in range(steps):
-        idx = torch.randint(len(pixels), (batch,), generator=g)
-        x = pixels[idx]
-        post = vae.encode(x).latent_dist
-        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
-        rec = vae.decode(z).sample
-        kl = post.kl().mean() / x[0].numel()
-        loss = F.mse_loss(rec, x) + 1e-4 * kl
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        if step % 100 == 0:
-            print(f"  vae step {step} loss {np.mean(losses[-100:]):.4f}", flush=True)
-    vae.eval()
-    return losses
-
-
-def tokens(pipe, prompts: list[str]) -> torch.Tensor:
-    return pipe.tokenizer(
-        prompts, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt"
-    ).input_ids
-
-
-def train_unet(pipe, latents, labels, prompts, steps, batch, seed, lr=1e-3, drop=0.1, train_text=False) -> list[float]:
-    from diffusers import DDPMScheduler
-
-    noise_sched = DDPMScheduler.from_config(pipe.scheduler.config)
-    unet = pipe.unet
-    g = torch.Generator().manual_seed(seed)
-    ids = tokens(pipe, [*prompts, ""])
-    params = list(unet.parameters()) + (list(pipe.text_encoder.parameters()) if train_text else [])
-    pipe.text_encoder.train(train_text)
-    opt = torch.optim.AdamW(params, lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    losses = []
-    unet.train()
-    for step in range(steps):
-        idx = torch.randint(len(latents), (batch,), generator=g)
-        z0 = latents[idx]
-        noise = torch.randn(z0.shape, generator=g)
-        t = torch.randint(noise_sched.config.num_train_timesteps, (batch,), generator=g)
-        zt = noise_sched.add_noise(z0, noise, t)
-        with torch.set_grad_enabled(train_text):
-            emb = pipe.text_encoder(ids)[0]
-        cond, uncond = emb[:-1], emb[-1:]
-        text = cond[labels[idx]]
-        dropped = torch.rand(batch, generator=g) < drop  # classifier-free guidance needs the empty prompt too
-        text = torch.where(dropped[:, None, None], uncond.expand_as(text), text)
-        pred = unet(zt, t, encoder_hidden_states=text).sample
-        loss = F.mse_loss(pred, noise)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        if step % 100 == 0:
-            print(f"  unet step {step} loss {np.mean(losses[-100:]):.4f}", flush=True)
-    unet.eval()
-    pipe.text_encoder.eval()
-    return losses
 
 
 @torch.no_grad()
@@ -172,7 +105,6 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-fraction", type=float, default=0.3)
     p.add_argument("--nltk", default=None, help="an nltk_data root with WordNet 3.0; default: bare names")
-    p.add_argument("--train-text", action="store_true", help="train the text encoder with the UNet")
     p.add_argument("--permute", action="store_true", help="shift the prompt of every class by one (must -> chance)")
     args = p.parse_args()
     torch.manual_seed(args.seed)
@@ -201,35 +133,21 @@ def main():
     pipe = StableDiffusionPipeline.from_pretrained(work / "base")
     pixels = to_pixels(x_train, args.size)
     t1, c1 = time.time(), time.process_time()
-    vae_losses = train_vae(pipe.vae, pixels, args.vae_steps, args.batch, args.seed)
-    with torch.no_grad():
-        mean = pipe.vae.encode(pixels).latent_dist.mean
-        rec = pipe.vae.decode(mean).sample
-    scale = float(1 / mean.std())
-    pipe.vae.register_to_config(scaling_factor=scale)
-    print(
-        f"vae: {time.time() - t1:.0f}s wall, {time.process_time() - c1:.0f}s cpu, "
-        f"final loss {np.mean(vae_losses[-50:]):.4f}, "
-        f"rec mse {F.mse_loss(rec, pixels).item():.4f}, scaling {scale:.3f}"
-    )
-    t2, c2 = time.time(), time.process_time()
     labels = torch.from_numpy(y_train)
     if args.permute:
         labels = (labels + 1) % 10
-    unet_losses = train_unet(
-        pipe,
-        mean * scale,
-        labels,
-        prompts,
-        args.unet_steps,
-        args.batch,
-        args.seed,
-        lr=args.lr,
-        train_text=args.train_text,
-    )
+    settings = {
+        "vae_steps": args.vae_steps,
+        "unet_steps": args.unet_steps,
+        "unet_lr": args.lr,
+        "batch_size": args.batch,
+        "seed": args.seed,
+    }
+    losses = adapt_pipeline(pipe, pixels, labels, prompts, settings)
     print(
-        f"unet: {time.time() - t2:.0f}s wall, {time.process_time() - c2:.0f}s cpu, "
-        f"final loss {np.mean(unet_losses[-100:]):.4f}"
+        f"adapt: {time.time() - t1:.0f}s wall, {time.process_time() - c1:.0f}s cpu; final loss "
+        f"vae {np.mean(losses['vae'][-50:]):.4f}, unet {np.mean(losses['unet'][-100:]):.4f}; "
+        f"scaling {pipe.vae.config.scaling_factor:.3f}"
     )
     pipe.save_pretrained(work / "adapted", safe_serialization=True)
     t3, c3 = time.time(), time.process_time()
