@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import webdataset as wds
-from conftest import copy_workflow, demo_config, load_script, pack_clone, planned_jobs, write_config
+from conftest import copy_workflow, demo_config, load_script, pack_clone, planned_jobs, record_chunk, write_config
 from test_quality import chunk
 from test_realdata import CLASSES, real_folder
 
@@ -41,7 +41,8 @@ def write_card(tmp_path, clone, made_of, stats_records=(), quality_table=None):
 
 def test_synthetic_card_counts_redraws_names_the_licence_and_its_provenance_reads_back(tmp_path):
     rng = np.random.default_rng(0)
-    tars = [chunk(tmp_path / f"{w}.tar", w, (rng.random((3, 16, 16, 3)) * 255).astype(np.uint8)) for w in CLASSES]
+    pixels = {w: (rng.random((3, 16, 16, 3)) * 255).astype(np.uint8) for w in CLASSES}
+    tars = [record_chunk(chunk(tmp_path / f"{w}.tar", w, pixels[w])) for w in CLASSES]  # pack checks the record
     pack_clone(tmp_path / "sd", classes=CLASSES, images_per_class=3, shard_size=4, train_tars=tars)
     quality = tmp_path / "quality_clones.csv"
     quality.write_text("clone,classes,images,clip_score,flagged\nsd,3,9,27.5,1\nother,1,1,1.0,0\n")
