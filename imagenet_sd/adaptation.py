@@ -100,7 +100,7 @@ def train_vae(vae, pixels: torch.Tensor, settings: dict, gen: torch.Generator, p
     for _ in range(progress.resume("vae", opt, None, gen), settings["vae_steps"]):
         x = pixels[batch_indices(len(pixels), settings["batch_size"], gen)]
         posterior = vae.encode(x).latent_dist
-        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen).to(x.device)
         kl = posterior.kl().mean() / x[0].numel()
         loss = F.mse_loss(vae.decode(z).sample, x) + settings["vae_kl_weight"] * kl
         opt.zero_grad()
@@ -129,7 +129,7 @@ def prompt_embeddings(pipe, prompts: list[str]) -> torch.Tensor:
         truncation=True,
         return_tensors="pt",
     ).input_ids
-    return pipe.text_encoder(ids)[0]
+    return pipe.text_encoder(ids.to(pipe.text_encoder.device))[0]
 
 
 def train_unet(pipe, latents, captions: torch.Tensor, embeddings, settings: dict, gen, progress: Progress) -> None:
@@ -145,8 +145,9 @@ def train_unet(pipe, latents, captions: torch.Tensor, embeddings, settings: dict
     pipe.unet.train()
     for _ in range(progress.resume("unet", opt, lr, gen), steps):
         idx = batch_indices(len(latents), size, gen)
-        noise = torch.randn(latents[idx].shape, generator=gen)
-        t = torch.randint(noise_schedule.config.num_train_timesteps, (size,), generator=gen)
+        # drawn on the CPU generator, then moved: the same draws (and weights, up to rounding) on any device
+        noise = torch.randn(latents[idx].shape, generator=gen).to(latents.device)
+        t = torch.randint(noise_schedule.config.num_train_timesteps, (size,), generator=gen).to(latents.device)
         dropped = torch.rand(size, generator=gen) < settings["caption_dropout"]
         text = embeddings[torch.where(dropped, len(embeddings) - 1, captions[idx])]
         noisy = noise_schedule.add_noise(latents[idx], noise, t)
@@ -174,10 +175,12 @@ def adapt_pipeline(
     settings: dict,
     checkpoint=None,
     stop_after: int | None = None,
+    device: str = "cpu",
 ) -> dict:
     """Adapt `pipe` in place on `pixels` (N, 3, H, W in [-1, 1]) captioned by `prompts[captions[i]]`, resuming
-    from `checkpoint`'s resume state if an earlier run of the same settings and data left one. Returns the
-    loss curves {"vae": [...], "unet": [...]}. `stop_after` steps (tests) stop it as a stop signal would."""
+    from `checkpoint`'s resume state if an earlier run of the same settings and data left one, on `device`
+    (every random draw still comes from one CPU generator). Returns the loss curves {"vae": [...],
+    "unet": [...]}. `stop_after` steps (tests) stop it as a stop signal would."""
     settings = adaptation_settings(settings)
     if len(pixels) != len(captions):
         raise ValueError(f"{len(pixels)} images but {len(captions)} captions")
@@ -187,6 +190,8 @@ def adapt_pipeline(
     identity = {"settings": trained, "data": data_digest(pixels, captions, prompts)}
     with StopSignals() as signals:
         progress = Progress(pipe, checkpoint, identity, settings["save_every"], stop_after, signals)
+        pipe.to(device)
+        pixels = pixels.to(device)
         train_vae(pipe.vae, pixels, settings, gen, progress)
         latents = encode_latents(pipe.vae, pixels)
         train_unet(pipe, latents, captions, prompt_embeddings(pipe, prompts), settings, gen, progress)

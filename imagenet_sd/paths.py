@@ -19,6 +19,7 @@ HASH = r"[0-9a-f]{8}"
 WILDCARDS = {
     "recipe_key": rf"{NAME}-{HASH}",
     "generator_key": rf"{NAME}-{HASH}",
+    "adaptation_key": rf"{NAME}-{HASH}",
     "ckey": rf"{WNID}(-{HASH})?",
     "split": "|".join(SPLITS),
     "start": r"\d{6}",
@@ -56,6 +57,9 @@ MODEL_INDEX = "{folder}/model_index.json"
 
 # ---- results -----------------------------------------------------------------------------------
 PROMPTS = "results/prompts/{recipe_key}/{ckey}.json"
+# A pipeline adapted on real images (imagenet_sd.adaptation_plan), its loss curves beside its weights
+ADAPTED_FOLDER = "results/adapted/{adaptation_key}"
+ADAPTED_LOSSES = "results/adapted/{adaptation_key}/losses.jsonl"
 CHUNK = "results/generated/{generator_key}/{recipe_key}/{split}/{ckey}/{start}-{stop}.tar"
 CHUNK_STATS = "results/generated/{generator_key}/{recipe_key}/{split}/{ckey}/{start}-{stop}.json"
 # CLIP embeddings of images [0, count) of a class's train split: keyed like the chunks they read, plus the model

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagenet_sd import paths
+from imagenet_sd.adaptation_plan import adapted_folder, built_pipeline_of, check_adaptations
 from imagenet_sd.config import ConfigError
 from imagenet_sd.families import check_generators
 from imagenet_sd.prompts import PROMPTS_VERSION
@@ -148,6 +149,8 @@ class Plan:
         settings["seed"] = self.config["seed"]
         if g.get("common_noise"):  # in the key only when on: keys (and files) of every other generator stay
             settings["common_noise"] = True
+        if g.get("adaptation"):  # the adapted folder's path holds the adaptation's key; others' keys stay
+            settings["model"] = adapted_folder(self, g["adaptation"])
         built = self.built_pipeline(generator)
         if built:
             settings["pipeline"] = self.config["pipelines"][built]
@@ -170,11 +173,8 @@ class Plan:
 
     def built_pipeline(self, generator: str) -> str | None:
         """Name of the tiny pipeline the `tiny_pipeline` rule builds for this generator, if any."""
-        model = os.path.normpath(self.config["generators"][generator]["model"])
-        for name in self.config.get("pipelines", {}):
-            if model == os.path.normpath(paths.PIPELINE_FOLDER.format(pipeline=name)):
-                return name
-        return None
+        g = self.config["generators"][generator]
+        return None if g.get("adaptation") else built_pipeline_of(self.config, g["model"])
 
     # ---- lookups by wildcard (indexed once: input functions call them for every job) -------------
     def _index(self, kind: str) -> dict:
@@ -343,8 +343,12 @@ def build_plan(config: dict, check_wnids: bool = True) -> Plan:
         except ConfigError as e:
             raise ConfigError(f"class_sets.{name}: {e}") from None
     check_generators(config, plan.built_pipeline)
-    for name, c in config.get("clones", {}).items():
-        plan.clones[name] = plan_clone(plan, name, c)
+    clones = config.get("clones", {})
+    # real clones first: an adapted generator's key (a synthetic clone's) holds its real clone's settings
+    real = {name: plan_clone(plan, name, c) for name, c in clones.items() if "path" in c}
+    plan.clones.update(real)
+    check_adaptations(plan, need)
+    plan.clones = {name: real.get(name) or plan_clone(plan, name, c) for name, c in clones.items()}
     check_evaluation(plan)
     if check_wnids:
         check_sheet_wnids(plan)

@@ -9,6 +9,7 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from imagenet_sd import paths, protocols
+from imagenet_sd import adaptation_plan as AP
 from imagenet_sd.chunk_check import CONFIGFILES_ENV, DamagedChunk, size_problem
 from imagenet_sd.config import ConfigError, schema_defaults
 from imagenet_sd.paths import hub_folder, hub_model_id
@@ -71,15 +72,53 @@ def recipe_params(wildcards):
     return {"name": name, "recipes": members}
 
 
-def model_folder(generator):
-    """The local folder a generator's pipeline loads from: built here, the user's own, or prefetched from the hub."""
-    spec = config["generators"][generator]
-    built = PLAN.built_pipeline(generator)
+def pipeline_folder(model, revision):
+    """The local folder of a pipeline `model`: built here, the user's own, or prefetched from the hub."""
+    built = AP.built_pipeline_of(config, model)
     if built:
         return paths.PIPELINE_FOLDER.format(pipeline=built)
-    if os.path.isdir(spec["model"]):
-        return spec["model"]
-    return hub_folder(spec["model"], spec["revision"])
+    if os.path.isdir(model):
+        return model
+    return hub_folder(model, revision)
+
+
+def model_folder(generator):
+    """The local folder a generator's pipeline loads from: adapted here, or its model's (pipeline_folder)."""
+    spec = config["generators"][generator]
+    if spec.get("adaptation"):
+        return AP.adapted_folder(PLAN, spec["adaptation"])
+    return pipeline_folder(spec["model"], spec["revision"])
+
+
+# ---- adaptation of a pipeline on a real clone (imagenet_sd.adaptation_plan) ------------------------------
+def adaptation_name(wildcards):
+    return AP.by_adaptation_key(PLAN, wildcards.adaptation_key)
+
+
+def adaptation_inputs(wildcards):
+    """The base pipeline (ancient, as a generator's), the real clone's train shards and the prompt files."""
+    name = adaptation_name(wildcards)
+    spec = config["adaptations"][name]
+    return {
+        "base": ancient(paths.model_index(pipeline_folder(spec["model"], spec["revision"]))),
+        "index": paths.SHARD_INDEX.format(clone=spec["clone"]),
+        "shards": paths.SHARDS.format(clone=spec["clone"]),
+        "prompts": AP.adaptation_prompt_files(PLAN, name),
+    }
+
+
+def adaptation_params(wildcards):
+    """What the job needs besides its inputs; its settings are those in the key (no runtime setting)."""
+    name = adaptation_name(wildcards)
+    spec = config["adaptations"][name]
+    return {
+        "adaptation": name,
+        "base_dir": pipeline_folder(spec["model"], spec["revision"]),
+        "classes": [e.wnid for e in PLAN.clones[spec["clone"]].classes],
+        "images_per_class": spec.get("images_per_class"),
+        "settings": AP.trained_settings(spec),
+        "folder": paths.ADAPTED_FOLDER.format(adaptation_key=wildcards.adaptation_key),
+    }
 
 
 def generator_pipeline(wildcards):

@@ -25,3 +25,28 @@ rule generate:
         settings=generator_settings,
     script:
         "../workflow_scripts/generate.py"
+
+
+# A pipeline adapted on a real clone's train split, each image captioned by its class's prompt (issue 22). A
+# stop signal saves a resume state in the output folder; the retry (or a rerun) resumes it.
+rule adapt:
+    input:
+        unpack(adaptation_inputs),
+    output:
+        model_index=paths.model_index(paths.ADAPTED_FOLDER),
+        losses=paths.ADAPTED_LOSSES,
+    log:
+        "logs/adapt/{adaptation_key}.log",
+    retries: 3
+    conda:
+        "../envs/imagenet-sd.yaml"
+    threads: 4
+    resources:
+        gpu=1,
+        cpus_per_task=4,
+        mem_mb=32000,
+        runtime=600,  # minutes: the demo's takes ~2 min on 2 CPU cores; a LoRA on SD at full scale, hours
+    params:
+        p=adaptation_params,
+    script:
+        "../workflow_scripts/adapt.py"
