@@ -65,6 +65,11 @@ TINY_CONFIG = {
 }
 
 
+# The workflow test's: three digits (a prompts job each), the real clone's folder holds all ten.
+FEW_DIGITS = "config/sheets/digits3.tsv"
+WORKFLOW_CONFIG = {**TINY_CONFIG, "class_sets": {"digits": {"sheet": FEW_DIGITS}}}
+
+
 def plan_of(config: dict):
     config = copy.deepcopy(config)
     validate(config, SCHEMA)
@@ -168,8 +173,10 @@ def adapted_folders(workdir) -> list[str]:
 @pytest.fixture(scope="module")
 def adapted_run(tmp_path_factory):
     """The tiny config run to one chunk of the adapted generator (packing, prompts, adapting on the way)."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("adapt"), TINY_CONFIG)
-    chunk = first_chunk(workdir, TINY_CONFIG)
+    workdir = copy_workflow(tmp_path_factory.mktemp("adapt"), WORKFLOW_CONFIG)
+    sheet = (REPO / "config/sheets/digits.tsv").read_text().splitlines()
+    (workdir / FEW_DIGITS).write_text("\n".join(sheet[:4]) + "\n")
+    chunk = first_chunk(workdir, WORKFLOW_CONFIG)
     run_snakemake(workdir, chunk)
     return workdir, chunk
 
@@ -194,7 +201,7 @@ def test_other_settings_adapt_beside_and_the_first_stay_valid(adapted_run):
     (folder,) = adapted_folders(workdir)
     weights = workdir / "results/adapted" / folder / "unet/diffusion_pytorch_model.safetensors"
     before = weights.read_bytes()
-    other = copy.deepcopy(TINY_CONFIG)
+    other = copy.deepcopy(WORKFLOW_CONFIG)
     other["adaptations"]["digits"]["unet_steps"] = 3
     write_config(workdir, other)
     second = first_chunk(workdir, other)
@@ -202,7 +209,7 @@ def test_other_settings_adapt_beside_and_the_first_stay_valid(adapted_run):
     assert planned_jobs(workdir, second) == {"adapt": 1, "generate": 1}
     run_snakemake(workdir, second)
     assert len(adapted_folders(workdir)) == 2 and weights.read_bytes() == before
-    write_config(workdir, TINY_CONFIG)
+    write_config(workdir, WORKFLOW_CONFIG)
     assert planned_jobs(workdir, first) == {}
 
 
@@ -211,7 +218,7 @@ def test_a_stopped_adaptation_resumes_to_the_weights_of_one_straight_through(ada
     plan_dir = os.getcwd()
     os.chdir(workdir)
     try:
-        plan = plan_of(TINY_CONFIG)
+        plan = plan_of(WORKFLOW_CONFIG)
     finally:
         os.chdir(plan_dir)
     job = {
