@@ -1,22 +1,25 @@
 """Adapting a generator on real images in the workflow (issue 22): keys, config errors, and the real Snakemake
 on a tiny config: scikit-learn's digits packed as a real clone -> adapt -> generate from the adapted pipeline."""
 
+import contextlib
 import copy
+import io
 import json
-import os
 import tarfile
 
 import pytest
 import torch
 import yaml
 from conftest import REPO, copy_workflow, planned_jobs, run_snakemake, write_config
+from PIL import Image
 from snakemake.utils import validate
 from test_common_noise import OLD_KEYS
 
 from imagenet_sd import paths
-from imagenet_sd.adapt_job import run_adapt
+from imagenet_sd.adapt_job import check_prompt_files, pick_per_class, run_adapt, training_set
 from imagenet_sd.config import ConfigError
 from imagenet_sd.plan import build_plan
+from imagenet_sd.prompts import image_prompt
 from imagenet_sd.resume import TrainingStopped
 
 torch.set_num_threads(1)
@@ -156,12 +159,8 @@ def test_a_synthetic_clone_cannot_be_adapted_on(monkeypatch):
 
 def first_chunk(workdir, config: dict) -> str:
     """The chunk of images [0, 2) of the first digit that the adapted generator writes."""
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    try:
+    with contextlib.chdir(workdir):  # the class sheet's path is relative to the workflow's folder
         plan = plan_of(config)
-    finally:
-        os.chdir(cwd)
     entry = plan.clones["digits"].classes[0]
     return paths.chunk(plan.generator_key("adapted"), plan.recipe_key("c_dc"), "train", entry.key, 0, 2)
 
@@ -215,12 +214,8 @@ def test_other_settings_adapt_beside_and_the_first_stay_valid(adapted_run):
 
 def test_a_stopped_adaptation_resumes_to_the_weights_of_one_straight_through(adapted_run, tmp_path):
     workdir, _ = adapted_run
-    plan_dir = os.getcwd()
-    os.chdir(workdir)
-    try:
+    with contextlib.chdir(workdir):
         plan = plan_of(WORKFLOW_CONFIG)
-    finally:
-        os.chdir(plan_dir)
     job = {
         "base_dir": str(workdir / "resources/pipelines/digits8"),
         "index": str(workdir / paths.SHARD_INDEX.format(clone="digits")),
@@ -244,3 +239,35 @@ def test_a_stopped_adaptation_resumes_to_the_weights_of_one_straight_through(ada
     assert (out / "losses.jsonl").read_text() == (straight / "losses.jsonl").read_text()
     name = "unet/diffusion_pytorch_model.safetensors"
     assert (out / name).read_bytes() == (straight / name).read_bytes()
+
+
+def scene_record(wnid: str, name: str) -> dict:
+    """A prompt file's record whose prompts differ by image (a scene drawn per image index)."""
+    entry = {"family": "c, b", "template": "a {c} {b}", "fields": {"c": name}, "scenes": ["at dawn", "in fog"]}
+    return {"format": 1, "wnid": wnid, "class_key": wnid, "recipe": "cb", "seed": 0, "recipes": {"cb": entry}}
+
+
+def png(value: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), (value,) * 3).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_image_i_of_a_class_is_captioned_as_train_image_i_of_that_class_is_prompted():
+    records = [scene_record("n13742358", "zero"), scene_record("n13742573", "one")]
+    samples = [{"cls": str(label).encode(), "png": png(40 * n)} for n, label in enumerate([1, 0, 1, 1, 0, 0, 1])]
+    chosen = pick_per_class(samples, 2, 3)
+    assert [(label, i) for label, i, _ in chosen] == [(1, 0), (0, 0), (1, 1), (1, 2), (0, 1), (0, 2)]
+    pixels, captions, prompts = training_set(chosen, records, size=8)
+    assert pixels.shape == (6, 3, 8, 8) and pixels.min() >= -1 and pixels.max() <= 1
+    expected = [image_prompt(records[label], "train", i) for label, i, _ in chosen]
+    assert [prompts[c] for c in captions] == expected
+    assert len(set(expected)) > 2  # the scenes make the captions differ within a class
+
+
+def test_a_prompt_file_of_another_class_is_refused_naming_it():
+    records = [scene_record("n13742358", "zero"), scene_record("n13742573", "one")]
+    with pytest.raises(ValueError, match=r"one\.json: prompts of n13742573, but class n13742358"):
+        check_prompt_files(records[::-1], ["zero.json", "one.json"][::-1], ["n13742358", "n13742573"])
+    with pytest.raises(ValueError, match=r"no image of class index\(es\) \[1\]"):
+        pick_per_class([{"cls": b"0", "png": png(0)}], 2, None)
