@@ -61,6 +61,7 @@ localrules:
     comparison_sheet,
     generation_report,
     training_curves,
+    adaptation_curves,
     report_table,
     report_figure,
 

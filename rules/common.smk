@@ -561,6 +561,8 @@ def report_outputs():
         pages += [f"results/report/clones/{clone}/contact_sheet.jpg", f"results/report/clones/{clone}/generation.html"]
     pages += [f"results/report/compare/{class_set}.jpg" for class_set in comparison_groups()]
     pages += [f"results/report/runs/{run}/curves.png" for run in config["runs"]]
+    keys = [AP.adaptation_key(PLAN, name) for name in config.get("adaptations", {})]
+    pages += [f"results/report/adaptations/{key}/losses.png" for key in keys]
     return pages
 
 

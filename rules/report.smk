@@ -123,3 +123,21 @@ rule report_figure:
         caption=figure_caption,
     script:
         "../workflow_scripts/report_table.py"
+
+
+rule adaptation_curves:
+    input:
+        paths.ADAPTED_LOSSES,
+    output:
+        report(
+            "results/report/adaptations/{adaptation_key}/losses.png",
+            caption="../report/adaptation_curves.rst",
+            category="Training",
+            labels={"adaptation": "{adaptation_key}"},
+        ),
+    log:
+        "logs/report/adaptation_curves/{adaptation_key}.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
+    script:
+        "../workflow_scripts/adaptation_curves.py"
