@@ -71,6 +71,17 @@ def adapted_folder(plan, name: str) -> str:
     return paths.ADAPTED_FOLDER.format(adaptation_key=adaptation_key(plan, name))
 
 
+def card_entry(plan, name: str) -> dict:
+    """What a dataset card records of the adaptation behind a clone's generator."""
+    spec = plan.config["adaptations"][name]
+    return {
+        "name": name,
+        "key": adaptation_key(plan, name),
+        "entry": {"revision": None, **spec},
+        "images_license": plan.config["clones"][spec["clone"]].get("license"),
+    }
+
+
 def by_adaptation_key(plan, key: str) -> str:
     for name in plan.config.get("adaptations", {}):
         if adaptation_key(plan, name) == key:

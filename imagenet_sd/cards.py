@@ -50,13 +50,24 @@ def code_version(root: str | Path) -> dict:
 
 
 def licence(made_of: dict) -> str:
-    """The generator's licence (synthetic clone), or the source images' (real clone)."""
+    """The generator's licence (synthetic clone), or the source images' (real clone). An adapted generator's
+    weights also learnt from real images: their terms are named beside the base model's."""
     generator = made_of.get("generator")
     if generator is None:
         return made_of["clone"].get("license") or "unknown: the terms of the source images (not set in the config)"
+    adaptation = made_of.get("adaptation")
+    base = model_licence(generator, made_of.get("pipeline"))
+    if adaptation is None:
+        return base
+    images = adaptation["images_license"] or "unknown (not set in the config)"
+    clone = adaptation["entry"]["clone"]
+    return f"{base}; adapted ({adaptation['name']}) on real clone {clone}, whose images' terms are: {images}"
+
+
+def model_licence(generator: dict, pipeline: dict | None) -> str:
     if generator.get("license"):
         return generator["license"]
-    if made_of.get("pipeline"):
+    if pipeline:
         return "none: a randomly initialised pipeline built by this workflow (no trained weights)"
     return LICENCES.get(generator["model"], f"unknown: see the model card of {generator['model']}")
 

@@ -642,15 +642,20 @@ def card_made_of(wildcards):
     if c.real:
         return made_of
     recipes = [c.recipe, *recipe_dependencies(config, c.recipe)]
-    built = PLAN.built_pipeline(c.generator)
+    generator, built = config["generators"][c.generator], PLAN.built_pipeline(c.generator)
+    adaptation = AP.card_entry(PLAN, generator["adaptation"]) if generator.get("adaptation") else None
+    if adaptation:  # the card names the base model (its licence) and the adaptation that trained it
+        generator = {**generator, "model": adaptation["entry"]["model"], "revision": adaptation["entry"]["revision"]}
+        built = AP.built_pipeline_of(config, adaptation["entry"]["model"])
     return made_of | {
         "recipe_name": c.recipe,
         "recipes": {name: config["recipes"][name] for name in recipes},
         "recipe_key": c.recipe_key,
         "generator_name": c.generator,
-        "generator": config["generators"][c.generator],
+        "generator": generator,
         "generator_key": c.generator_key,
         "pipeline": config["pipelines"][built] if built else None,
+        **({"adaptation": adaptation} if adaptation else {}),
     }
 
 

@@ -14,6 +14,8 @@ from snakemake.utils import validate
 from test_common_noise import OLD_KEYS
 
 from imagenet_sd.adapt_job import check_prompt_files, pick_per_class, training_set
+from imagenet_sd.adaptation_plan import card_entry
+from imagenet_sd.cards import licence
 from imagenet_sd.config import ConfigError
 from imagenet_sd.plan import build_plan
 from imagenet_sd.prompts import image_prompt
@@ -178,3 +180,15 @@ def test_a_prompt_file_of_another_class_is_refused_naming_it():
         check_prompt_files(records[::-1], ["zero.json", "one.json"][::-1], ["n13742358", "n13742573"])
     with pytest.raises(ValueError, match=r"no image of class index\(es\) \[1\]"):
         pick_per_class([{"cls": b"0", "png": png(0)}], 2, None)
+
+
+def test_an_adapted_clones_card_names_the_base_models_licence_and_the_real_images_terms(monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = copy.deepcopy(TINY_CONFIG)
+    config["clones"]["digits"]["license"] = "CC BY 4.0"
+    config["adaptations"]["digits"]["model"] = "CompVis/stable-diffusion-v1-4"
+    plan = plan_of(config)
+    entry = card_entry(plan, "digits")
+    assert plan.pixel_settings("adapted")["model"] == f"results/adapted/{entry['key']}"
+    text = licence({"generator": {"model": "CompVis/stable-diffusion-v1-4"}, "pipeline": None, "adaptation": entry})
+    assert "CreativeML OpenRAIL-M" in text and "real clone digits" in text and text.endswith("CC BY 4.0")
