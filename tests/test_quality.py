@@ -64,7 +64,7 @@ def test_a_class_of_copies_of_another_class_is_flagged(tmp_path, tiny_clip):
     images["n3"] = images["n1"]
     classes = []
     for wnid, pixels in images.items():
-        prompts = tmp_path / f"{wnid}.json"
+        prompts = tmp_path / f"{wnid}-prompts.json"  # not {wnid}.json: that is the chunk's stats record
         prompts.write_text(json.dumps({"recipes": {"c": {"fields": {"c": f"thing {wnid}"}}}}))
         out = tmp_path / f"{wnid}.npz"
         embed_class(
