@@ -21,25 +21,12 @@ from torchvision.datasets import ImageFolder
 from imagenet_sd.images import load_rgb
 from imagenet_sd.paths import WNID_RE
 from imagenet_sd.progress import Progress
+from imagenet_sd.realdata import folder_wnids
 
 log = logging.getLogger(__name__)
 
 TOPK = 5
 ECE_BINS = 15
-IMAGENET1K_SYNSETS = Path(__file__).resolve().parents[1] / "data/imagenet1k_synsets.tsv"
-
-
-def folder_wnids(folders: list[str], naming: str) -> dict[str, str]:
-    """Folder name -> wnid. `wnid`: the folders are wnids (ImageNet val, Sketch, R, A). `imagenet1k_index`:
-    the folders are ImageNet-1K class indices 0..999 in the standard sorted-wnid order (ImageNetV2)."""
-    if naming == "wnid":
-        return {f: f for f in folders}
-    rows = IMAGENET1K_SYNSETS.read_text().splitlines()[1:]
-    by_index = {line.split("\t")[0]: line.split("\t")[1] for line in rows}
-    unknown = [f for f in folders if f not in by_index]
-    if unknown:
-        raise ValueError(f"folders named by ImageNet-1K class index must be 0..999; got {unknown[:5]}")
-    return {f: by_index[f] for f in folders}
 
 
 @dataclass

@@ -16,8 +16,8 @@ import torch
 from torchvision import transforms as T
 
 from imagenet_sd.images import load_rgb
-from imagenet_sd.models import feature_extractor, load_model, pick_device
-from imagenet_sd.runtime import atomic_path
+from imagenet_sd.models import feature_extractor, load_model
+from imagenet_sd.runtime import atomic_path, pick_device
 
 log = logging.getLogger(__name__)
 INTERPOLATION = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.InterpolationMode.BILINEAR}

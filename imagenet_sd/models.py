@@ -1,4 +1,4 @@
-"""Classifier architectures, building them, loading checkpoints, and picking the device they run on.
+"""Classifier architectures, building them, and loading checkpoints.
 
 Evaluation, feature extraction and training import this module without importing the training loop.
 Two checkpoint formats load here: the train rule's own (a dict with `arch`, `classes`, `state_dict`), and a
@@ -26,13 +26,6 @@ import torchvision
 ARCHS = {"resnet50": torchvision.models.resnet50, "resnet18": torchvision.models.resnet18}
 # Prefixes that wrappers add to every key (DistributedDataParallel, torch.compile).
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """`auto` (or None): the GPU if this process sees one, else the CPU; anything else as torch reads it."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def build_model(arch: str, num_classes: int, fc_bias: bool = False) -> torch.nn.Module:

@@ -21,6 +21,8 @@ from pathlib import Path
 from imagenet_sd.seeds import derive_seed
 from imagenet_sd.shards import Member, Sample
 
+# ImageNet-1K's class index -> wnid, for evaluation folders named by index (ImageNetV2).
+IMAGENET1K_SYNSETS = Path(__file__).resolve().parents[1] / "data/imagenet1k_synsets.tsv"
 # torchvision's ImageFolder extensions: what the evaluation side would read from the same folder.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 # WordNet 3.0 noun synsets of the cardinal numbers zero..nine: the classes of scikit-learn's digits.
@@ -144,3 +146,16 @@ def write_digits(out_dir: str | os.PathLike) -> dict[str, int]:
         image.save(out_dir / wnid / f"digit_{i:04d}.png", optimize=False)
         counts[wnid] = counts.get(wnid, 0) + 1
     return counts
+
+
+def folder_wnids(folders: list[str], naming: str) -> dict[str, str]:
+    """Folder name -> wnid. `wnid`: the folders are wnids (ImageNet val, Sketch, R, A). `imagenet1k_index`:
+    the folders are ImageNet-1K class indices 0..999 in the standard sorted-wnid order (ImageNetV2)."""
+    if naming == "wnid":
+        return {f: f for f in folders}
+    rows = IMAGENET1K_SYNSETS.read_text().splitlines()[1:]
+    by_index = {line.split("\t")[0]: line.split("\t")[1] for line in rows}
+    unknown = [f for f in folders if f not in by_index]
+    if unknown:
+        raise ValueError(f"folders named by ImageNet-1K class index must be 0..999; got {unknown[:5]}")
+    return {f: by_index[f] for f in folders}

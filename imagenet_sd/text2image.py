@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from imagenet_sd.models import pick_device
+from imagenet_sd.runtime import pick_device
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline, SchedulerMixin

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from imagenet_sd import paths
 from imagenet_sd.plan import ConfigError, Plan, short_hash
 from imagenet_sd.references import check_published_as
+from imagenet_sd.transfer_sets import UNSPLIT_TORCHVISION
 
 WEIGHTS_RE = re.compile(r"^[A-Za-z0-9]+_Weights\.[A-Z0-9_]+$")
 ARCH_OF_WEIGHTS = {"ResNet50_Weights": "resnet50", "ResNet18_Weights": "resnet18"}
 TRANSFER_SPLITS = ("train", "test")
 EVALSET_SPLITS = ("test",)
 PREPARED = ("torchvision", "digits")  # sources a local rule materialises under resources/transfer/
-UNSPLIT_TORCHVISION = ("EuroSAT",)  # torchvision sets with no official split: one is drawn (`test_fraction`)
 
 
 @dataclass(frozen=True)

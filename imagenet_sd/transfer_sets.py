@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from imagenet_sd.evaluation import folder_wnids
-from imagenet_sd.transfer_plan import UNSPLIT_TORCHVISION
+from imagenet_sd.realdata import folder_wnids
 
+UNSPLIT_TORCHVISION = ("EuroSAT",)  # torchvision sets with no official split: one is drawn (`test_fraction`)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 # Where each layout finds a split, relative to the set's folder, unless the config names it (`splits`).
 DEFAULT_SPLITS = {

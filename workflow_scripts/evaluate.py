@@ -8,8 +8,8 @@ import torch
 
 from imagenet_sd.corruptions import corruption_folders, corruption_summary
 from imagenet_sd.evaluation import read_class_list, score_folder
-from imagenet_sd.models import load_model, pick_device
-from imagenet_sd.runtime import setup_logging, sha256_file, versions, write_json
+from imagenet_sd.models import load_model
+from imagenet_sd.runtime import pick_device, setup_logging, sha256_file, versions, write_json
 from imagenet_sd.training import resolve_training
 from imagenet_sd.transfer_plan import evalset_resize
 from imagenet_sd.transforms import eval_preprocessing, eval_transform
