@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 
 from imagenet_sd import paths
+from imagenet_sd.data.transfer_sets import UNSPLIT_TORCHVISION
 from imagenet_sd.plan import ConfigError, Plan, short_hash
-from imagenet_sd.references import check_published_as
-from imagenet_sd.transfer_sets import UNSPLIT_TORCHVISION
+from imagenet_sd.report.references import check_published_as
 
 WEIGHTS_RE = re.compile(r"^[A-Za-z0-9]+_Weights\.[A-Z0-9_]+$")
 ARCH_OF_WEIGHTS = {"ResNet50_Weights": "resnet50", "ResNet18_Weights": "resnet18"}

@@ -169,7 +169,7 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def clip_tokenizer_dir(tmp_path_factory) -> Path:
     """CLIP's tokenizer, written once per session by the library (the rule's script calls the same function)."""
-    from imagenet_sd.clip_tokenizer import build_clip_tokenizer
+    from imagenet_sd.prompts.clip_tokenizer import build_clip_tokenizer
 
     return build_clip_tokenizer(tmp_path_factory.mktemp("clip-tokenizer"))
 
@@ -177,7 +177,7 @@ def clip_tokenizer_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_pipeline_dir(tmp_path_factory, clip_tokenizer_dir) -> Path:
     """The TINY_PIPELINE pipeline folder, built once per session (tests must not modify it)."""
-    from imagenet_sd.tiny_pipeline import build_tiny_pipeline
+    from imagenet_sd.generate.tiny_pipeline import build_tiny_pipeline
 
     return build_tiny_pipeline(TINY_PIPELINE, clip_tokenizer_dir, tmp_path_factory.mktemp("tiny") / "tiny-sd")
 
@@ -206,7 +206,7 @@ def load_script(name: str):
 def record_chunk(tar: Path) -> Path:
     """The stats record the generate job writes beside a chunk tar (the fields pack checks), for chunk tars
     that tests write themselves."""
-    from imagenet_sd.chunk_check import stats_path, tar_record
+    from imagenet_sd.generate.chunk_check import stats_path, tar_record
     from imagenet_sd.runtime import write_json
 
     with tarfile.open(tar) as archive:

@@ -7,11 +7,11 @@ import torch
 from conftest import REPO, load_script
 from test_evaluation import MODEL_CLASSES, image_folder
 
-from imagenet_sd.attacks import Normalized, attack_batch, fgsm, pgd, run_attack, subset_indices
 from imagenet_sd.config import ConfigError
-from imagenet_sd.cost import load_config
-from imagenet_sd.models import build_model
-from imagenet_sd.protocols import pgd_alpha
+from imagenet_sd.evaluate.attacks import Normalized, attack_batch, fgsm, pgd, run_attack, subset_indices
+from imagenet_sd.evaluate.protocols import pgd_alpha
+from imagenet_sd.ops.cost import load_config
+from imagenet_sd.train.models import build_model
 
 torch.set_num_threads(1)
 PGD = {"method": "pgd", "steps": 20, "step_size": 0.25, "random_start": True}

@@ -6,8 +6,8 @@ import pytest
 import torch
 from test_evaluation import MODEL_CLASSES, image_folder, ranking_checkpoint, run_evaluate
 
-from imagenet_sd.corruptions import corruption_folders
-from imagenet_sd.evaluation import Calibration
+from imagenet_sd.evaluate.corruptions import corruption_folders
+from imagenet_sd.evaluate.evaluation import Calibration
 
 torch.set_num_threads(1)
 

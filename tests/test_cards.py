@@ -10,7 +10,7 @@ from conftest import copy_workflow, demo_config, load_script, pack_clone, planne
 from test_quality import chunk
 from test_realdata import CLASSES, real_folder
 
-from imagenet_sd.cards import LICENCES
+from imagenet_sd.quality.cards import LICENCES
 
 SD14 = "CompVis/stable-diffusion-v1-4"
 

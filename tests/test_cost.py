@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, demo_config
 
-from imagenet_sd import cost, paths
-from imagenet_sd import throughput as tp
+from imagenet_sd import paths
 from imagenet_sd.config import ConfigError
+from imagenet_sd.ops import cost
+from imagenet_sd.ops import throughput as tp
 from imagenet_sd.plan import build_plan
 
 H100 = "NVIDIA H100 80GB HBM3"

@@ -12,7 +12,7 @@ from conftest import run_snakemake
 from test_quality import TINY_CLIP
 from test_rerun import BIG, dry_run, edit_config, load_config, make_workdir, write_sheet
 
-from imagenet_sd.curation import keep_best, keep_distinct, kept_keys
+from imagenet_sd.quality.curation import keep_best, keep_distinct, kept_keys
 
 
 def test_keep_best_takes_the_highest_scores_in_index_order():

@@ -105,7 +105,7 @@ def assert_regenerates_that_chunk_alone(line: str, tar: Path, original: bytes, w
 
 def status(workdir: Path, *args: str) -> str:
     return subprocess.run(
-        [sys.executable, "-m", "imagenet_sd.status", "--configfile", CONFIG, *args],
+        [sys.executable, "-m", "imagenet_sd.ops.status", "--configfile", CONFIG, *args],
         cwd=workdir,
         capture_output=True,
         text=True,

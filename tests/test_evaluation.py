@@ -8,8 +8,8 @@ import torch
 from conftest import load_script
 from PIL import Image
 
-from imagenet_sd.evaluation import match_classes, topk_correct
-from imagenet_sd.models import build_model
+from imagenet_sd.evaluate.evaluation import match_classes, topk_correct
+from imagenet_sd.train.models import build_model
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +107,7 @@ def test_a_declared_class_list_masks_the_logits_even_where_a_class_has_no_images
 
 
 def test_the_shipped_imagenet_r_and_a_lists_hold_200_wnids_and_the_paper_overlaps():
-    from imagenet_sd.evaluation import read_class_list
+    from imagenet_sd.evaluate.evaluation import read_class_list
 
     r = read_class_list(ROOT / "data/imagenet_r_200_wnids.txt")
     a = read_class_list(ROOT / "data/imagenet_a_200_wnids.txt")
@@ -137,7 +137,7 @@ def test_match_classes_keeps_model_order():
 
 
 def test_a_missing_evaluation_folder_names_the_folder_and_the_expected_layout(tmp_path):
-    from imagenet_sd.evaluation import image_folder
+    from imagenet_sd.evaluate.evaluation import image_folder
 
     with pytest.raises(FileNotFoundError, match=r"evaluation set folder not found: .*nope.*one sub-folder per wnid"):
         image_folder(tmp_path / "nope", ["n01440764"], None)
@@ -145,7 +145,7 @@ def test_a_missing_evaluation_folder_names_the_folder_and_the_expected_layout(tm
 
 def test_folders_named_by_imagenet1k_index_are_matched_by_wnid(tmp_path):
     """ImageNetV2 names its folders 0..999; index 0 is n01440764 (tench), 1 is n01443537 (goldfish)."""
-    from imagenet_sd.evaluation import image_folder as load_folder
+    from imagenet_sd.evaluate.evaluation import image_folder as load_folder
 
     root = image_folder(tmp_path / "v2", {"0": 1, "1": 2, "999": 1})
     dataset, match = load_folder(root, ["n01443537", "n01440764"], None, naming="imagenet1k_index")

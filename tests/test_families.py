@@ -14,14 +14,14 @@ from test_generation import RECORD, WNID, generator_entry, read_chunk, run_chunk
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from imagenet_sd import generation as gen
-from imagenet_sd.chunks import ChunkIdentity
 from imagenet_sd.config import ConfigError
-from imagenet_sd.families import FAMILIES, detect_architecture
-from imagenet_sd.flops import flops_per_image
+from imagenet_sd.generate import generation as gen
+from imagenet_sd.generate.chunks import ChunkIdentity
+from imagenet_sd.generate.families import FAMILIES, detect_architecture
+from imagenet_sd.generate.flops import flops_per_image
+from imagenet_sd.generate.text2image import load_pipeline
+from imagenet_sd.generate.tiny_pipeline import build_tiny_pipeline
 from imagenet_sd.plan import build_plan
-from imagenet_sd.text2image import load_pipeline
-from imagenet_sd.tiny_pipeline import build_tiny_pipeline
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

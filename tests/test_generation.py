@@ -16,14 +16,14 @@ import torch
 from PIL import Image
 from snakemake.utils import validate
 
-from imagenet_sd import generation as gen
-from imagenet_sd.chunks import ChunkIdentity
-from imagenet_sd.flops import flops_per_image
+from imagenet_sd.generate import generation as gen
+from imagenet_sd.generate.chunks import ChunkIdentity
+from imagenet_sd.generate.flops import flops_per_image
+from imagenet_sd.generate.sd14 import SD14_TEXT, SD14_UNET, SD14_VAE, sd_pipeline_from_configs
+from imagenet_sd.generate.text2image import load_pipeline
 from imagenet_sd.plan import PIXEL_KEYS
 from imagenet_sd.runtime import sha256_file
-from imagenet_sd.sd14 import SD14_TEXT, SD14_UNET, SD14_VAE, sd_pipeline_from_configs
 from imagenet_sd.seeds import image_seed
-from imagenet_sd.text2image import load_pipeline
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -265,7 +265,8 @@ def test_black_image_is_redrawn_with_the_next_seed(tiny_pipeline_dir, prompt_fil
 
 
 KILLED_JOB = (
-    "import json, sys; from imagenet_sd.generation import run_generate; run_generate(**json.loads(sys.argv[1]))"
+    "import json, sys; from imagenet_sd.generate.generation import run_generate; "
+    "run_generate(**json.loads(sys.argv[1]))"
 )
 
 
@@ -302,7 +303,7 @@ def test_flop_count_of_sd14_matches_the_papers_arithmetic(clip_tokenizer_dir):
 
 FULL_DISK_JOB = """
 import json, sys
-from imagenet_sd.generation import run_generate
+from imagenet_sd.generate.generation import run_generate
 from imagenet_sd.runtime import DiskFull, one_line_errors, setup_logging
 setup_logging(None)
 with one_line_errors(DiskFull):  # as the generate rule's script runs it

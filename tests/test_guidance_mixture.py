@@ -7,10 +7,10 @@ import pytest
 import torch
 from test_generation import RECORD, WNID, generator_entry, read_chunk, run_chunk
 
-from imagenet_sd import generation as gen
-from imagenet_sd.chunks import ChunkIdentity
-from imagenet_sd.flops import flops_per_image
-from imagenet_sd.text2image import load_pipeline
+from imagenet_sd.generate import generation as gen
+from imagenet_sd.generate.chunks import ChunkIdentity
+from imagenet_sd.generate.flops import flops_per_image
+from imagenet_sd.generate.text2image import load_pipeline
 
 torch.set_num_threads(1)
 MIXTURE = [1.0, 2.0, 4.0]

@@ -9,11 +9,11 @@ from conftest import load_script
 from test_attacks import run_attack_script
 from test_evaluation import MODEL_CLASSES, image_folder, run_evaluate
 
-from imagenet_sd import training as tr
-from imagenet_sd.attacks import Normalized, run_attack
-from imagenet_sd.evaluation import Calibration, score_folder
-from imagenet_sd.models import attach_head, build_model, export_state, load_checkpoint_model
-from imagenet_sd.transforms import eval_transform
+from imagenet_sd.evaluate.attacks import Normalized, run_attack
+from imagenet_sd.evaluate.evaluation import Calibration, score_folder
+from imagenet_sd.train import training as tr
+from imagenet_sd.train.models import attach_head, build_model, export_state, load_checkpoint_model
+from imagenet_sd.train.transforms import eval_transform
 
 torch.set_num_threads(1)
 HEADS = [{"head": "cosine"}, {"head": "linear", "projector": [32, 16]}, {"head": "cosine", "projector": [16]}]
@@ -30,7 +30,7 @@ def trained_model(t: dict, num_classes: int) -> torch.nn.Module:
 
 
 def save_checkpoint(model: torch.nn.Module, t: dict, classes: list[str], path):
-    """The fields the train rule saves (imagenet_sd.training.save_final) of `model`; (path, state, head state)."""
+    """The fields the train rule saves (imagenet_sd.train.training.save_final) of `model`; (path, state, head state)."""
     state, head_state = export_state(model, t)
     record = {"state_dict": state, "head_state_dict": head_state, "arch": "resnet18", "classes": list(classes)}
     torch.save({**record, "training": t, "step": 0}, path)

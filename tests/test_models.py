@@ -10,8 +10,14 @@ import torchvision
 from conftest import copy_workflow, load_script, planned_jobs, run_snakemake, write_config
 from PIL import Image
 
-from imagenet_sd.features import preprocessing_transform, read_features
-from imagenet_sd.models import build_model, load_model, load_state_dict_model, read_state_dict, torchvision_weights
+from imagenet_sd.evaluate.features import preprocessing_transform, read_features
+from imagenet_sd.train.models import (
+    build_model,
+    load_model,
+    load_state_dict_model,
+    read_state_dict,
+    torchvision_weights,
+)
 
 torch.set_num_threads(1)
 CLASSES = ["n01440764", "n01443537", "n01484850", "n01491361", "n01494475"]  # the first five ImageNet-1K classes

@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import TINY_PIPELINE
 
-from imagenet_sd.clip_tokenizer import CLIP_VOCAB_SIZE
-from imagenet_sd.text2image import WeightsMissing, load_pipeline
-from imagenet_sd.tiny_pipeline import build_tiny_pipeline
+from imagenet_sd.generate.text2image import WeightsMissing, load_pipeline
+from imagenet_sd.generate.tiny_pipeline import build_tiny_pipeline
+from imagenet_sd.prompts.clip_tokenizer import CLIP_VOCAB_SIZE
 
 torch.set_num_threads(1)
 

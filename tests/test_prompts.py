@@ -12,7 +12,7 @@ import yaml
 from conftest import load_script
 
 from imagenet_sd.plan import class_key
-from imagenet_sd.prompts import (
+from imagenet_sd.prompts.prompts import (
     PromptError,
     build_record,
     image_prompt,
@@ -25,7 +25,7 @@ from imagenet_sd.prompts import (
     truncation,
     write_prompt_file,
 )
-from imagenet_sd.wordnet import materialise, open_wordnet
+from imagenet_sd.prompts.wordnet import materialise, open_wordnet
 
 REPO = Path(__file__).resolve().parents[1]
 DEBIAN = Path("/usr/share/wordnet")
@@ -306,7 +306,7 @@ def test_prompt_summary_table(nltk_data, tokenizer_dir, tmp_path):
 
 
 def test_scene_files_are_those_of_recipes_that_use_b():
-    from imagenet_sd.prompts import scene_files
+    from imagenet_sd.prompts.prompts import scene_files
 
     recipes = {
         "m": {"family": "mix", "mix": {"a": 1, "b": 1}},

@@ -11,10 +11,10 @@ import pytest
 from conftest import copy_workflow, demo_config, load_script, planned_jobs, write_config
 from PIL import Image
 
-from imagenet_sd import quality as Q
-from imagenet_sd.clip_embed import build_tiny_clip, embed_class
 from imagenet_sd.config import ConfigError, schema
 from imagenet_sd.plan import build_plan
+from imagenet_sd.quality.clip_embed import build_tiny_clip, embed_class
+from imagenet_sd.quality.quality import quality as Q
 from imagenet_sd.quality_plan import measured_clones
 
 TINY_CLIP = {"seed": 0, "hidden": 32, "layers": 1, "image_size": 32, "patch_size": 8}

@@ -13,10 +13,10 @@ from test_evaluation import image_folder
 from test_models import CLASSES, released_format
 
 from imagenet_sd.config import ConfigError
-from imagenet_sd.cost import load_config
-from imagenet_sd.protocols import attack_settings
-from imagenet_sd.reference_tables import main
-from imagenet_sd.references import reference_facts
+from imagenet_sd.evaluate.protocols import attack_settings
+from imagenet_sd.ops.cost import load_config
+from imagenet_sd.report.reference_tables import main
+from imagenet_sd.report.references import reference_facts
 
 torch.set_num_threads(1)
 TRAINING = {"arch": "resnet18", "eval_resolution": 32, "batch_size": 4, "workers": 0}

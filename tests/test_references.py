@@ -8,8 +8,8 @@ import pytest
 from conftest import REPO
 
 from imagenet_sd.config import ConfigError
-from imagenet_sd.cost import load_config
-from imagenet_sd.references import attach_references, load_references, reference_facts
+from imagenet_sd.ops.cost import load_config
+from imagenet_sd.report.references import attach_references, load_references, reference_facts
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from browser import Browser, find_chromium
 from conftest import REPO, copy_workflow, demo_config, planned_jobs, run_snakemake
 from PIL import Image
 
-from imagenet_sd import contact_sheets as cs
-from imagenet_sd.chunk_check import DamagedChunk
-from imagenet_sd.plots import training_curves
-from imagenet_sd.report import generation_tables, table_page
+from imagenet_sd.generate.chunk_check import DamagedChunk
+from imagenet_sd.report import contact_sheets as cs
+from imagenet_sd.report.plots import training_curves
+from imagenet_sd.report.report import generation_tables, table_page
 from imagenet_sd.runtime import add_tar_member
 
 ARTIFACTS = Path(os.environ.get("REPORT_ARTIFACTS", REPO / "results" / "test-artifacts"))

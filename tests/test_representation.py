@@ -7,8 +7,8 @@ import pytest
 from conftest import load_script
 from PIL import Image
 
-from imagenet_sd.representation import class_cosine_distances, coding_rate, redundancy, sparsity, statistics
-from imagenet_sd.transfer_sets import build_index
+from imagenet_sd.data.transfer_sets import build_index
+from imagenet_sd.evaluate.representation import class_cosine_distances, coding_rate, redundancy, sparsity, statistics
 
 E = np.eye(4)
 

@@ -236,7 +236,11 @@ def test_a_new_generator_setting_is_written_beside_the_old(work):
 
 # ---- 6. code edits that do not change outputs; explicit regeneration ---------------------------------
 def test_a_comment_in_the_scripts_regenerates_nothing(work):
-    for script in ("workflow_scripts/generate.py", "workflow_scripts/write_prompts.py", "imagenet_sd/prompts.py"):
+    for script in (
+        "workflow_scripts/generate.py",
+        "workflow_scripts/write_prompts.py",
+        "imagenet_sd/prompts/prompts.py",
+    ):
         with open(work / script, "a") as f:
             f.write("\n# a comment that changes no output\n")
     assert dry_run(work)[0] == {}

@@ -8,7 +8,7 @@ import pytest
 from test_attacks import FGSM, run_attack_script
 from test_evaluation import MODEL_CLASSES, image_folder, ranking_checkpoint, run_evaluate
 
-from imagenet_sd.robustness_tables import STATISTICS, main_representation, main_robustness, reference_model
+from imagenet_sd.report.robustness_tables import STATISTICS, main_representation, main_robustness, reference_model
 
 KINDS = {"syn": "synthetic", "ref": "real"}
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import copy_workflow, demo_config, planned_jobs, run_snakemake, write_config
 from test_workflow import bad_config
 
-from imagenet_sd.realdata import DIGIT_WNIDS
+from imagenet_sd.data.realdata import DIGIT_WNIDS
 
 
 def with_robustness(mutate) -> dict:

@@ -14,9 +14,9 @@ from conftest import pack_clone, record_chunk
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
-from imagenet_sd.chunk_check import DamagedChunk, stats_path
+from imagenet_sd.data.shards import index_chunks, shuffle_across_classes
+from imagenet_sd.generate.chunk_check import DamagedChunk, stats_path
 from imagenet_sd.runtime import sha256_file
-from imagenet_sd.shards import index_chunks, shuffle_across_classes
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

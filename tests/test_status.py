@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import copy_workflow, run_snakemake, share_resources
 
+from imagenet_sd.ops.status import load_config
 from imagenet_sd.plan import build_plan
 from imagenet_sd.progress import Progress, duration
-from imagenet_sd.status import load_config
 
 
 def test_progress_logs_rate_and_eta_at_a_steady_interval(caplog):
@@ -45,7 +45,7 @@ def count_images(tars: list[Path]) -> int:
 
 def status(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "imagenet_sd.status", *args],
+        [sys.executable, "-m", "imagenet_sd.ops.status", *args],
         cwd=workdir,
         text=True,
         capture_output=True,

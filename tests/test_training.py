@@ -19,20 +19,20 @@ from PIL import Image
 from torchvision import transforms as TV
 from torchvision.transforms import RandomResizedCrop as T_RRC
 
-from imagenet_sd import gpu_augment as ga
-from imagenet_sd import loader as ld
-from imagenet_sd import schedules
-from imagenet_sd import training as tr
-from imagenet_sd.distributed import count_devices, free_port, run_rank
-from imagenet_sd.models import (
+from imagenet_sd.data import loader as ld
+from imagenet_sd.train import gpu_augment as ga
+from imagenet_sd.train import schedules
+from imagenet_sd.train import training as tr
+from imagenet_sd.train.distributed import count_devices, free_port, run_rank
+from imagenet_sd.train.models import (
     ARCHS,
     attach_head,
     build_model,
     multicrop_logits,
     multicrop_loss,
 )
-from imagenet_sd.resume import ResumeMismatch, load_resume
-from imagenet_sd.transforms import (
+from imagenet_sd.train.resume import ResumeMismatch, load_resume
+from imagenet_sd.train.transforms import (
     GaussianBlur,
     MultiCrop,
     SingleCrop,

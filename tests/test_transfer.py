@@ -19,13 +19,13 @@ from snakemake.utils import validate
 
 from imagenet_sd import transfer_plan as TP
 from imagenet_sd.config import schema
-from imagenet_sd.features import write_features
-from imagenet_sd.models import build_model
+from imagenet_sd.data.transfer_sets import build_index, seeded_split
+from imagenet_sd.evaluate.features import write_features
+from imagenet_sd.evaluate.probes import linear_grid, log_grid, run_probe, search_1d
 from imagenet_sd.plan import build_plan
-from imagenet_sd.probes import linear_grid, log_grid, run_probe, search_1d
-from imagenet_sd.transfer_sets import build_index, seeded_split
-from imagenet_sd.transfer_tables import log_odds
-from imagenet_sd.transfer_tables import main as tables_main
+from imagenet_sd.report.transfer_tables import log_odds
+from imagenet_sd.report.transfer_tables import main as tables_main
+from imagenet_sd.train.models import build_model
 
 torch.set_num_threads(1)
 DEFAULT_SEEDS = schema()["properties"]["transfer"]["properties"]["seeds"]["default"]

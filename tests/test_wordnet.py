@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import load_script
 
-from imagenet_sd.wordnet import (
+from imagenet_sd.prompts.wordnet import (
     DATA_FILES,
     LEXNAMES,
     WordNetError,
