@@ -30,7 +30,7 @@ from imagenet_sd.prompts.wordnet import (
     wordnet_dir,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEBIAN = Path("/usr/share/wordnet")
 MAN_PAGE = Path("/usr/share/man/man5/lexnames.5WN.gz")
 

@@ -9,7 +9,7 @@ from snakemake.utils import validate
 
 from imagenet_sd.plan import build_plan
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def plan_of(configfile: str):

@@ -19,7 +19,7 @@ from imagenet_sd.generate.chunk_check import DamagedChunk, stats_path
 from imagenet_sd.runtime import sha256_file
 
 torch.set_num_threads(1)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ["n01558993", "n02123045", "n02701002"]
 
 

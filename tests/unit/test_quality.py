@@ -8,13 +8,13 @@ import tarfile
 
 import numpy as np
 import pytest
-from conftest import copy_workflow, demo_config, load_script, planned_jobs, write_config
+from conftest import demo_config, load_script
 from PIL import Image
 
 from imagenet_sd.config import ConfigError, schema
 from imagenet_sd.plan import build_plan
+from imagenet_sd.quality import quality as Q
 from imagenet_sd.quality.clip_embed import build_tiny_clip, embed_class
-from imagenet_sd.quality.quality import quality as Q
 from imagenet_sd.quality_plan import measured_clones
 
 TINY_CLIP = {"seed": 0, "hidden": 32, "layers": 1, "image_size": 32, "patch_size": 8}
@@ -126,16 +126,3 @@ def test_quality_settings_are_checked():
     config["quality"] = {"tiny": TINY_CLIP, "clones": ["digits"]}
     with pytest.raises(ConfigError, match="'digits' is a real clone"):
         measured_clones(config, build_plan(config, check_wnids=False))
-
-
-def test_one_embedding_job_per_class_and_none_without_a_clip(tmp_path):
-    workdir = copy_workflow(tmp_path / "wf")
-    jobs = planned_jobs(workdir)
-    classes = len((workdir / "config/sheets/demo.tsv").read_text().splitlines()) - 1
-    assert jobs["quality_embed"] == classes and jobs["quality_tables"] == 1 and jobs["tiny_clip"] == 1
-    assert jobs["quality_sheet"] == 1  # the demo clone's worst classes; the digits clone is real
-    config = copy.deepcopy(demo_config())
-    del config["quality"]
-    write_config(workdir, config)
-    jobs = planned_jobs(workdir)
-    assert not {"quality_embed", "quality_tables", "quality_sheet", "tiny_clip"} & set(jobs)

@@ -1,12 +1,11 @@
 """Dataset cards: one per clone, synthetic and real, beside its shards; the provenance it describes is read
 back from the shards exactly as the card says."""
 
-import copy
 import json
 
 import numpy as np
 import webdataset as wds
-from conftest import copy_workflow, demo_config, load_script, pack_clone, planned_jobs, write_config
+from conftest import load_script, pack_clone
 from test_quality import chunk
 from test_realdata import CLASSES, real_folder
 
@@ -72,13 +71,3 @@ def test_real_card_names_its_folder_and_licence(tmp_path):
     assert card["kind"] == "real" and card["train_images"] == 15 and card["licence"] == "CC BY 4.0"
     assert card["generation"] == {} and card["quality"] is None
     assert str(folder) in markdown and "source file" in card["provenance"]
-
-
-def test_every_clone_gets_a_card(tmp_path):
-    workdir = copy_workflow(tmp_path / "wf")
-    config = demo_config()
-    assert planned_jobs(workdir)["dataset_card"] == len(config["clones"])
-    config = copy.deepcopy(config)
-    del config["quality"]  # no quality table: the cards do not wait for one
-    write_config(workdir, config)
-    assert planned_jobs(workdir)["dataset_card"] == len(config["clones"])

@@ -27,7 +27,7 @@ from imagenet_sd.prompts.prompts import (
 )
 from imagenet_sd.prompts.wordnet import materialise, open_wordnet
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEBIAN = Path("/usr/share/wordnet")
 SCENES = str(REPO / "data/places365_categories.txt")
 CRANE_BIRD, CRANE_MACHINE, IRON = "n02012849", "n03126707", "n03584829"

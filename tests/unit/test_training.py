@@ -43,7 +43,7 @@ from imagenet_sd.train.transforms import (
 )
 
 torch.set_num_threads(1)  # other test runs share the 2 cores: 2 threads would wait on each other
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ["n01558993", "n02123045"]
 TINY = {
     "arch": "resnet18",

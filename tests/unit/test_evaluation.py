@@ -12,7 +12,7 @@ from imagenet_sd.evaluate.evaluation import match_classes, topk_correct
 from imagenet_sd.train.models import build_model
 
 torch.set_num_threads(1)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL_CLASSES = ["n00000001", "n00000002", "n00000003", "n00000004", "n00000005", "n00000006", "n00000007"]
 TRAINING = {"eval_resolution": 32, "batch_size": 4, "workers": 0}
 

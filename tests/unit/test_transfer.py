@@ -4,7 +4,6 @@ indexes of every layout, tables, and what the workflow schedules when a dataset 
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
 from pathlib import Path
 
@@ -12,8 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
-from conftest import REPO, copy_workflow, demo_config, load_script, planned_jobs, run_snakemake, write_config
+from conftest import REPO, demo_config, load_script
 from PIL import Image
 from snakemake.utils import validate
 
@@ -25,7 +23,6 @@ from imagenet_sd.evaluate.probes import linear_grid, log_grid, run_probe, search
 from imagenet_sd.plan import build_plan
 from imagenet_sd.report.transfer_tables import log_odds
 from imagenet_sd.report.transfer_tables import main as tables_main
-from imagenet_sd.train.models import build_model
 
 torch.set_num_threads(1)
 DEFAULT_SEEDS = schema()["properties"]["transfer"]["properties"]["seeds"]["default"]
@@ -257,73 +254,3 @@ def test_transfer_tables_mean_log_odds_groups_and_training_data(tmp_path):
     assert f"| syn | synthetic only | 60.0 ± 14.14 | 90.0 | 40.0 | 75.0 | {expected:.2f} | 75.0 |" in md
     assert "| real | real images | 80.0 |  |  | 80.0 |" in md
     assert Path(out["plot"]).read_bytes()[:4] == b"\x89PNG"
-
-
-@pytest.mark.parametrize(
-    "mutate,message",
-    [
-        (lambda c: c["runs"]["demo"].update(transfer=["cars"]), "runs.demo.transfer: unknown transfer set 'cars'"),
-        (
-            lambda c: c["transfer_sets"].update({"demo-heldout": {"source": "digits"}}),
-            "transfer_sets.demo-heldout and evalsets.demo-heldout share a name",
-        ),
-    ],
-)
-def test_an_unknown_dataset_is_named_before_any_job(tmp_path, mutate, message):
-    workdir = copy_workflow(tmp_path / "wf")
-    config = demo_config()
-    mutate(config)
-    write_config(workdir, config)
-    proc = run_snakemake(workdir, "--dry-run", check=False)
-    assert proc.returncode != 0 and message in proc.stdout + proc.stderr
-    assert not (workdir / "results").exists()
-
-
-def test_a_missing_folder_warns_when_planning_and_fails_on_the_login_node(tmp_path):
-    workdir = copy_workflow(tmp_path / "wf")
-    config = demo_config()
-    config["transfer_sets"]["cars"] = {"path": "data/cars", "layout": "cars"}
-    config["runs"]["demo"]["transfer"] = ["cars"]
-    write_config(workdir, config)
-    proc = run_snakemake(workdir, "-n", check=False)
-    assert (
-        proc.returncode == 0
-        and "transfer_sets.cars.path: folder data/cars does not exist yet" in proc.stdout + proc.stderr
-    )
-    proc = run_snakemake(workdir, "results/datasets/cars/train.json", check=False)
-    assert proc.returncode != 0
-    assert "dataset folder not found: data/cars" in (workdir / "logs/index_dataset/cars/train.log").read_text()
-
-
-@pytest.mark.e2e
-def test_the_demo_probes_real_digits_above_chance(demo_run):
-    table = pd.read_csv(demo_run / "results/tables/transfer.csv")
-    assert set(table.dataset) == {"digits"} and set(table.training_data) == {"synthetic only"}
-    assert list(table.seed) == DEFAULT_SEEDS and set(table.test_fraction) == {0.3}  # a test split per seed
-    for row in table.itertuples():
-        assert row.n_train + row.n_test == 1797 and row.n_classes == 10
-        assert row.top1 > 2 * row.chance_top1  # real handwritten digits, far above the 10% of guessing
-    md = (demo_run / "results/tables/transfer.md").read_text()
-    assert f"{table.top1.mean():.1f} ± {table.top1.std():.2f}" in md
-
-
-@pytest.mark.e2e
-def test_adding_a_dataset_or_a_model_schedules_only_its_features_and_probes(demo_run, tmp_path):
-    workdir = tmp_path / "wf"
-    shutil.copytree(demo_run, workdir, symlinks=True)  # copy2 keeps mtimes: the copy is as complete as the run
-    write_images(workdir / "few/train", {"x": 6, "y": 6})
-    write_images(workdir / "few/test", {"x": 2, "y": 2})
-    torch.save(build_model("resnet50", 6).state_dict(), workdir / "ext.pth")
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config["transfer_sets"]["few"] = {"path": "few"}
-    config["runs"]["demo"]["transfer"] = ["digits", "few"]
-    write_config(workdir, config)
-    report = {"report_table": 1, "report_figure": 1}  # the transfer table's page and plot follow
-    seeds = len(DEFAULT_SEEDS)  # one probe per split seed, on the same two features files
-    expected = {"index_dataset": 2, "features": 2, "probe": seeds, "transfer_tables": 1, **report, "all": 1}
-    assert planned_jobs(workdir) == expected
-    config = yaml.safe_load((demo_run / "config.yaml").read_text())
-    config["models"] = {"ext": {"checkpoint": "ext.pth", "class_set": "demo", "transfer": ["digits"]}}
-    write_config(workdir, config)
-    expected = {"check_model": 1, "features": 2, "probe": seeds, "transfer_tables": 1, **report, "all": 1}
-    assert planned_jobs(workdir) == expected

@@ -26,7 +26,7 @@ from imagenet_sd.runtime import sha256_file
 from imagenet_sd.seeds import image_seed
 
 torch.set_num_threads(1)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WNID = "n01440764"
 RECORD = {
     "format": 1,

@@ -24,7 +24,7 @@ from imagenet_sd.generate.tiny_pipeline import build_tiny_pipeline
 from imagenet_sd.plan import build_plan
 
 torch.set_num_threads(1)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NEW = ("sd2", "sd-turbo", "sdxl", "sdxl-turbo", "pixart-alpha")
 
 

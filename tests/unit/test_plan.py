@@ -9,7 +9,7 @@ from snakemake.utils import validate
 
 from imagenet_sd.plan import ConfigError, build_plan, chunk_ranges, class_key, read_sheet, unknown_wnids
 
-SCHEMA = str(Path(__file__).resolve().parents[1] / "schemas/config.schema.yaml")
+SCHEMA = str(Path(__file__).resolve().parents[2] / "schemas/config.schema.yaml")
 DATA_NOUN = Path("/usr/share/wordnet/data.noun")
 
 
