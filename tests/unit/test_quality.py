@@ -8,7 +8,7 @@ import tarfile
 
 import numpy as np
 import pytest
-from conftest import demo_config, load_script
+from conftest import demo_config, load_script, record_chunk
 from PIL import Image
 
 from imagenet_sd.config import ConfigError, schema
@@ -36,7 +36,7 @@ def test_diversity_of_identical_and_orthogonal_images():
 
 
 def chunk(path, wnid, pixels):
-    """A chunk tar as `generate` writes it: {wnid}_{index}.jpg + .json with the prompt."""
+    """A chunk tar as `generate` writes it: {wnid}_{index}.jpg + .json with the prompt, and its stats record."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(path, "w") as tar:
         for i, image in enumerate(pixels):
@@ -47,7 +47,7 @@ def chunk(path, wnid, pixels):
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
-    return path
+    return record_chunk(path)  # the record a finished generate job leaves: pack and the sheets check it
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_a_class_of_copies_of_another_class_is_flagged(tmp_path, tiny_clip):
     images["n3"] = images["n1"]
     classes = []
     for wnid, pixels in images.items():
-        prompts = tmp_path / f"{wnid}.json"
+        prompts = tmp_path / f"{wnid}.prompts.json"  # {wnid}.json is the chunk's stats record
         prompts.write_text(json.dumps({"recipes": {"c": {"fields": {"c": f"thing {wnid}"}}}}))
         out = tmp_path / f"{wnid}.npz"
         embed_class(
