@@ -81,14 +81,14 @@ $(VENV)/.installed: requirements.txt
 # tests. Only root can start one; anyone else runs the SLURM tests against the Slurm that answers, if any.
 slurm:
 	@if [ "$$(id -u)" = 0 ]; then bash .ci/slurm-setup.sh; \
-	else echo "not root: no local Slurm started (tests/test_slurm.py needs partitions cpu and gpu, else it is skipped)"; fi
+	else echo "not root: no local Slurm started (tests/workflow/test_slurm.py needs partitions cpu and gpu, else it is skipped)"; fi
 
 slurm-down:
 	bash .ci/slurm-teardown.sh
 
 # The unit tier: no Snakemake run, no Slurm; about a minute, for everyday work.
 test-fast: setup
-	$(PY) -m pytest -m "not workflow and not e2e and not slurm" $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 # Python style (ruff), rule-file style (snakefmt) and Snakemake's own lints; CI runs it before the tests.
 lint: setup

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from imagenet_sd.adaptation import adapt_pipeline
-from imagenet_sd.clip_tokenizer import build_clip_tokenizer
-from imagenet_sd.realdata import DIGIT_WNIDS
-from imagenet_sd.tiny_pipeline import build_tiny_pipeline
+from imagenet_sd.data.realdata import DIGIT_WNIDS
+from imagenet_sd.generate.tiny_pipeline import build_tiny_pipeline
+from imagenet_sd.prompts.clip_tokenizer import build_clip_tokenizer
+from imagenet_sd.train.adaptation import adapt_pipeline
 
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -33,7 +33,7 @@ def digit_prompts(nltk_root: str | None) -> list[str]:
     """`c, d_c` of each digit's synset (the demo's recipe), or the bare name without WordNet."""
     if not nltk_root:
         return NAMES
-    from imagenet_sd.wordnet import open_wordnet, synset_of
+    from imagenet_sd.prompts.wordnet import open_wordnet, synset_of
 
     wn = open_wordnet(nltk_root)
     return [f"{n}, {synset_of(wn, w).definition()}" for n, w in zip(NAMES, DIGIT_WNIDS)]

@@ -24,11 +24,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from imagenet_sd.clip_tokenizer import build_clip_tokenizer  # noqa: E402
-from imagenet_sd.generation import RUNTIME_KEYS, run_generate  # noqa: E402
+from imagenet_sd.generate.generation import RUNTIME_KEYS, run_generate  # noqa: E402
+from imagenet_sd.generate.tiny_pipeline import build_tiny_pipeline  # noqa: E402
 from imagenet_sd.plan import build_plan  # noqa: E402
+from imagenet_sd.prompts.clip_tokenizer import build_clip_tokenizer  # noqa: E402
 from imagenet_sd.seeds import image_seed  # noqa: E402
-from imagenet_sd.tiny_pipeline import build_tiny_pipeline  # noqa: E402
 
 WNID = "n01440764"
 RECORD = {
@@ -88,7 +88,7 @@ def run_bare(work: Path, model_dir: Path, settings: dict, entry: dict, n: int) -
     """What a researcher would write: from_pretrained, call the pipeline per batch, save JPEGs."""
     from diffusers import StableDiffusionPipeline
 
-    from imagenet_sd.prompts import image_prompt
+    from imagenet_sd.prompts.prompts import image_prompt
 
     started = clocks()
     pipe = StableDiffusionPipeline.from_pretrained(model_dir, dtype=torch.float32, safety_checker=None)

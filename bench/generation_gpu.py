@@ -1,12 +1,12 @@
 """Stable Diffusion v1.4 generation speed on one GPU: eager fp16 baseline vs the project's fastest settings.
 
 SD v1.4's architecture (UNet, VAE, CLIP ViT-L/14 text encoder, PNDM scheduler) is built from its public
-component configs (imagenet_sd/sd14.py), with random weights: nothing is downloaded. 512x512, 50 steps,
+component configs (imagenet_sd/generate/sd14.py), with random weights: nothing is downloaded. 512x512, 50 steps,
 classifier-free guidance (scale 7.5), batch 1/8/32/64. For each batch size it prints images/s, MFU against a
 bf16 matmul peak measured in the same run, peak memory, and the largest pixel difference to the baseline.
-Both sides render through the `generate` job's code (`imagenet_sd.generation.render`, per-image seeds): the
+Both sides render through the `generate` job's code (`imagenet_sd.generate.generation.render`, per-image seeds): the
 eager side hands diffusers the prompt strings (the stock call, encoded every batch); the fast side keeps each
-distinct prompt's embeddings between batches, as a job does, and adds `imagenet_sd.text2image.make_fast`:
+distinct prompt's embeddings between batches, as a job does, and adds `imagenet_sd.generate.text2image.make_fast`:
 channels_last, fused QKV and torch.compile.
 Budget: under 8 minutes on an H100 (`--budget-s` skips what would not fit and says so).
 
@@ -30,12 +30,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from imagenet_sd import generation as gen  # noqa: E402
-from imagenet_sd.chunks import ImageTask  # noqa: E402
-from imagenet_sd.clip_tokenizer import build_clip_tokenizer  # noqa: E402
-from imagenet_sd.flops import flops_per_image  # noqa: E402
-from imagenet_sd.sd14 import SD14_TEXT, SD14_UNET, SD14_VAE, sd_pipeline_from_configs  # noqa: E402
-from imagenet_sd.text2image import DTYPES, make_fast  # noqa: E402
+from imagenet_sd.generate import generation as gen  # noqa: E402
+from imagenet_sd.generate.chunks import ImageTask  # noqa: E402
+from imagenet_sd.generate.flops import flops_per_image  # noqa: E402
+from imagenet_sd.generate.sd14 import SD14_TEXT, SD14_UNET, SD14_VAE, sd_pipeline_from_configs  # noqa: E402
+from imagenet_sd.generate.text2image import DTYPES, make_fast  # noqa: E402
+from imagenet_sd.prompts.clip_tokenizer import build_clip_tokenizer  # noqa: E402
 
 # SD v1.4's shapes, shrunk, for a CPU smoke run.
 SMOKE_UNET = {

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from imagenet_sd.probes import fit_linear, fit_logistic  # noqa: E402
+from imagenet_sd.evaluate.probes import fit_linear, fit_logistic  # noqa: E402
 
 SGD = {"batch_size": 1024, "momentum": 0.9, "epochs": 1}
 

@@ -1,8 +1,8 @@
 """CPU cost per image of a training loader worker: the old per-image pipeline vs the new one, side by side.
 
 Old: decode with PIL, DINO's multi-crop (1 global + 8 local bicubic random-resized crops, colour jitter,
-grayscale, blur, solarisation, normalisation) per image, float32 batches collated (imagenet_sd.transforms).
-New: what a worker does now (imagenet_sd.loader.decode_samples): decode to uint8 and stack; crops and colour
+grayscale, blur, solarisation, normalisation) per image, float32 batches collated (imagenet_sd.train.transforms).
+New: what a worker does now (imagenet_sd.data.loader.decode_samples): decode to uint8 and stack; crops and colour
 augmentations run batched on the training device and cost the loader nothing.
 
 Both sides read the same in-memory samples (JPEGs of the stored size, quality 90) on one thread; process CPU
@@ -27,8 +27,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from imagenet_sd.loader import decode_samples  # noqa: E402
-from imagenet_sd.transforms import MultiCrop  # noqa: E402
+from imagenet_sd.data.loader import decode_samples  # noqa: E402
+from imagenet_sd.train.transforms import MultiCrop  # noqa: E402
 
 
 def photo_like_jpeg(size: int, rng: np.random.Generator) -> bytes:

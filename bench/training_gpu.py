@@ -7,7 +7,7 @@ default, the full-scale configs' choice). Nothing is downloaded. Each line is me
 - gpu-only: the training step (augmentations + forward/backward/update) on uint8 batches already on the GPU;
   also the model step alone on pre-augmented crops, so the augmentations' share shows;
 - loader-only: `--workers` loader processes reading and decoding the shards, nothing else;
-- end-to-end: `imagenet_sd.training.train` itself on the shards (its metrics' img/s after warm-up);
+- end-to-end: `imagenet_sd.train.training.train` itself on the shards (its metrics' img/s after warm-up);
 - MFU: FLOPs of one step counted by torch's FlopCounterMode, against a bf16 matmul peak measured here;
 - decode: nvJPEG batch decode on the GPU (torchvision.io.decode_jpeg, device="cuda") vs one CPU core.
 
@@ -37,10 +37,10 @@ sys.path.insert(0, str(ROOT))
 
 from training_cpu import photo_like_jpeg  # noqa: E402
 
-from imagenet_sd import training as tr  # noqa: E402
-from imagenet_sd.gpu_augment import augment_batch, view_policies  # noqa: E402
-from imagenet_sd.loader import ShardStreams, close_loader, epoch_batches, make_loader, stream_batch_counts  # noqa: E402
+from imagenet_sd.data.loader import ShardStreams, close_loader, epoch_batches, make_loader, stream_batch_counts  # noqa: E402
 from imagenet_sd.runtime import add_tar_member  # noqa: E402
+from imagenet_sd.train import training as tr  # noqa: E402
+from imagenet_sd.train.gpu_augment import augment_batch, view_policies  # noqa: E402
 
 FULL = {
     "arch": "resnet50",

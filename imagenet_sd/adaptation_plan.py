@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 
 from imagenet_sd import paths
-from imagenet_sd.adaptation import adaptation_settings
 from imagenet_sd.config import ConfigError
+from imagenet_sd.train.adaptation import adaptation_settings
 
-# Entry keys that are not adaptation settings (imagenet_sd.adaptation.DEFAULTS) and not in the key as such.
+# Entry keys that are not adaptation settings (imagenet_sd.train.adaptation.DEFAULTS) and not in the key as such.
 ENTRY_KEYS = ("model", "revision", "clone", "recipe", "images_per_class", "device")
 
 

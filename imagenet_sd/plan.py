@@ -17,10 +17,10 @@ from pathlib import Path
 from imagenet_sd import paths
 from imagenet_sd.adaptation_plan import adapted_folder, built_pipeline_of, check_adaptations
 from imagenet_sd.config import ConfigError
-from imagenet_sd.families import check_generators
-from imagenet_sd.prompts import PROMPTS_VERSION
-from imagenet_sd.realdata import check_folder
-from imagenet_sd.wordnet import unknown_wnids, wordnet_data_noun
+from imagenet_sd.data.realdata import check_folder
+from imagenet_sd.generate.families import check_generators
+from imagenet_sd.prompts.prompts import PROMPTS_VERSION
+from imagenet_sd.prompts.wordnet import unknown_wnids, wordnet_data_noun
 
 # Generator settings that change pixels. Everything else (batch size, chunk size, compile, attention,
 # device) is a runtime choice and stays out of the output key.

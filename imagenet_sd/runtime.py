@@ -194,3 +194,13 @@ def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
         while chunk := f.read(block):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def pick_device(device=None):
+    """`auto` (or None): the GPU if this process sees one, else the CPU; anything else as torch reads it.
+    Here, not beside the models, because generation and training both pick one (torch imported only then)."""
+    import torch
+
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)

@@ -12,15 +12,15 @@ import re
 from dataclasses import dataclass
 
 from imagenet_sd import paths
+from imagenet_sd.data.transfer_sets import UNSPLIT_TORCHVISION
 from imagenet_sd.plan import ConfigError, Plan, short_hash
-from imagenet_sd.references import check_published_as
+from imagenet_sd.report.references import check_published_as
 
 WEIGHTS_RE = re.compile(r"^[A-Za-z0-9]+_Weights\.[A-Z0-9_]+$")
 ARCH_OF_WEIGHTS = {"ResNet50_Weights": "resnet50", "ResNet18_Weights": "resnet18"}
 TRANSFER_SPLITS = ("train", "test")
 EVALSET_SPLITS = ("test",)
 PREPARED = ("torchvision", "digits")  # sources a local rule materialises under resources/transfer/
-UNSPLIT_TORCHVISION = ("EuroSAT",)  # torchvision sets with no official split: one is drawn (`test_fraction`)
 
 
 @dataclass(frozen=True)

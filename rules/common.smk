@@ -8,25 +8,26 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from imagenet_sd import paths, protocols
 from imagenet_sd import adaptation_plan as AP
-from imagenet_sd.chunk_check import CONFIGFILES_ENV, DamagedChunk, size_problem
+from imagenet_sd import paths
+from imagenet_sd import quality_plan as QP
+from imagenet_sd import transfer_plan as TP
 from imagenet_sd.config import ConfigError, schema_defaults
+from imagenet_sd.evaluate import protocols
+from imagenet_sd.generate.chunk_check import CONFIGFILES_ENV, DamagedChunk, size_problem
 from imagenet_sd.paths import hub_folder, hub_model_id
 from imagenet_sd.plan import build_plan, recipe_dependencies
+from imagenet_sd.prompts.prompts import scene_files
+from imagenet_sd.report.contact_sheets import sample_indices
+from imagenet_sd.report.references import reference_facts
+from imagenet_sd.report.report import FIGURES, TABLES, caption_text, report_settings
+from imagenet_sd.report.tables import run_budgets, training_budget
 from imagenet_sd.runtime import export_cache_dirs, export_pythonpath
-from imagenet_sd.prompts import scene_files
-from imagenet_sd.references import reference_facts
-from imagenet_sd.tables import run_budgets, training_budget
-from imagenet_sd.contact_sheets import sample_indices
-from imagenet_sd.report import FIGURES, TABLES, caption_text, report_settings
-from imagenet_sd import transfer_plan as TP
-from imagenet_sd import quality_plan as QP
 
 BUILT_DATASETS = {"resources/datasets/sklearn-digits"}  # real image sets a local rule writes (no download)
 
 export_pythonpath(workflow.basedir)  # scripts run in child processes, locally and inside SLURM jobs
-# The configs of this run, for the command a job prints to regenerate a damaged chunk (imagenet_sd.chunk_check).
+# The configs of this run, for the command a job prints to regenerate a damaged chunk (imagenet_sd.generate.chunk_check).
 os.environ[CONFIGFILES_ENV] = os.pathsep.join(map(str, workflow.overwrite_configfiles))
 export_cache_dirs()  # no library cache in /tmp
 validate(config, os.path.join(workflow.basedir, "schemas/config.schema.yaml"))
@@ -216,7 +217,8 @@ def checked_chunks(chunks):
     """Chunk tars a job reads, each compared with its stats record now, while Snakemake plans: a truncated or
     overwritten chunk stops the run here, naming it and the command that regenerates it, before Snakemake
     removes the outputs of the job that would read it (it removes them before starting a job). A stat and a
-    small JSON per chunk; the job itself checks each chunk's sha256 as it reads it (imagenet_sd.chunk_check)."""
+    small JSON per chunk; the job itself checks each chunk's sha256 as it reads it
+    (imagenet_sd.generate.chunk_check)."""
     for tar in chunks:
         problem = size_problem(tar)
         if problem:

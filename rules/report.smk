@@ -1,5 +1,5 @@
 # Pages of `snakemake --report`: contact sheets, generation statistics, training curves, and every registered
-# result table and figure (imagenet_sd/report.py: TABLES, FIGURES). Cheap: they read small samples and
+# result table and figure (imagenet_sd/report/report.py: TABLES, FIGURES). Cheap: they read small samples and
 # summaries, never a whole clone.
 
 

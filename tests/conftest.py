@@ -153,23 +153,33 @@ def demo_run(tmp_path_factory, user_demo) -> Path:
 
 
 SNAKEMAKE_RUNNERS = ("run_snakemake", "planned_jobs", "copy_workflow")
-SNAKEMAKE_FIXTURES = ("built_resources", "demo_run", "user_demo")
+SNAKEMAKE_FIXTURES = ("built_resources", "demo_run", "user_demo", "ci_user")
+TIERS = {"unit": REPO / "tests" / "unit", "workflow": REPO / "tests" / "workflow"}
+
+
+def runs_workflow(item) -> bool:
+    """Whether a test runs the real Snakemake: its module imports a runner, or it uses a fixture that runs one."""
+    module = getattr(item, "module", None)
+    uses_runner = any(name in vars(module) for name in SNAKEMAKE_RUNNERS) if module else False
+    return uses_runner or bool(set(SNAKEMAKE_FIXTURES) & set(getattr(item, "fixturenames", ())))
 
 
 def pytest_collection_modifyitems(items):
-    """The `workflow` tier: tests of modules that run the real Snakemake, or that use a fixture that does.
-    `make test-fast` leaves them out."""
+    """The tier of a test is its folder: tests/unit (no Snakemake run; `make test-fast` runs them all) and
+    tests/workflow (marked `workflow`). A test in tests/unit that runs Snakemake is an error that names it,
+    so the fast tier never silently grows a workflow run."""
     for item in items:
-        module = getattr(item, "module", None)
-        runs_workflow = any(name in vars(module) for name in SNAKEMAKE_RUNNERS) if module else False
-        if runs_workflow or set(SNAKEMAKE_FIXTURES) & set(getattr(item, "fixturenames", ())):
+        path = Path(str(item.path))
+        if path.is_relative_to(TIERS["workflow"]):
             item.add_marker(pytest.mark.workflow)
+        elif path.is_relative_to(TIERS["unit"]) and runs_workflow(item):
+            raise pytest.UsageError(f"{item.nodeid} runs Snakemake: it belongs in tests/workflow/, not tests/unit/")
 
 
 @pytest.fixture(scope="session")
 def clip_tokenizer_dir(tmp_path_factory) -> Path:
     """CLIP's tokenizer, written once per session by the library (the rule's script calls the same function)."""
-    from imagenet_sd.clip_tokenizer import build_clip_tokenizer
+    from imagenet_sd.prompts.clip_tokenizer import build_clip_tokenizer
 
     return build_clip_tokenizer(tmp_path_factory.mktemp("clip-tokenizer"))
 
@@ -177,7 +187,7 @@ def clip_tokenizer_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_pipeline_dir(tmp_path_factory, clip_tokenizer_dir) -> Path:
     """The TINY_PIPELINE pipeline folder, built once per session (tests must not modify it)."""
-    from imagenet_sd.tiny_pipeline import build_tiny_pipeline
+    from imagenet_sd.generate.tiny_pipeline import build_tiny_pipeline
 
     return build_tiny_pipeline(TINY_PIPELINE, clip_tokenizer_dir, tmp_path_factory.mktemp("tiny") / "tiny-sd")
 
@@ -206,7 +216,7 @@ def load_script(name: str):
 def record_chunk(tar: Path) -> Path:
     """The stats record the generate job writes beside a chunk tar (the fields pack checks), for chunk tars
     that tests write themselves."""
-    from imagenet_sd.chunk_check import stats_path, tar_record
+    from imagenet_sd.generate.chunk_check import stats_path, tar_record
     from imagenet_sd.runtime import write_json
 
     with tarfile.open(tar) as archive:

@@ -1,4 +1,4 @@
-"""Snakemake entry of `adapt`: a base pipeline adapted on a real clone's train shards (imagenet_sd.adapt_job).
+"""Snakemake entry of `adapt`: a base pipeline adapted on a real clone's train shards (imagenet_sd.train.adapt_job).
 
 On SIGUSR1/SIGTERM (SLURM's warning before the time limit) it saves a resume state and fails, so that
 Snakemake's retry (or the user's rerun) resumes it.
@@ -10,8 +10,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the base pipeline is a local fol
 
 import torch  # noqa: E402
 
-from imagenet_sd.adapt_job import run_adapt  # noqa: E402
 from imagenet_sd.runtime import setup_logging  # noqa: E402
+from imagenet_sd.train.adapt_job import run_adapt  # noqa: E402
 
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])

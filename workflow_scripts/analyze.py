@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from imagenet_sd.representation import model_class_rows, statistics
+from imagenet_sd.evaluate.representation import model_class_rows, statistics
 from imagenet_sd.runtime import setup_logging, versions, write_json
 
 log = logging.getLogger("imagenet_sd.analyze")

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from imagenet_sd.clip_tokenizer import build_clip_tokenizer
+from imagenet_sd.prompts.clip_tokenizer import build_clip_tokenizer
 from imagenet_sd.runtime import setup_logging
 
 if "snakemake" in globals():

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from imagenet_sd.clip_embed import build_tiny_clip
+from imagenet_sd.quality.clip_embed import build_tiny_clip
 from imagenet_sd.runtime import setup_logging
 
 if "snakemake" in globals():

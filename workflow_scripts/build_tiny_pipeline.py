@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from imagenet_sd.generate.tiny_pipeline import build_tiny_pipeline
 from imagenet_sd.runtime import setup_logging
-from imagenet_sd.tiny_pipeline import build_tiny_pipeline
 
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])

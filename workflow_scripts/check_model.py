@@ -1,8 +1,8 @@
 """Snakemake entry of `check_model` (login node): an external checkpoint loads into its architecture with
 every key and shape as expected and one output per class of its class set; otherwise the error names them."""
 
-from imagenet_sd.models import load_state_dict_model
 from imagenet_sd.runtime import setup_logging, sha256_file, versions, write_json
+from imagenet_sd.train.models import load_state_dict_model
 
 
 def main(*, checkpoint: str, arch: str, classes: list[str], output: str) -> None:

@@ -2,13 +2,13 @@
 
 import logging
 
-from imagenet_sd.chunk_check import DamagedChunk
-from imagenet_sd.contact_sheets import comparison_sheet, contact_sheet
-from imagenet_sd.prompts import load_prompt_file
-from imagenet_sd.report import class_label
+from imagenet_sd.generate.chunk_check import DamagedChunk
+from imagenet_sd.prompts.prompts import load_prompt_file
+from imagenet_sd.report.contact_sheets import comparison_sheet, contact_sheet
+from imagenet_sd.report.report import class_label
 from imagenet_sd.runtime import one_line_errors, setup_logging
 
-log = logging.getLogger("imagenet_sd.report")
+log = logging.getLogger("imagenet_sd.report.report")
 
 
 def sizes(settings: dict) -> dict:

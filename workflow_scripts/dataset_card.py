@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from imagenet_sd.cards import build_card, card_markdown, code_version
+from imagenet_sd.quality.cards import build_card, card_markdown, code_version
 from imagenet_sd.runtime import setup_logging, write_json
 
 log = logging.getLogger("imagenet_sd.dataset_card")

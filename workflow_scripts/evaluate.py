@@ -6,13 +6,13 @@ import logging
 
 import torch
 
-from imagenet_sd.corruptions import corruption_folders, corruption_summary
-from imagenet_sd.evaluation import read_class_list, score_folder
-from imagenet_sd.models import load_model, pick_device
-from imagenet_sd.runtime import setup_logging, sha256_file, versions, write_json
-from imagenet_sd.training import resolve_training
+from imagenet_sd.evaluate.corruptions import corruption_folders, corruption_summary
+from imagenet_sd.evaluate.evaluation import read_class_list, score_folder
+from imagenet_sd.runtime import pick_device, setup_logging, sha256_file, versions, write_json
+from imagenet_sd.train.models import load_model
+from imagenet_sd.train.training import resolve_training
+from imagenet_sd.train.transforms import eval_preprocessing, eval_transform
 from imagenet_sd.transfer_plan import evalset_resize
-from imagenet_sd.transforms import eval_preprocessing, eval_transform
 
 log = logging.getLogger("imagenet_sd.evaluate")
 

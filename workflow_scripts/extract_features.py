@@ -2,7 +2,7 @@
 
 import torch
 
-from imagenet_sd.features import run_features
+from imagenet_sd.evaluate.features import run_features
 from imagenet_sd.runtime import setup_logging
 
 

@@ -1,7 +1,7 @@
 """Snakemake entry of `fetch_model` (login node): a checkpoint URL or torchvision weights -> resources/models/."""
 
-from imagenet_sd.models import fetch_checkpoint
 from imagenet_sd.runtime import setup_logging
+from imagenet_sd.train.models import fetch_checkpoint
 
 
 def main(*, source: str, output: str) -> None:

@@ -11,7 +11,7 @@ import os
 # huggingface_hub is imported, which reads it once.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from imagenet_sd.generation import RUNTIME_KEYS, run_generate  # noqa: E402
+from imagenet_sd.generate.generation import RUNTIME_KEYS, run_generate  # noqa: E402
 from imagenet_sd.runtime import DiskFull, one_line_errors, setup_logging  # noqa: E402
 
 if "snakemake" in globals():

@@ -2,10 +2,10 @@
 
 import logging
 
-from imagenet_sd.report import generation_page
+from imagenet_sd.report.report import generation_page
 from imagenet_sd.runtime import setup_logging
 
-log = logging.getLogger("imagenet_sd.report")
+log = logging.getLogger("imagenet_sd.report.report")
 
 
 def main(*, clone: str, stats_files: list[str], csv: str, html: str):

@@ -1,9 +1,9 @@
 """Snakemake entry of `index_dataset` (login node): one split of a dataset -> its index JSON (relative image
 paths, labels, class names). A missing folder or split fails here, before any GPU job, naming it."""
 
-from imagenet_sd.evaluation import read_class_list
+from imagenet_sd.data.transfer_sets import build_index
+from imagenet_sd.evaluate.evaluation import read_class_list
 from imagenet_sd.runtime import setup_logging, write_json
-from imagenet_sd.transfer_sets import build_index
 
 
 def main(

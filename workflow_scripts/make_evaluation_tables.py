@@ -1,7 +1,7 @@
 """Snakemake entry of the `tables` rule: evaluation JSONs -> results/tables/evaluation.{csv,md}."""
 
+from imagenet_sd.report.tables import main
 from imagenet_sd.runtime import setup_logging
-from imagenet_sd.tables import main
 
 if "snakemake" in globals():
     log = setup_logging(snakemake.log[0])

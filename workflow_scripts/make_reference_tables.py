@@ -1,6 +1,6 @@
 """Snakemake entry of the `references` rule: evaluation and attack JSONs -> results/tables/references.{csv,md}."""
 
-from imagenet_sd.reference_tables import main
+from imagenet_sd.report.reference_tables import main
 from imagenet_sd.runtime import setup_logging
 
 if "snakemake" in globals():

@@ -1,6 +1,6 @@
 """Snakemake entry of `robustness_tables`: evaluation and attack JSONs -> results/tables/robustness.{csv,md,png}."""
 
-from imagenet_sd.robustness_tables import main_robustness
+from imagenet_sd.report.robustness_tables import main_robustness
 from imagenet_sd.runtime import setup_logging
 
 if "snakemake" in globals():

@@ -1,7 +1,7 @@
 """Snakemake entry of `transfer_tables`: probe JSONs -> results/tables/transfer.{csv,md,png}."""
 
+from imagenet_sd.report.transfer_tables import main
 from imagenet_sd.runtime import setup_logging
-from imagenet_sd.transfer_tables import main
 
 if "snakemake" in globals():
     log = setup_logging(snakemake.log[0])

@@ -1,8 +1,8 @@
 """Materialise WordNet 3.0 for NLTK under resources/nltk_data: from an existing nltk_data (config or
 NLTK_DATA), Debian's files, or else nltk.download('wordnet') (this rule runs on the login node)."""
 
+from imagenet_sd.prompts.wordnet import DEBIAN_DIR, materialise, nltk_root_of
 from imagenet_sd.runtime import setup_logging
-from imagenet_sd.wordnet import DEBIAN_DIR, materialise, nltk_root_of
 
 
 def main(*, marker, nltk_data=None, debian_dir=DEBIAN_DIR, environ=None, index_url=None):

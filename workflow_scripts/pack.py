@@ -7,11 +7,8 @@ import functools
 import logging
 from collections import Counter
 
-from imagenet_sd.chunk_check import DamagedChunk
-from imagenet_sd.curation import curate
-from imagenet_sd.realdata import index_folder, reencode
-from imagenet_sd.runtime import DiskFull, one_line_errors, setup_logging, staged_dir, versions, write_json
-from imagenet_sd.shards import (
+from imagenet_sd.data.realdata import index_folder, reencode
+from imagenet_sd.data.shards import (
     Images,
     UndecodableImages,
     check_counts,
@@ -20,6 +17,9 @@ from imagenet_sd.shards import (
     write_image_folder,
     write_shards,
 )
+from imagenet_sd.generate.chunk_check import DamagedChunk
+from imagenet_sd.quality.curation import curate
+from imagenet_sd.runtime import DiskFull, one_line_errors, setup_logging, staged_dir, versions, write_json
 
 log = logging.getLogger("imagenet_sd.pack")
 

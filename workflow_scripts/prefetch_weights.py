@@ -1,7 +1,7 @@
 """Snakemake entry of `prefetch_weights` (a local rule, on the login node): a hub pipeline into resources/hub/."""
 
+from imagenet_sd.generate.text2image import prefetch
 from imagenet_sd.runtime import setup_logging
-from imagenet_sd.text2image import prefetch
 
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])

@@ -3,8 +3,8 @@ written under resources/transfer/<name>/ with train.tsv / test.tsv lists."""
 
 from pathlib import Path
 
+from imagenet_sd.data.transfer_sets import prepare_digits, prepare_torchvision
 from imagenet_sd.runtime import setup_logging
-from imagenet_sd.transfer_sets import prepare_digits, prepare_torchvision
 
 
 def main(*, spec: dict, folder: str, seed: int) -> dict:

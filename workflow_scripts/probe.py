@@ -2,8 +2,8 @@
 
 import torch
 
-from imagenet_sd.features import read_features
-from imagenet_sd.probes import run_probe
+from imagenet_sd.evaluate.features import read_features
+from imagenet_sd.evaluate.probes import run_probe
 from imagenet_sd.runtime import setup_logging, versions, write_json
 from imagenet_sd.transfer_plan import drawn_test_fraction
 

@@ -4,7 +4,7 @@ their prompts the text encoder's tokenizer truncates -> results/tables/prompts.c
 import csv
 import logging
 
-from imagenet_sd.prompts import load_prompt_file, truncation
+from imagenet_sd.prompts.prompts import load_prompt_file, truncation
 from imagenet_sd.runtime import atomic_path, setup_logging
 
 log = logging.getLogger("imagenet_sd.prompt_summary")

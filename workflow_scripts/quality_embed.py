@@ -1,6 +1,6 @@
 """Snakemake entry of `quality_embed`: CLIP embeddings and CLIP scores of one class's train images."""
 
-from imagenet_sd.clip_embed import embed_class
+from imagenet_sd.quality.clip_embed import embed_class
 from imagenet_sd.runtime import setup_logging
 
 

@@ -4,8 +4,8 @@ import logging
 
 import pandas as pd
 
-from imagenet_sd.contact_sheets import contact_sheet
-from imagenet_sd.quality import sheet_choice
+from imagenet_sd.quality.quality import sheet_choice
+from imagenet_sd.report.contact_sheets import contact_sheet
 from imagenet_sd.runtime import setup_logging
 
 log = logging.getLogger("imagenet_sd.quality_sheet")

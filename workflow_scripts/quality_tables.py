@@ -2,7 +2,7 @@
 
 import logging
 
-from imagenet_sd.quality import ClassEmbeddings, class_rows, write_tables
+from imagenet_sd.quality.quality import ClassEmbeddings, class_rows, write_tables
 from imagenet_sd.runtime import setup_logging
 
 log = logging.getLogger("imagenet_sd.quality_tables")

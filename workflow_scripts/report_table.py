@@ -6,10 +6,10 @@ A table (CSV) becomes an HTML table; a figure is copied as is (the report embeds
 import logging
 import shutil
 
-from imagenet_sd.report import table_page
+from imagenet_sd.report.report import table_page
 from imagenet_sd.runtime import setup_logging
 
-log = logging.getLogger("imagenet_sd.report")
+log = logging.getLogger("imagenet_sd.report.report")
 
 
 def main(*, name: str, source: str, output: str, caption: str = "") -> None:

@@ -1,6 +1,6 @@
 """Snakemake entry of `representation_tables`: statistics JSONs -> results/tables/representation.{csv,md,png}."""
 
-from imagenet_sd.robustness_tables import main_representation
+from imagenet_sd.report.robustness_tables import main_representation
 from imagenet_sd.runtime import setup_logging
 
 if "snakemake" in globals():

@@ -2,7 +2,7 @@
 
 import logging
 
-from imagenet_sd.realdata import write_digits
+from imagenet_sd.data.realdata import write_digits
 from imagenet_sd.runtime import setup_logging
 
 log = logging.getLogger("imagenet_sd.sklearn_digits")

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import torch
 
-from imagenet_sd.distributed import count_devices, run_on_devices
-from imagenet_sd.models import pick_device
-from imagenet_sd.resume import StopSignals
-from imagenet_sd.runtime import setup_logging
-from imagenet_sd.training import data_signature, resolve_training, train
+from imagenet_sd.runtime import pick_device, setup_logging
+from imagenet_sd.train.distributed import count_devices, run_on_devices
+from imagenet_sd.train.resume import StopSignals
+from imagenet_sd.train.training import data_signature, resolve_training, train
 
 log = logging.getLogger("imagenet_sd.train")
 

@@ -2,10 +2,10 @@
 
 import logging
 
-from imagenet_sd.plots import training_curves
+from imagenet_sd.report.plots import training_curves
 from imagenet_sd.runtime import setup_logging
 
-log = logging.getLogger("imagenet_sd.report")
+log = logging.getLogger("imagenet_sd.report.report")
 
 
 def main(*, metrics: str, output: str, run: str) -> list[str]:

@@ -1,14 +1,14 @@
 """One class's prompt file: its WordNet fields under the recipe (and the recipes it mixes), from which the
-prompt of every image follows (imagenet_sd.prompts.image_prompt)."""
+prompt of every image follows (imagenet_sd.prompts.prompts.image_prompt)."""
 
 import logging
 
 from imagenet_sd.plan import class_key
-from imagenet_sd.prompts import build_record, write_prompt_file
+from imagenet_sd.prompts.prompts import build_record, write_prompt_file
+from imagenet_sd.prompts.wordnet import nltk_root_of, open_wordnet
 from imagenet_sd.runtime import setup_logging, versions
-from imagenet_sd.wordnet import nltk_root_of, open_wordnet
 
-log = logging.getLogger("imagenet_sd.prompts")
+log = logging.getLogger("imagenet_sd.prompts.prompts")
 
 
 def main(*, output, wnid, name, recipe, seed, nltk_data):

@@ -1,0 +1,2 @@
+"""Stage 6, evaluate: top-1/top-5 on real sets (evaluation, corruptions), adversarial attacks (attacks, protocols),
+frozen features (features), linear probes (probes) and representation statistics (representation)."""

@@ -1,0 +1,59 @@
+"""Text embeddings of a generate job, computed once per distinct prompt (see PromptEncoder)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from imagenet_sd.generate import guidance
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
+
+class PromptEncoder:
+    """The text encoder run once per distinct prompt of a job, not once per image: a `c, d_c` class has one
+    prompt for all its images, and the unconditional (negative) prompt is the same for every image. A batch's
+    embeddings are the cached rows stacked, as the pipeline would stack them itself (its encode_prompt
+    tokenizes and encodes the negative prompt exactly as a prompt). Stable Diffusion 1.x/2.x pipelines cache
+    the hidden states, SDXL ones the hidden states and the pooled embedding of its second encoder (an empty
+    negative prompt is zeros there, as SDXL's `force_zeros_for_empty_prompt` makes it). Other pipelines, and
+    `cache=False` (diffusers' stock call, for benchmarks), get the prompt strings."""
+
+    def __init__(self, pipe: DiffusionPipeline, settings: dict, cache: bool = True):
+        from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+        self.pipe, self.negative = pipe, settings.get("negative_prompt") or None
+        self.guided = guidance.guided(settings)
+        self.sdxl = isinstance(pipe, StableDiffusionXLPipeline)
+        self.cached = cache and (self.sdxl or isinstance(pipe, StableDiffusionPipeline))
+        self.embeddings: dict[str, tuple[torch.Tensor, ...]] = {}
+
+    def embedding(self, prompt: str) -> tuple[torch.Tensor, ...]:
+        """(hidden states,) of one prompt; SDXL: (hidden states, pooled)."""
+        if prompt not in self.embeddings:
+            with torch.no_grad():
+                out = self.pipe.encode_prompt(
+                    prompt, device=self.pipe.device, num_images_per_prompt=1, do_classifier_free_guidance=False
+                )
+            self.embeddings[prompt] = (out[0], out[2]) if self.sdxl else (out[0],)
+        return self.embeddings[prompt]
+
+    def unconditional(self) -> tuple[torch.Tensor, ...]:
+        if self.sdxl and self.negative is None and self.pipe.config.force_zeros_for_empty_prompt:
+            return tuple(torch.zeros_like(e) for e in self.embedding(""))
+        return self.embedding(self.negative or "")
+
+    def __call__(self, prompts: list[str]) -> dict:
+        """The pipeline's keyword arguments for a batch of `prompts`."""
+        if not self.cached:
+            # No negative prompt: the pipeline's own default (None or "", both unconditional).
+            return {"prompt": prompts, **({"negative_prompt": [self.negative] * len(prompts)} if self.negative else {})}
+        rows = [self.embedding(p) for p in prompts]
+        kwargs = {name: torch.cat(parts) for name, parts in zip(("prompt_embeds", "pooled_prompt_embeds"), zip(*rows))}
+        if self.guided:
+            names = ("negative_prompt_embeds", "negative_pooled_prompt_embeds")
+            for name, e in zip(names, self.unconditional()):
+                kwargs[name] = e.expand(len(prompts), *e.shape[1:])
+        return kwargs

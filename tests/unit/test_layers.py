@@ -1,0 +1,166 @@
+"""The package graph of imagenet_sd follows the pipeline: a module imports the shared modules at the top, its
+own stage and earlier stages only; the planners over all stages come after the stages, ops after the planners."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "imagenet_sd"
+# Top-level modules that every stage may import: they import no stage themselves.
+SHARED = ("config", "paths", "seeds", "runtime", "progress")
+# Top-level modules that plan the whole run from the config: they read every stage's checks and names.
+PLANNERS = ("plan", "quality_plan", "transfer_plan", "adaptation_plan")
+# The order data flows in (the order rules/ runs them); ops reads the plan of a whole run.
+STAGES = ("prompts", "generate", "data", "quality", "train", "evaluate", "report")
+LAYERS = ("shared", *STAGES, "planners", "ops")
+
+
+def module_name(path: Path, package: Path = PACKAGE) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules(package: Path = PACKAGE) -> dict[str, Path]:
+    return {module_name(path, package): path for path in sorted(package.rglob("*.py"))}
+
+
+def imported(path: Path, known: set[str], top_level_only: bool = False) -> set[str]:
+    """The imagenet_sd modules a file imports (`from pkg import module` counted as the module);
+    `top_level_only`: only the imports that run when the module is imported (not those inside functions)."""
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else ast.walk(tree)
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in known}
+        elif isinstance(node, ast.ImportFrom) and node.module in known:
+            submodules = {f"{node.module}.{a.name}" for a in node.names} & known
+            found |= submodules or {node.module}
+    return found
+
+
+def layer(module: str) -> str:
+    """The layer of a module: its stage package, or what a top-level module is; an unknown one is named."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return "package"  # imagenet_sd/__init__.py
+    if parts[0] in LAYERS:
+        return parts[0]
+    if parts[0] in SHARED:
+        return "shared"
+    if parts[0] in PLANNERS:
+        return "planners"
+    raise AssertionError(f"{module} is in no layer: name it in SHARED, PLANNERS or a STAGES package")
+
+
+def flow_violations(package: Path = PACKAGE) -> list[str]:
+    found = modules(package)
+    known = set(found)
+    wrong = []
+    for name, path in found.items():
+        own = LAYERS.index(layer(name)) if layer(name) != "package" else len(LAYERS)
+        for target in sorted(imported(path, known)):
+            if layer(target) == "package":
+                continue
+            if LAYERS.index(layer(target)) > own:
+                wrong.append(f"{name} ({layer(name)}) imports {target} ({layer(target)}), later in the flow")
+    return wrong
+
+
+def import_cycles(package: Path = PACKAGE) -> list[list[str]]:
+    """Cycles among the imports that run at import time (depth-first search, each cycle reported once)."""
+    found = modules(package)
+    graph = {name: imported(path, set(found), top_level_only=True) - {name} for name, path in found.items()}
+    graph = {name: {t for t in targets if not name.startswith(t + ".")} for name, targets in graph.items()}
+    cycles, state = [], {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        for target in sorted(graph[node]):
+            if state.get(target) == "open":
+                cycles.append(stack[stack.index(target) :] + [target])
+            elif target not in state:
+                visit(target, [*stack, target])
+        state[node] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    return cycles
+
+
+def test_imports_flow_from_the_shared_modules_through_the_stages_in_order():
+    assert flow_violations() == []
+
+
+def test_there_is_no_import_cycle():
+    assert import_cycles() == []
+
+
+def test_every_stage_package_says_what_it_offers():
+    for stage in (*STAGES, "ops"):
+        init = PACKAGE / stage / "__init__.py"
+        assert init.exists(), f"{stage} is not a package"
+        assert ast.get_docstring(ast.parse(init.read_text())), f"{init} has no docstring"
+    top = {path.stem for path in PACKAGE.glob("*.py")} - {"__init__"}
+    assert top == set(SHARED) | set(PLANNERS), (
+        f"top-level modules outside SHARED/PLANNERS: {top - set(SHARED) - set(PLANNERS)}"
+    )
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root / "imagenet_sd"
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (
+            "from imagenet_sd.train.models import x\n",
+            "imagenet_sd.generate.text2image (generate) imports imagenet_sd.train.models",
+        ),
+        ("from imagenet_sd import plan\n", "imagenet_sd.generate.text2image (generate) imports imagenet_sd.plan"),
+        (
+            "from imagenet_sd.ops import status\n",
+            "imagenet_sd.generate.text2image (generate) imports imagenet_sd.ops.status",
+        ),
+    ],
+)
+def test_an_import_against_the_flow_is_named(tmp_path, source, expected):
+    package = write(
+        tmp_path,
+        {
+            "imagenet_sd/__init__.py": "",
+            "imagenet_sd/plan.py": "",
+            "imagenet_sd/runtime.py": "",
+            "imagenet_sd/generate/__init__.py": "",
+            "imagenet_sd/generate/text2image.py": "from imagenet_sd.runtime import y\n" + source,
+            "imagenet_sd/train/__init__.py": "",
+            "imagenet_sd/train/models.py": "from imagenet_sd.generate.text2image import z\n",
+            "imagenet_sd/ops/__init__.py": "",
+            "imagenet_sd/ops/status.py": "",
+        },
+    )
+    wrong = flow_violations(package)
+    assert len(wrong) == 1 and wrong[0].startswith(expected), wrong
+
+
+def test_a_cycle_of_top_level_imports_is_found_and_one_inside_a_function_is_not(tmp_path):
+    package = write(
+        tmp_path,
+        {
+            "imagenet_sd/__init__.py": "",
+            "imagenet_sd/generate/__init__.py": "",
+            "imagenet_sd/generate/a.py": "from imagenet_sd.generate.b import x\n",
+            "imagenet_sd/generate/b.py": "def f():\n    from imagenet_sd.generate.a import y\n",
+        },
+    )
+    assert import_cycles(package) == []
+    (package / "generate/b.py").write_text("from imagenet_sd.generate import a\n")
+    assert import_cycles(package) == [["imagenet_sd.generate.a", "imagenet_sd.generate.b", "imagenet_sd.generate.a"]]

@@ -1,0 +1,112 @@
+"""Adapting a generator on real images in the workflow (issue 22), with the real Snakemake on a tiny config:
+scikit-learn's digits packed as a real clone -> adapt -> generate from the adapted pipeline."""
+
+import contextlib
+import copy
+import json
+import tarfile
+
+import pytest
+import torch
+from conftest import REPO, copy_workflow, planned_jobs, run_snakemake, write_config
+from test_adaptation_keys import TINY_CONFIG, plan_of
+
+from imagenet_sd import paths
+from imagenet_sd.adaptation_plan import adaptation_key
+from imagenet_sd.train.adapt_job import run_adapt
+from imagenet_sd.train.resume import TrainingStopped
+
+torch.set_num_threads(1)
+# Three digits (a prompts job each); the real clone's folder holds all ten.
+FEW_DIGITS = "config/sheets/digits3.tsv"
+WORKFLOW_CONFIG = {**TINY_CONFIG, "class_sets": {"digits": {"sheet": FEW_DIGITS}}}
+
+
+def plan_in(workdir, config: dict):
+    with contextlib.chdir(workdir):  # the class sheet's path is relative to the workflow's folder
+        return plan_of(config)
+
+
+def first_chunk(workdir, config: dict) -> str:
+    """The chunk of images [0, 2) of the first digit that the adapted generator writes."""
+    plan = plan_in(workdir, config)
+    entry = plan.clones["digits"].classes[0]
+    return paths.chunk(plan.generator_key("adapted"), plan.recipe_key("c_dc"), "train", entry.key, 0, 2)
+
+
+def adapted_folders(workdir) -> list[str]:
+    return sorted(p.name for p in (workdir / "results/adapted").iterdir())
+
+
+@pytest.fixture(scope="module")
+def adapted_run(tmp_path_factory):
+    """The tiny config run to one chunk of the adapted generator (packing, prompts, adapting on the way) and
+    the adaptation's loss curves for the report."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("adapt"), WORKFLOW_CONFIG)
+    sheet = (REPO / "config/sheets/digits.tsv").read_text().splitlines()
+    (workdir / FEW_DIGITS).write_text("\n".join(sheet[:4]) + "\n")
+    chunk = first_chunk(workdir, WORKFLOW_CONFIG)
+    key = adaptation_key(plan_in(workdir, WORKFLOW_CONFIG), "digits")
+    run_snakemake(workdir, chunk, f"results/report/adaptations/{key}/losses.png")
+    return workdir, chunk
+
+
+def test_adapt_then_generate_from_the_adapted_pipeline(adapted_run):
+    workdir, chunk = adapted_run
+    (folder,) = adapted_folders(workdir)
+    adapted = workdir / "results/adapted" / folder
+    assert json.loads((adapted / "model_index.json").read_text())["_class_name"] == "StableDiffusionPipeline"
+    curve = [json.loads(line) for line in (adapted / "losses.jsonl").read_text().splitlines()]
+    assert [(c["phase"], c["step"]) for c in curve] == [("vae", 1), ("vae", 2), ("unet", 1), ("unet", 2)]
+    assert not list(adapted.glob("*.resume.pt"))  # removed once the pipeline is saved
+    assert (workdir / "results/report/adaptations" / folder / "losses.png").stat().st_size > 0
+    stats = json.loads((workdir / chunk).with_suffix(".json").read_text())
+    assert stats["model"] == f"results/adapted/{folder}"
+    with tarfile.open(workdir / chunk) as tar:
+        assert len([n for n in tar.getnames() if n.endswith(".jpg")]) == 2
+    assert planned_jobs(workdir, chunk) == {}  # a rerun schedules nothing
+
+
+def test_other_settings_adapt_beside_and_the_first_stay_valid(adapted_run):
+    workdir, first = adapted_run
+    (folder,) = adapted_folders(workdir)
+    weights = workdir / "results/adapted" / folder / "unet/diffusion_pytorch_model.safetensors"
+    before = weights.read_bytes()
+    other = copy.deepcopy(WORKFLOW_CONFIG)
+    other["adaptations"]["digits"]["unet_steps"] = 3
+    write_config(workdir, other)
+    second = first_chunk(workdir, other)
+    assert second != first
+    assert planned_jobs(workdir, second) == {"adapt": 1, "generate": 1}
+    run_snakemake(workdir, second)
+    assert len(adapted_folders(workdir)) == 2 and weights.read_bytes() == before
+    write_config(workdir, WORKFLOW_CONFIG)
+    assert planned_jobs(workdir, first) == {}
+
+
+def test_a_stopped_adaptation_resumes_to_the_weights_of_one_straight_through(adapted_run, tmp_path):
+    workdir, _ = adapted_run
+    plan = plan_in(workdir, WORKFLOW_CONFIG)
+    job = {
+        "base_dir": str(workdir / "resources/pipelines/digits8"),
+        "index": str(workdir / paths.SHARD_INDEX.format(clone="digits")),
+        "shards_dir": str(workdir / paths.SHARDS.format(clone="digits")),
+        "prompt_files": [
+            str(workdir / paths.PROMPTS.format(recipe_key=plan.recipe_key("c_dc"), ckey=e.key))
+            for e in plan.clones["digits"].classes
+        ],
+        "classes": [e.wnid for e in plan.clones["digits"].classes],
+        "images_per_class": 3,
+        "settings": {"vae_steps": 2, "unet_steps": 2, "batch_size": 8},
+        "device": "cpu",
+    }
+    straight, out = tmp_path / "straight", tmp_path / "resumed"
+    run_adapt(**job, out_dir=str(straight), losses=str(straight / "losses.jsonl"))
+    with pytest.raises(TrainingStopped):
+        run_adapt(**job, out_dir=str(out), losses=str(out / "losses.jsonl"), stop_after=3)  # in the UNet phase
+    assert (out / "adapt.resume.pt").is_file() and not (out / "model_index.json").exists()
+    run_adapt(**job, out_dir=str(out), losses=str(out / "losses.jsonl"))
+    assert not (out / "adapt.resume.pt").exists()
+    assert (out / "losses.jsonl").read_text() == (straight / "losses.jsonl").read_text()
+    name = "unet/diffusion_pytorch_model.safetensors"
+    assert (out / name).read_bytes() == (straight / name).read_bytes()
