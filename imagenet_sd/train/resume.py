@@ -56,8 +56,8 @@ def resume_path(checkpoint) -> Path:
 
 def save_resume(state: dict, checkpoint) -> None:
     """Written to a temporary file and renamed: a job killed while saving keeps the previous state intact."""
-    with atomic_path(resume_path(checkpoint)) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(resume_path(checkpoint)) as tmp, open(tmp, "wb") as file:
+        torch.save(state, file)  # a file object, not the path: the zip's folder name is then fixed
 
 
 def identity_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:

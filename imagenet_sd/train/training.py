@@ -267,8 +267,10 @@ def save_final(run: Run, classes: list[str], mean_loss: float, data_id: str) -> 
         "data": data_id,
         "versions": versions(),
     }
-    with atomic_path(run.checkpoint) as tmp:
-        torch.save(final, tmp)
+    # saved through a file object: given a path, torch.save names the zip's folder after the (random) temporary
+    # file, and the same training gave other bytes on every run
+    with atomic_path(run.checkpoint) as tmp, open(tmp, "wb") as file:
+        torch.save(final, file)
     resume_path(run.checkpoint).unlink(missing_ok=True)
     return final
 

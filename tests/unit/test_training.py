@@ -420,6 +420,8 @@ def test_training_learns_an_easy_clone_and_scores_its_held_out_images(tmp_path, 
 # ---- real runs ---------------------------------------------------------------------------------------
 def test_training_run_writes_metrics_and_a_torchvision_checkpoint(packed, tmp_path):
     run = run_train(packed, tmp_path)
+    again = run_train(packed, tmp_path / "again")
+    assert (run / "checkpoint.pt").read_bytes() == (again / "checkpoint.pt").read_bytes()  # same run, same bytes
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [m for m in lines if m["event"] == "step"]
     epochs = [m for m in lines if m["event"] == "epoch"]
