@@ -12,7 +12,7 @@ from imagenet_sd import adaptation_plan as AP
 from imagenet_sd import paths
 from imagenet_sd import quality_plan as QP
 from imagenet_sd import transfer_plan as TP
-from imagenet_sd.config import ConfigError, schema_defaults
+from imagenet_sd.config import ConfigError, job_params, schema_defaults
 from imagenet_sd.evaluate import protocols
 from imagenet_sd.generate.chunk_check import CONFIGFILES_ENV, DamagedChunk, size_problem
 from imagenet_sd.paths import hub_folder, hub_model_id
@@ -206,7 +206,7 @@ def run_shards(wildcards):
 
 
 def run_training(wildcards):
-    return config["trainings"][config["runs"][wildcards.run]["training"]]
+    return job_params("trainings", config["trainings"][config["runs"][wildcards.run]["training"]])
 
 
 def run_classes(wildcards):
@@ -305,7 +305,7 @@ def model_eval_training(wildcards):
     """Evaluation settings: a run's training recipe; for an external model, its arch and eval resolution."""
     m = MODELS[wildcards.model]
     if m.source == "run":
-        return config["trainings"][config["runs"][m.name]["training"]]
+        return job_params("trainings", config["trainings"][config["runs"][m.name]["training"]])
     return {"arch": m.arch, "eval_resolution": m.eval_resolution}
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, demo_config
+from conftest import REPO, toy_config
 from snakemake.utils import validate
 from test_generation import RECORD, WNID, read_chunk
 
@@ -36,7 +36,7 @@ OTHER_RECIPE = {
 
 def guidance_ablation(common_noise: bool):
     """The demo config with two generators that differ only in guidance (2.0 and 7.5)."""
-    config = copy.deepcopy(demo_config())
+    config = copy.deepcopy(toy_config())
     tiny = {**config["generators"]["tiny"], "steps": 2, "height": 16, "width": 16, "common_noise": common_noise}
     config["generators"] = {"g2": tiny, "g75": {**tiny, "guidance_scale": 7.5}}
     for clone in config["clones"].values():

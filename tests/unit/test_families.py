@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_PIPELINE, demo_config
+from conftest import TINY_PIPELINE, toy_config
 from snakemake.utils import validate
 from test_generation import RECORD, WNID, generator_entry, read_chunk, run_chunk
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -113,7 +113,7 @@ def test_flops_per_image_match_a_profiler_count_of_the_pipeline(family, family_d
 
 
 def family_config(pipeline_family: str, **generator) -> dict:
-    config = copy.deepcopy(demo_config())
+    config = copy.deepcopy(toy_config())
     config["pipelines"]["tiny-sd"]["family"] = pipeline_family
     config["generators"]["tiny"].update(generator)
     validate(config, str(ROOT / "schemas/config.schema.yaml"))
@@ -127,7 +127,7 @@ def test_generator_key_changes_with_pixel_settings_only(monkeypatch):
     assert build_plan(faster).generator_key("tiny") == key
     assert build_plan(family_config("sdxl-turbo", **sampling("sdxl-turbo", steps=2))).generator_key("tiny") != key
     assert build_plan(family_config("sdxl", **sampling("sdxl-turbo"))).generator_key("tiny") != key
-    assert build_plan(copy.deepcopy(demo_config())).generator_key("tiny") != key
+    assert build_plan(copy.deepcopy(toy_config())).generator_key("tiny") != key
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from browser import find_chromium
-from conftest import copy_workflow, demo_config, planned_jobs, run_snakemake
+from conftest import copy_workflow, toy_config, planned_jobs, run_snakemake
 from PIL import Image
 from test_report import ARTIFACTS, IFRAME_HTML, IMAGE_SHOWN, LOADED, open_in_browser, show  # noqa: F401 (fixtures among them)
 
@@ -21,7 +21,7 @@ def test_full_scale_report_plans_a_sample_not_the_clone(tmp_path):
 
 
 def test_clones_differing_in_recipe_get_a_side_by_side_sheet(tmp_path):
-    config = demo_config()
+    config = toy_config()
     config["recipes"]["c"] = {"family": "c"}
     config["clones"]["demo-c"] = {**config["clones"]["demo"], "recipe": "c"}
     workdir = copy_workflow(tmp_path / "wf", config)
