@@ -8,7 +8,7 @@ import tarfile
 
 import numpy as np
 import pytest
-from conftest import toy_config, load_script, record_chunk
+from conftest import load_script, record_chunk, toy_config
 from PIL import Image
 
 from imagenet_sd.config import ConfigError, schema

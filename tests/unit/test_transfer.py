@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, toy_config, load_script
+from conftest import REPO, load_script, toy_config
 from PIL import Image
 from snakemake.utils import validate
 

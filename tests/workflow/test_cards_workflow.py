@@ -3,7 +3,7 @@ tests/unit/test_cards.py)."""
 
 import copy
 
-from conftest import copy_workflow, toy_config, planned_jobs, write_config
+from conftest import copy_workflow, planned_jobs, toy_config, write_config
 
 
 def test_every_clone_gets_a_card(tmp_path):

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SNAKEMAKE, copy_workflow, toy_config, run_snakemake, share_resources, write_config
+from conftest import SNAKEMAKE, copy_workflow, run_snakemake, share_resources, toy_config, write_config
 
 CONFIG = "small.yaml"
 CLASSES = ["n01558993", "n02123045"]  # robin, tabby

@@ -3,7 +3,7 @@ tests/unit/test_quality.py)."""
 
 import copy
 
-from conftest import copy_workflow, toy_config, planned_jobs, write_config
+from conftest import copy_workflow, planned_jobs, toy_config, write_config
 
 
 def test_one_embedding_job_per_class_and_none_without_a_clip(tmp_path):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, toy_config, parse_job_stats, run_snakemake, write_config
+from conftest import REPO, copy_workflow, parse_job_stats, run_snakemake, toy_config, write_config
 from PIL import Image
 from snakemake.utils import validate
 

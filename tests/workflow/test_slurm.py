@@ -36,8 +36,8 @@ JOBCOMP_LOG = Path("/var/log/slurm/jobcomp.log")
 # What the SLURM runs do: the toy ImageNet config's synthetic model (config/toy_imagenet.yaml): its evaluation,
 # attacks and representation statistics (every GPU rule: generate, train, evaluate, attack, features), on two
 # of its six classes (one with a name override). Their prompt files and train chunk tars are those of the same
-# classes in the local demo, whose `demo` clone generates the same classes with the same generator. On a 2-core node each
-# Slurm job costs seconds of its own; the tables, transfer probe and report pages are local rules anyway.
+# classes in the local demo, whose `demo` clone generates the same classes with the same generator. On a 2-core
+# node each Slurm job costs seconds of its own; the tables, transfer probe and report pages are local rules anyway.
 CLASSES = ("n01558993", "n03584829")
 TARGETS = (
     "results/models/demo/eval/demo-heldout.json",

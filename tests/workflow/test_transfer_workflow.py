@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import copy_workflow, toy_config, planned_jobs, run_snakemake, write_config
+from conftest import copy_workflow, planned_jobs, run_snakemake, toy_config, write_config
 from test_transfer import DEFAULT_SEEDS, write_images  # noqa: F401 (fixtures among them)
 
 from imagenet_sd.train.models import build_model

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import copy
-import json
 import time
 
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, toy_config, planned_jobs, run_snakemake, write_config
+from conftest import REPO, copy_workflow, planned_jobs, run_snakemake, toy_config, write_config
 
 from imagenet_sd.config import schema
 
