@@ -97,9 +97,7 @@ def flux_flops(net: torch.nn.Module, latent: torch.Tensor, pipe: DiffusionPipeli
     ids = {"img_ids": torch.zeros(patches, 3, device="meta"), "txt_ids": torch.zeros(text_len, 3, device="meta")}
     guidance = torch.empty(1, device="meta") if net.config.guidance_embeds else None
     step = torch.empty(1, device="meta")
-    return count_flops(
-        lambda: meta(packed, context, pooled, step, guidance=guidance, **ids)
-    )
+    return count_flops(lambda: meta(packed, context, pooled, step, guidance=guidance, **ids))
 
 
 def encoder_tokens(pipe: DiffusionPipeline, encoder: torch.nn.Module) -> int:

@@ -1,5 +1,6 @@
-"""Generator families after SD 1.x (SD 2.x, SD-Turbo, SDXL, SDXL-Turbo, PixArt-alpha, SD3, FLUX.1-schnell) as tiny random pipelines run by the
-real generate job: detection, the prompt cache, FLOPs against a profiler count, config checks and keys."""
+"""Generator families after SD 1.x (SD 2.x, SD-Turbo, SDXL, SDXL-Turbo, PixArt-alpha, SD3, FLUX.1-schnell)
+as tiny random pipelines run by the real generate job: detection, the prompt cache, FLOPs against a profiler
+count, config checks, the job's architecture check and keys."""
 
 import copy
 import json
@@ -10,10 +11,11 @@ import pytest
 import torch
 from conftest import TINY_PIPELINE, demo_config
 from snakemake.utils import validate
-from test_generation import RECORD, WNID, generator_entry, read_chunk, run_chunk
+from test_generation import RECORD, WNID, generator_entry, job_arguments, read_chunk, run_chunk
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from imagenet_sd.adaptation_plan import generator_family
 from imagenet_sd.config import ConfigError
 from imagenet_sd.generate import generation as gen
 from imagenet_sd.generate.chunks import ChunkIdentity
@@ -207,3 +209,32 @@ def test_a_pixart_clone_needs_a_recipe_counting_its_120_tokens(monkeypatch):
         build_plan(config)
     config["recipes"]["c_dc"]["max_tokens"] = 120
     build_plan(config)
+
+
+@pytest.mark.parametrize(
+    ("declared", "built", "theirs"), [("sdxl-turbo", "sd2", "sd2 or sd-turbo"), ("flux-schnell", "sd3", "sd3")]
+)
+def test_the_generate_job_refuses_a_pipeline_of_another_family(
+    declared, built, theirs, family_dirs, prompt_file, tmp_path
+):
+    """The config checks ran against the declared family: a folder of another architecture stops the job
+    before it loads, naming the generator and both families, and writes nothing."""
+    arguments = job_arguments(tmp_path, family_dirs[built], prompt_file, stop=1, **sampling(declared))
+    with pytest.raises(ConfigError, match=rf"generator tiny is declared family {declared} .* of family {theirs}:"):
+        gen.run_generate(**arguments, family=declared)
+    assert not list(tmp_path.iterdir())
+    gen.run_generate(
+        **job_arguments(tmp_path, family_dirs[built], prompt_file, stop=1, **sampling(built)), family=built
+    )
+
+
+def test_the_family_a_generate_job_checks_is_the_one_the_config_declares():
+    config = family_config("sdxl")
+    assert generator_family(config, "tiny") == "sdxl"
+    assert generator_family(copy.deepcopy(demo_config()), "tiny") == "sd1"  # a tiny pipeline without `family`
+    config["generators"]["hub"] = {**config["generators"]["tiny"], "model": "black-forest-labs/FLUX.1-schnell"}
+    assert generator_family(config, "hub") == "flux-schnell"
+    config["generators"]["hub"]["model"] = "/somewhere/a-pipeline"
+    assert generator_family(config, "hub") is None
+    config["generators"]["hub"]["family"] = "sd3"
+    assert generator_family(config, "hub") == "sd3"
