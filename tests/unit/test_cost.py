@@ -144,6 +144,24 @@ def test_each_hub_family_has_its_own_rate_and_turbo_rows_are_not_scaled_across_s
     assert rate("/models/my-turbo", "512x512", 4, "no") is None  # an unnamed local folder has no row
 
 
+def test_pixart_sd3_and_flux_are_priced_from_their_own_rows():
+    rows = tp.load_throughput()
+
+    def rate(model, resolution, steps, guidance, family=None):
+        wanted = {"model": tp.model_family(model, family), "resolution": resolution, "steps": str(steps)}
+        return tp.table_rate(rows, "generate", {**wanted, "guidance": guidance, "dtype": "16-bit"}, "H100")
+
+    pixart = rate("PixArt-alpha/PixArt-XL-2-512x512", "512x512", 20, "yes")
+    assert rate("/models/pixart", "512x512", 20, "yes", family="pixart-alpha") == pixart
+    sd35 = rate("stabilityai/stable-diffusion-3.5-medium", "1024x1024", 40, "yes")
+    one, four = (rate("black-forest-labs/FLUX.1-schnell", "1024x1024", s, "no") for s in (1, 4))
+    assert sd35.images_per_second < four.images_per_second < one.images_per_second < pixart.images_per_second
+    assert "scaled" not in four.source and "estimate" in four.source
+    # SD3.5 large and a folder declared sd3 (medium or large?) have no rows: unknown, not another model's rate
+    assert rate("stabilityai/stable-diffusion-3.5-large", "1024x1024", 40, "yes") is None
+    assert rate("/models/my-sd3", "1024x1024", 40, "yes", family="sd3") is None
+
+
 def test_training_counts_images_seen_and_trained_runs(config, tmp_path):
     config["trainings"]["demo"]["max_steps"] = 3
     config = validated(config, tmp_path)
