@@ -162,6 +162,16 @@ def test_pixart_sd3_and_flux_are_priced_from_their_own_rows():
     assert rate("/models/my-sd3", "1024x1024", 40, "yes", family="sd3") is None
 
 
+def test_the_generator_study_prices_every_generator(monkeypatch):
+    monkeypatch.chdir(REPO)
+    est = cost.estimate(cost.load_config(["config/generators_in100.yaml"]), gpu="H100", root=REPO / "no-results")
+    gen = est.generation.set_index("generator")
+    assert len(gen) == 8 and not gen.gpu_hours.isna().any(), gen.throughput_from.to_dict()
+    # a distilled model at 4 steps is cheaper per image than its guided 50-step base
+    assert gen.images_per_second["sdxl-turbo"] > gen.images_per_second["sdxl-g2"]
+    assert gen.images_per_second["flux-schnell"] > gen.images_per_second["sd35m-g2"]
+
+
 def test_training_counts_images_seen_and_trained_runs(config, tmp_path):
     config["trainings"]["demo"]["max_steps"] = 3
     config = validated(config, tmp_path)
