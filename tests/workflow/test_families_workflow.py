@@ -12,8 +12,10 @@ import pytest
 from conftest import copy_workflow, demo_config, run_snakemake, share_resources, write_config
 
 CONFIG = "families.yaml"
+TARGETS = (("clones", "train.json"), ("report/clones", "generation.html"))
 CLASS = "n01558993"  # robin
 GENERATORS = {"sd3": "sd3", "flux": "flux-schnell"}
+LICENCE = "Apache 2.0 (FLUX.1-schnell card; random weights here)"
 
 
 def families_config() -> dict:
@@ -28,7 +30,7 @@ def families_config() -> dict:
         "pipelines": {f"tiny-{name}": {**tiny, "family": family} for name, family in GENERATORS.items()},
         "generators": {
             "sd3": {**base, "model": "resources/pipelines/tiny-sd3"},
-            "flux": {**base, "model": "resources/pipelines/tiny-flux", "guidance_scale": 0.0},
+            "flux": {**base, "model": "resources/pipelines/tiny-flux", "guidance_scale": 0.0, "license": LICENCE},
         },
         "clones": {
             name: {"class_set": "one", "recipe": "c_dc", "generator": name, "images_per_class": 2, "shard_size": 2}
@@ -43,7 +45,8 @@ def finished(tmp_path_factory, built_resources) -> Path:
     share_resources(workdir, built_resources)
     (workdir / "config/sheets/one.tsv").write_text(f"wnid\n{CLASS}\n")
     write_config(workdir, families_config(), CONFIG)
-    run_snakemake(workdir, *(f"results/clones/{name}/train.json" for name in GENERATORS), "--configfile", CONFIG)
+    targets = [f"results/{kind}/{name}/{file}" for name in GENERATORS for kind, file in TARGETS]
+    run_snakemake(workdir, *targets, "--configfile", CONFIG)
     return workdir
 
 
@@ -56,6 +59,10 @@ def test_sd3_and_flux_generate_and_pack_through_snakemake(finished):
         assert record["images"] == 2 and record["flops_per_image"]["total"] > 0
         assert record["flops_per_image"]["passes_per_step"] == (1 if family == "flux-schnell" else 2)
         assert json.loads((finished / f"results/clones/{name}/train.json").read_text())
+    # each clone's report page names its generator's licence (as its dataset card does)
+    flux, sd3 = ((finished / f"results/report/clones/{n}/generation.html").read_text() for n in ("flux", "sd3"))
+    assert LICENCE in flux and "resources/pipelines/tiny-flux" in flux
+    assert "none: a randomly initialised pipeline built by this workflow" in sd3
 
 
 def test_a_generator_declared_of_another_family_stops_at_its_generate_job(finished, tmp_path):
