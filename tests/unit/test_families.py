@@ -92,9 +92,10 @@ def test_the_generate_job_runs_each_family_independently_of_batch_size(
 
 
 @pytest.mark.parametrize("negative", ["", "blurry"])
-def test_sdxl_prompt_cache_gives_the_stock_calls_pixels(negative, family_dirs):
-    pipe = load_pipeline(str(family_dirs["sdxl"]), dtype="float32", device="cpu")
-    settings = generator_entry(negative_prompt=negative, **sampling("sdxl"))
+@pytest.mark.parametrize("family", ["sdxl", "pixart-alpha"])
+def test_prompt_cache_gives_the_stock_calls_pixels(family, negative, family_dirs):
+    pipe = load_pipeline(str(family_dirs[family]), dtype="float32", device="cpu")
+    settings = generator_entry(negative_prompt=negative, **sampling(family))
     tasks = [ChunkIdentity(RECORD, "tiny", "train").task(i) for i in range(2)]
     encoder = gen.PromptEncoder(pipe, settings)
     assert encoder.cached
