@@ -127,13 +127,13 @@ def test_table_rows_scale_with_steps_and_know_guidance():
     assert not tp.gpu_matches("A100", "NVIDIA A10")
 
 
+def rate(model, resolution, steps, guidance, family=None):
+    """The table's 16-bit H100 rate of a generator (a hub id or a folder with its declared family)."""
+    wanted = {"model": tp.model_family(model, family), "resolution": resolution, "steps": str(steps)}
+    return tp.table_rate(tp.load_throughput(), "generate", {**wanted, "guidance": guidance, "dtype": "16-bit"}, "H100")
+
+
 def test_each_hub_family_has_its_own_rate_and_turbo_rows_are_not_scaled_across_steps():
-    rows = tp.load_throughput()
-
-    def rate(model, resolution, steps, guidance, family=None):
-        wanted = {"model": tp.model_family(model, family), "resolution": resolution, "steps": str(steps)}
-        return tp.table_rate(rows, "generate", {**wanted, "guidance": guidance, "dtype": "16-bit"}, "H100")
-
     sd1 = rate("CompVis/stable-diffusion-v1-4", "512x512", 50, "yes")
     sdxl = rate("stabilityai/stable-diffusion-xl-base-1.0", "1024x1024", 50, "yes")
     assert sdxl.images_per_second < rate("stabilityai/stable-diffusion-2-1", "768x768", 50, "yes").images_per_second
@@ -145,12 +145,6 @@ def test_each_hub_family_has_its_own_rate_and_turbo_rows_are_not_scaled_across_s
 
 
 def test_pixart_sd3_and_flux_are_priced_from_their_own_rows():
-    rows = tp.load_throughput()
-
-    def rate(model, resolution, steps, guidance, family=None):
-        wanted = {"model": tp.model_family(model, family), "resolution": resolution, "steps": str(steps)}
-        return tp.table_rate(rows, "generate", {**wanted, "guidance": guidance, "dtype": "16-bit"}, "H100")
-
     pixart = rate("PixArt-alpha/PixArt-XL-2-512x512", "512x512", 20, "yes")
     assert rate("/models/pixart", "512x512", 20, "yes", family="pixart-alpha") == pixart
     sd35 = rate("stabilityai/stable-diffusion-3.5-medium", "1024x1024", 40, "yes")
