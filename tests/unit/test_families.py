@@ -112,6 +112,7 @@ def test_flops_per_image_match_a_profiler_count_of_the_pipeline(family, family_d
     FLOP the profiler sees in one stock pipeline call for one image (a negative prompt: every pass encodes).
     Attention runs on SDPA's math backend: the profiler has no FLOP formula for the fused CPU kernel."""
     pipe = load_pipeline(str(family_dirs[family]), dtype="float32", device="cpu")
+    assert type(pipe).__name__ == FAMILIES[family].pipeline
     turbo = FAMILIES[family].distilled
     settings = generator_entry(negative_prompt="" if turbo else "blurry", **sampling(family))
     counted = flops_per_image(pipe, settings)
