@@ -5,7 +5,8 @@ A family's architecture is detected from the pipeline folder itself (model_index
 for Stable Diffusion the text encoder's activation: OpenCLIP's `gelu` is SD 2.x, CLIP's `quick_gelu` SD 1.x);
 every family loads through the same `from_pretrained` path. What an architecture cannot show is whether its
 weights are guidance-distilled (SD-Turbo is SD 2.1's architecture): the config says it, through a tiny
-pipeline's `family`, the generator's `family`, or a known hub id (HUB_FAMILIES).
+pipeline's `family`, the generator's `family`, or a known hub id (HUB_FAMILIES); the generate job checks the
+declared family against the folder's architecture (check_architecture) before it loads.
 """
 
 from __future__ import annotations

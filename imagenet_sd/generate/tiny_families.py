@@ -9,6 +9,10 @@ its family's component classes and configs at toy sizes, so the generate job run
   cross-attention over both encoders' concatenated hidden states, and no attention in the first level.
 - pixart-alpha: PixArtAlphaPipeline: a T5 encoder (with a tiny T5-style Unigram tokenizer of single
   characters, built here: no download) and a DiT denoiser with adaLN-single, as in diffusers' own tests.
+- sd3: StableDiffusion3Pipeline: two CLIP encoders with projections and a T5 (as wide as both CLIPs side by
+  side), an MMDiT denoiser, a 16-channel VAE and SD3's flow-matching scheduler (shift 3).
+- flux-schnell: FluxPipeline: CLIP (pooled) and T5 encoders, FLUX's double- and single-stream transformer
+  without a guidance input, a 16-channel VAE and FLUX.1-schnell's flow-matching scheduler.
 """
 
 from __future__ import annotations
