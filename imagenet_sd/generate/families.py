@@ -134,11 +134,11 @@ def check_architecture(model_dir: str | os.PathLike, generator: str, family: str
         return
     found, wanted = detect_architecture(model_dir), FAMILIES[family].architecture
     if found != wanted:
-        theirs = [f.name for f in FAMILIES.values() if f.architecture == found] or ["none known here"]
+        theirs = " or ".join(f.name for f in FAMILIES.values() if f.architecture == found)
         raise ConfigError(
             f"generator {generator} is declared family {family} ({FAMILIES[family].pipeline}), but its "
-            f"pipeline {model_dir} has the architecture of family {' or '.join(theirs)}: fix its `family` "
-            f"(or its pipeline's, or its model)"
+            f"pipeline {model_dir} has the architecture of {f'family {theirs}' if theirs else 'no known family'}: "
+            f"fix its `family` (or its pipeline's, or its model)"
         )
 
 
