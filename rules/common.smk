@@ -665,8 +665,10 @@ def card_made_of(wildcards):
 def clone_generator(wildcards):
     """A generated clone's generator, model and licence (as its dataset card names them), for its report page."""
     made_of = card_made_of(wildcards)
-    generator = made_of["generator"]
-    return {"generator": made_of["generator_name"], "model": generator["model"], "licence": card_licence(made_of)}
+    if "generator" not in made_of:  # a real clone: no generator (its page, if asked for, has no such section)
+        return {}
+    model = made_of["generator"]["model"]
+    return {"generator": made_of["generator_name"], "model": model, "licence": card_licence(made_of)}
 
 
 def card_outputs():
