@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagenet_sd import paths
-from imagenet_sd.adaptation_plan import adapted_folder, built_pipeline_of, check_adaptations
+from imagenet_sd.adaptation_plan import adapted_folder, built_pipeline_for, check_adaptations
 from imagenet_sd.config import ConfigError
 from imagenet_sd.data.realdata import check_folder
 from imagenet_sd.generate.families import check_generators
@@ -173,8 +173,7 @@ class Plan:
 
     def built_pipeline(self, generator: str) -> str | None:
         """Name of the tiny pipeline the `tiny_pipeline` rule builds for this generator, if any."""
-        g = self.config["generators"][generator]
-        return None if g.get("adaptation") else built_pipeline_of(self.config, g["model"])
+        return built_pipeline_for(self.config, generator)
 
     # ---- lookups by wildcard (indexed once: input functions call them for every job) -------------
     def _index(self, kind: str) -> dict:

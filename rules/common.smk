@@ -18,6 +18,7 @@ from imagenet_sd.generate.chunk_check import CONFIGFILES_ENV, DamagedChunk, size
 from imagenet_sd.paths import hub_folder, hub_model_id
 from imagenet_sd.plan import build_plan, recipe_dependencies
 from imagenet_sd.prompts.prompts import scene_files
+from imagenet_sd.quality.cards import licence as card_licence
 from imagenet_sd.report.contact_sheets import sample_indices
 from imagenet_sd.report.references import reference_facts
 from imagenet_sd.report.report import FIGURES, TABLES, caption_text, report_settings
@@ -659,6 +660,15 @@ def card_made_of(wildcards):
         "pipeline": config["pipelines"][built] if built else None,
         **({"adaptation": adaptation} if adaptation else {}),
     }
+
+
+def clone_generator(wildcards):
+    """A generated clone's generator, model and licence (as its dataset card names them), for its report page."""
+    made_of = card_made_of(wildcards)
+    if "generator" not in made_of:  # a real clone: no generator (its page, if asked for, has no such section)
+        return {}
+    model = made_of["generator"]["model"]
+    return {"generator": made_of["generator_name"], "model": model, "licence": card_licence(made_of)}
 
 
 def card_outputs():

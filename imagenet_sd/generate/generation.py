@@ -22,7 +22,7 @@ import torch
 
 from imagenet_sd.generate.chunk_check import tar_record
 from imagenet_sd.generate.chunks import ChunkIdentity, ChunkWriter, ImageTask, Rendered
-from imagenet_sd.generate.families import call_options
+from imagenet_sd.generate.families import call_options, check_architecture
 from imagenet_sd.generate.flops import device_report, efficiency, flops_per_image
 from imagenet_sd.generate.prompt_encoder import PromptEncoder
 from imagenet_sd.generate.text2image import load_pipeline
@@ -317,10 +317,13 @@ def run_generate(
     split: str,
     start: int,
     stop: int,
+    family: str | None = None,
 ) -> dict:
     """The `generate` job: images [start, stop) of one class and split -> one chunk tar + its stats JSON.
-    `settings` are the generator's pixel settings (in the output key), `runtime` its RUNTIME_KEYS."""
+    `settings` are the generator's pixel settings (in the output key), `runtime` its RUNTIME_KEYS, `family`
+    the family the config declares (checked against the pipeline's architecture before it loads)."""
     started = time.perf_counter()
+    check_architecture(model_dir, generator, family)
     tar_path = Path(tar_path)
     identity = ChunkIdentity.of_job(load_prompt_file(prompt_file), generator, split, settings)
     tasks = [identity.task(i) for i in range(start, stop)]
