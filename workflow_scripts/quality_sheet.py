@@ -13,6 +13,8 @@ log = logging.getLogger("imagenet_sd.quality_sheet")
 
 def label(row: dict) -> str:
     measures = f"CLIP score {row['clip_score']:.3g}, zero-shot {row['zero_shot']:.2f}, Vendi {row['vendi']:.3g}"
+    if row["kid"] == row["kid"]:  # measured against real images (not NaN)
+        measures += f", KID {row['kid']:.3g}"
     return f"{row['name']} ({row['wnid']}): {row['flags'] or measures}"
 
 

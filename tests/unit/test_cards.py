@@ -45,7 +45,9 @@ def test_synthetic_card_counts_redraws_names_the_licence_and_its_provenance_read
     pack_clone(tmp_path / "sd", classes=CLASSES, images_per_class=3, shard_size=4, train_tars=tars)
     quality = tmp_path / "quality_clones.csv"
     # sd has no reference, so no FD or KID: left off the card, whose JSON has no NaN (write_card reads it back)
-    quality.write_text("clone,classes,images,clip_score,flagged,reference,fd,kid\nsd,3,9,27.5,1,,,\no,1,1,1.0,0,r,2,1\n")
+    quality.write_text(
+        "clone,classes,images,clip_score,flagged,reference,fd,kid\nsd,3,9,27.5,1,,,\no,1,1,1.0,0,r,2,1\n"
+    )
     generator = {"model": SD14, "guidance_scale": 2.0}
     made_of = {"seed": 0, "clone": {"class_set": "s"}, "generator_name": "sd14", "generator": generator}
     made_of |= {"recipe_name": "c_dc", "recipes": {"c_dc": {"family": "c, d_c"}}, "pipeline": None}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_snakemake
+from conftest import REPO, load_script, run_snakemake
 from PIL import Image
 from test_curation import CURATION, TARGETS  # noqa: F401 (fixtures among them)
 from test_quality import DEFAULTS, TINY_CLIP
@@ -23,6 +23,7 @@ from imagenet_sd.config import ConfigError
 from imagenet_sd.quality.curation import kept_keys, measured_classes
 from imagenet_sd.quality.distances import reference_measures
 from imagenet_sd.quality.quality import ClassEmbeddings, class_rows
+from imagenet_sd.report.report import TABLES, caption_text
 
 REFERENCE = {"big": "realbig", "small": "real"}  # a real clone, an evaluation folder
 
@@ -152,6 +153,18 @@ def test_fd_and_kid_against_the_reference_of_each_clone(curated_run):
         for row in table(curated_run, "quality"):
             if row["clone"] == clone:
                 assert float(row["kid"]) == pytest.approx(per_class[row["wnid"]], rel=1e-6, abs=1e-12)
+
+
+def test_the_report_page_of_the_clones_shows_their_fd_and_kid(curated_run, tmp_path):
+    config = load_config_filled(curated_run)
+    caption = caption_text(REPO, TABLES["quality_clones"], config)
+    page = tmp_path / "page.html"
+    source = curated_run / TABLES["quality_clones"].source
+    load_script("report_table").main(name="quality_clones", source=str(source), output=str(page), caption=caption)
+    text = page.read_text()
+    assert "FD in CLIP space" in text and "<th>fd</th>" in text and "realbig" in text
+    big = next(r for r in table(curated_run, "quality_clones") if r["clone"] == "big")
+    assert f"<td>{float(big['fd']):.4g}</td>" in text
 
 
 def test_a_changed_reference_or_kid_setting_recomputes_the_tables_only(work):
