@@ -148,9 +148,9 @@ def references(config: dict, plan: Plan) -> dict:
     return out
 
 
-def reference_by_key(config: dict, plan: Plan, key: str) -> dict:
-    """The source of a reference embedding job, by the key in its path."""
-    for reference in references(config, plan).values():
+def reference_by_key(chosen: dict, key: str) -> dict:
+    """The source of a reference embedding job, by the key in its path. `chosen`: what references() gave."""
+    for reference in chosen.values():
         if reference["key"] == key:
             return reference["source"]
     raise KeyError(f"no quality.reference has key {key}")

@@ -622,7 +622,7 @@ def quality_references():
 
 
 def quality_reference_source(wildcards):
-    return QP.reference_by_key(config, PLAN, wildcards.reference_key)
+    return QP.reference_by_key(QUALITY_REFERENCES, wildcards.reference_key)
 
 
 def quality_reference_inputs(wildcards):
