@@ -146,6 +146,8 @@ class Plan:
         """Everything that determines a generated image's pixels, besides recipe, class and index."""
         g = self.config["generators"][generator]
         settings = {k: g.get(k) for k in PIXEL_KEYS}
+        if settings["safety_checker"] == "off":  # off is false (as YAML reads a bare off): the same key
+            settings["safety_checker"] = False
         settings["seed"] = self.config["seed"]
         if g.get("common_noise"):  # in the key only when on: keys (and files) of every other generator stay
             settings["common_noise"] = True

@@ -586,6 +586,7 @@ def produced(path):
 try:
     QUALITY_CLONES = QP.measured_clones(config, PLAN)
     QP.check_curation(config, PLAN)
+    QUALITY_REFERENCES = QP.references(config, PLAN)
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 
@@ -612,7 +613,25 @@ def quality_table_clones():
 
 
 def quality_all_embeddings():
-    return sorted({path for classes in quality_table_clones().values() for _, path in classes})
+    """The generated clones' embeddings and those of their real references (FD, KID)."""
+    clones = [*quality_table_clones().values(), *(r["classes"] for r in QUALITY_REFERENCES.values())]
+    return sorted({path for classes in clones for _, path in classes})
+
+
+def quality_references():
+    return {clone: {"name": r["name"], "classes": r["classes"]} for clone, r in QUALITY_REFERENCES.items()}
+
+
+def quality_reference_source(wildcards):
+    return QP.reference_by_key(QUALITY_REFERENCES, wildcards.reference_key)
+
+
+def quality_reference_inputs(wildcards):
+    """CLIP (ancient, as for quality_embed) and the real folder when a rule of this workflow writes it."""
+    inputs = {"model": ancient(paths.CLIP_CONFIG.format(folder=quality_clip_folder()))}
+    if quality_reference_source(wildcards)["path"] in BUILT_DATASETS:
+        inputs["folder"] = quality_reference_source(wildcards)["path"]
+    return inputs
 
 
 def quality_sheet_chunks(wildcards):

@@ -34,6 +34,7 @@ TABLES: dict[str, Entry] = {
     "robustness": Entry("results/tables/robustness.csv", "Result tables", "report/robustness.rst"),
     "representation": Entry("results/tables/representation.csv", "Result tables", "report/representation.rst"),
     "quality": Entry("results/tables/quality.csv", "Clones", "report/quality.rst"),
+    "quality_clones": Entry("results/tables/quality_clones.csv", "Clones", "report/quality_clones.rst"),
     "quality_worst": Entry("results/tables/quality_worst.csv", "Clones", "report/quality_worst.rst"),
 }
 FIGURES: dict[str, Entry] = {
