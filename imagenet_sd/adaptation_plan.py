@@ -8,6 +8,9 @@ files change under the same config is the user's to rename), the recipe's prompt
 class and the adaptation's settings with their defaults. A generator that names the adaptation loads from
 that folder, and its output key holds the folder's path, so adapting again with other settings writes
 beside, never over; generators without `adaptation` keep their keys exactly.
+
+Also which pipeline a generator loads (a tiny one the workflow builds, or an adapted one) and the family the
+config declares for it, which the generate job checks against that pipeline.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 
 from imagenet_sd import paths
 from imagenet_sd.config import ConfigError
+from imagenet_sd.generate.families import declared_family
 from imagenet_sd.train.adaptation import adaptation_settings
 
 # Entry keys that are not adaptation settings (imagenet_sd.train.adaptation.DEFAULTS) and not in the key as such.
@@ -28,6 +32,18 @@ def built_pipeline_of(config: dict, model: str) -> str | None:
         if os.path.normpath(model) == os.path.normpath(paths.PIPELINE_FOLDER.format(pipeline=name)):
             return name
     return None
+
+
+def built_pipeline_for(config: dict, generator: str) -> str | None:
+    g = config["generators"][generator]
+    return None if g.get("adaptation") else built_pipeline_of(config, g["model"])
+
+
+def generator_family(config: dict, generator: str) -> str | None:
+    """The family the config declares for a generator (its `family`, its tiny pipeline's, or its hub id's),
+    which the config checks assumed: the generate job checks that its pipeline has that architecture."""
+    family = declared_family(config, generator, built_pipeline_for(config, generator))
+    return family.name if family else None
 
 
 def trained_settings(spec: dict) -> dict:

@@ -42,6 +42,8 @@ WILDCARDS = {
     "figure": NAME,
     "clip_key": rf"clip-{HASH}",
     "images": r"\d+",
+    "reference_key": rf"ref-{HASH}",
+    "wnid": WNID,
     "fetched": r"(torchvision/[A-Za-z0-9_.]+\.pth|url/[0-9a-f]{8}/[^/]+)",
 }
 
@@ -64,6 +66,8 @@ CHUNK = "results/generated/{generator_key}/{recipe_key}/{split}/{ckey}/{start}-{
 CHUNK_STATS = "results/generated/{generator_key}/{recipe_key}/{split}/{ckey}/{start}-{stop}.json"
 # CLIP embeddings of images [0, count) of a class's train split: keyed like the chunks they read, plus the model
 QUALITY_EMBEDDINGS = "results/quality/{clip_key}/{generator_key}/{recipe_key}/{ckey}/train-{images}.npz"
+# CLIP embeddings of one class of a real reference set (FD and KID): keyed by the folder and which of its images
+QUALITY_REFERENCE = "results/quality/{clip_key}/reference/{reference_key}/{wnid}.npz"
 QUALITY_TABLES = {
     "classes": "results/tables/quality.csv",
     "classes_md": "results/tables/quality.md",

@@ -18,6 +18,7 @@ from imagenet_sd.generate.chunk_check import CONFIGFILES_ENV, DamagedChunk, size
 from imagenet_sd.paths import hub_folder, hub_model_id
 from imagenet_sd.plan import build_plan, recipe_dependencies
 from imagenet_sd.prompts.prompts import scene_files
+from imagenet_sd.quality.cards import licence as card_licence
 from imagenet_sd.report.contact_sheets import sample_indices
 from imagenet_sd.report.references import reference_facts
 from imagenet_sd.report.report import FIGURES, TABLES, caption_text, report_settings
@@ -585,6 +586,7 @@ def produced(path):
 try:
     QUALITY_CLONES = QP.measured_clones(config, PLAN)
     QP.check_curation(config, PLAN)
+    QUALITY_REFERENCES = QP.references(config, PLAN)
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 
@@ -611,7 +613,25 @@ def quality_table_clones():
 
 
 def quality_all_embeddings():
-    return sorted({path for classes in quality_table_clones().values() for _, path in classes})
+    """The generated clones' embeddings and those of their real references (FD, KID)."""
+    clones = [*quality_table_clones().values(), *(r["classes"] for r in QUALITY_REFERENCES.values())]
+    return sorted({path for classes in clones for _, path in classes})
+
+
+def quality_references():
+    return {clone: {"name": r["name"], "classes": r["classes"]} for clone, r in QUALITY_REFERENCES.items()}
+
+
+def quality_reference_source(wildcards):
+    return QP.reference_by_key(QUALITY_REFERENCES, wildcards.reference_key)
+
+
+def quality_reference_inputs(wildcards):
+    """CLIP (ancient, as for quality_embed) and the real folder when a rule of this workflow writes it."""
+    inputs = {"model": ancient(paths.CLIP_CONFIG.format(folder=quality_clip_folder()))}
+    if quality_reference_source(wildcards)["path"] in BUILT_DATASETS:
+        inputs["folder"] = quality_reference_source(wildcards)["path"]
+    return inputs
 
 
 def quality_sheet_chunks(wildcards):
@@ -659,6 +679,15 @@ def card_made_of(wildcards):
         "pipeline": config["pipelines"][built] if built else None,
         **({"adaptation": adaptation} if adaptation else {}),
     }
+
+
+def clone_generator(wildcards):
+    """A generated clone's generator, model and licence (as its dataset card names them), for its report page."""
+    made_of = card_made_of(wildcards)
+    if "generator" not in made_of:  # a real clone: no generator (its page, if asked for, has no such section)
+        return {}
+    model = made_of["generator"]["model"]
+    return {"generator": made_of["generator_name"], "model": model, "licence": card_licence(made_of)}
 
 
 def card_outputs():

@@ -2,6 +2,7 @@
 flagged, and the plan (one embedding job per class, keyed like its chunks)."""
 
 import copy
+import csv
 import io
 import json
 import tarfile
@@ -81,8 +82,8 @@ def test_a_class_of_copies_of_another_class_is_flagged(tmp_path, tiny_clip):
     assert "copies: 6 images also in n1" in flagged["n3"]["flags"]
     assert all(r["duplicate_pairs"] == 0 and r["images"] == 6 for r in rows)  # random images are distinct
     assert "copies: 6 images also in n1" in outputs["classes_md"].read_text()
-    clones = outputs["clones"].read_text().splitlines()
-    assert clones[0].split(",")[-1] == "flagged" and clones[1].split(",")[-1] == "2"
+    (clone,) = csv.DictReader(outputs["clones"].read_text().splitlines())
+    assert clone["flagged"] == "2" and clone["measured"] == "generated" and clone["fd"] == ""  # no reference
     # the report's sheet of the worst classes shows the flagged ones first
     report = {k: v.get("default") for k, v in schema()["properties"]["report"]["properties"].items()}
     shown = load_script("quality_sheet").main(
