@@ -235,7 +235,7 @@ def test_the_generate_job_refuses_a_pipeline_of_another_family(
 def test_the_family_a_generate_job_checks_is_the_one_the_config_declares():
     config = family_config("sdxl")
     assert generator_family(config, "tiny") == "sdxl"
-    assert generator_family(copy.deepcopy(demo_config()), "tiny") == "sd1"  # a tiny pipeline without `family`
+    assert generator_family(copy.deepcopy(toy_config()), "tiny") == "sd1"  # a tiny pipeline without `family`
     config["generators"]["hub"] = {**config["generators"]["tiny"], "model": "black-forest-labs/FLUX.1-schnell"}
     assert generator_family(config, "hub") == "flux-schnell"
     config["generators"]["hub"]["model"] = "/somewhere/a-pipeline"
