@@ -79,7 +79,7 @@ def test_held_out_labels_permuted_drop_both_rows_to_chance(demo_copy):
     """The same real held-out images with their class folders renamed one class on: an evaluation set whose
     labels are swapped. Only the new set's evaluate jobs run."""
     heldout = demo_copy / paths.HELDOUT.format(clone=REAL)
-    folders = sorted(p.name for p in heldout.iterdir())
+    folders = sorted(p.name for p in heldout.iterdir() if p.is_dir())
     shuffled = demo_copy / "shuffled-heldout"
     for source, name in zip(folders, cycled(folders)):
         shutil.copytree(heldout / source, shuffled / name)
