@@ -92,3 +92,30 @@ def embedding_chunks(config: dict, plan: Plan, generator_key: str, recipe_key: s
         paths.chunk(generator_key, recipe_key, "train", ckey, start, stop)
         for start, stop in chunk_ranges(count, chunk_size)
     ]
+
+
+def table_clones(config: dict, plan: Plan, clones: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """Per measured clone, (wnid, embedding file) of each of its classes, in class order."""
+    return {clone: class_embeddings(config, plan, clone) for clone in clones}
+
+
+def all_embeddings(config: dict, plan: Plan, clones: list[str]) -> list[str]:
+    return sorted({path for classes in table_clones(config, plan, clones).values() for _, path in classes})
+
+
+def curation_embeddings(config: dict, plan: Plan, clone: str) -> dict[str, str]:
+    """wnid -> CLIP embedding file of a curated clone's classes (pack keeps the best of their images)."""
+    if not plan.clones[clone].curation:
+        return {}
+    return dict(class_embeddings(config, plan, clone))
+
+
+def embed_inputs(config: dict, plan: Plan, wildcards, clip: str | None) -> dict:
+    """The class's train chunks in [0, images), its prompt file (the class name) and the config file of CLIP
+    (loaded from folder `clip`). `wildcards`: the job's generator_key, recipe_key, ckey and images."""
+    w = wildcards
+    return {
+        "tars": embedding_chunks(config, plan, w.generator_key, w.recipe_key, w.ckey, int(w.images)),
+        "prompts": paths.PROMPTS.format(recipe_key=w.recipe_key, ckey=w.ckey),
+        "model": paths.CLIP_CONFIG.format(folder=clip),
+    }
