@@ -119,14 +119,34 @@ def recipe_params(config: dict, plan: Plan, recipe_key: str) -> dict:
     return {"name": name, "recipes": members}
 
 
-def pack_inputs(config: dict, plan: Plan, clone: str, built_datasets: set[str]) -> dict[str, list[str] | str]:
+BUILT_DATASETS = {paths.SKLEARN_DIGITS}  # real image sets a local rule writes (real ImageNet is external)
+
+
+def missing_folders(config: dict, plan: Plan) -> list[str]:
+    """Warnings naming the user's folders that do not exist yet (of evaluation sets and real clones): not an
+    error, since a config may be planned before its images are copied."""
+    warnings = [
+        f"evalsets.{name}.path: folder {spec['path']} does not exist yet; its evaluate jobs "
+        "will fail until it holds the images (ImageFolder layout, one sub-folder per wnid)"
+        for name, spec in config["evalsets"].items()
+        if "path" in spec and not os.path.isdir(spec["path"])
+    ]
+    return warnings + [
+        f"clones.{name}.path: folder {c.source['path']} does not exist yet; its pack job will "
+        "fail until it holds the images (ImageFolder layout, one sub-folder per wnid)"
+        for name, c in plan.clones.items()
+        if c.real and not os.path.isdir(c.source["path"]) and c.source["path"] not in BUILT_DATASETS
+    ]
+
+
+def pack_inputs(config: dict, plan: Plan, clone: str) -> dict[str, list[str] | str]:
     """The chunks a pack job reads (train, held-out), a curated clone's CLIP embeddings, and a real clone's
-    folder when a rule of this workflow writes it (`built_datasets`; real ImageNet is external)."""
+    folder when a rule of this workflow writes it (BUILT_DATASETS; real ImageNet is external)."""
     c = plan.clones[clone]
     inputs = {"train": plan.clone_chunks(clone, "train"), "heldout": plan.clone_chunks(clone, "heldout")}
     if c.curation:
         inputs["embeddings"] = list(QP.curation_embeddings(config, plan, clone).values())
-    if c.source and os.path.normpath(c.source["path"]) in built_datasets:
+    if c.source and os.path.normpath(c.source["path"]) in BUILT_DATASETS:
         inputs["folder"] = c.source["path"]
     return inputs
 

@@ -54,6 +54,7 @@ HUB_FOLDER = "resources/hub/{hub_model}/{revision}"
 TINY_CLIP_FOLDER = "resources/clip/tiny"
 CLIP_CONFIG = "{folder}/config.json"
 MODEL_INDEX = "{folder}/model_index.json"
+SKLEARN_DIGITS = "resources/datasets/sklearn-digits"  # an ImageFolder of scikit-learn's digits (no download)
 
 # ---- results -----------------------------------------------------------------------------------
 PROMPTS = "results/prompts/{recipe_key}/{ckey}.json"

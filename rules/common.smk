@@ -27,8 +27,6 @@ from imagenet_sd.report.report import FIGURES, TABLES, caption_text, report_sett
 from imagenet_sd.report.tables import run_budgets, training_budget
 from imagenet_sd.runtime import export_cache_dirs, export_pythonpath
 
-BUILT_DATASETS = {"resources/datasets/sklearn-digits"}  # real image sets a local rule writes (no download)
-
 export_pythonpath(workflow.basedir)  # scripts run in child processes, locally and inside SLURM jobs
 # The configs of this run, for the command a job prints to regenerate a damaged chunk (imagenet_sd.generate.chunk_check).
 os.environ[CONFIGFILES_ENV] = os.pathsep.join(map(str, workflow.overwrite_configfiles))
@@ -42,19 +40,8 @@ try:
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 
-for _name, _spec in config["evalsets"].items():
-    if "path" in _spec and not os.path.isdir(_spec["path"]):
-        logger.warning(
-            f"evalsets.{_name}.path: folder {_spec['path']} does not exist yet; its evaluate jobs "
-            "will fail until it holds the images (ImageFolder layout, one sub-folder per wnid)"
-        )
-
-for _name, _clone in PLAN.clones.items():
-    if _clone.real and not os.path.isdir(_clone.source["path"]) and _clone.source["path"] not in BUILT_DATASETS:
-        logger.warning(
-            f"clones.{_name}.path: folder {_clone.source['path']} does not exist yet; its pack job will "
-            "fail until it holds the images (ImageFolder layout, one sub-folder per wnid)"
-        )
+for _warning in OP.missing_folders(config, PLAN):
+    logger.warning(_warning)
 
 FETCHED = {m.checkpoint: m.fetch for m in MODELS.values() if m.fetch}  # local file -> URL / weights name
 PREP_KEY = TP.preprocessing_key(config)
@@ -182,7 +169,7 @@ def checked_chunks(chunks):
 
 
 def clone_inputs(wildcards):
-    inputs = OP.pack_inputs(config, PLAN, wildcards.clone, BUILT_DATASETS)
+    inputs = OP.pack_inputs(config, PLAN, wildcards.clone)
     return {**inputs, "train": checked_chunks(inputs["train"]), "heldout": checked_chunks(inputs["heldout"])}
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import resource
 import shutil
 import signal
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from imagenet_sd.ops.dry_run import parse_job_stats
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_PARTS = (
@@ -84,20 +85,6 @@ def planned_jobs(workdir: Path, *args: str) -> Counter:
     """Jobs a dry run schedules, counted by rule name (from Snakemake's 'Job stats' table)."""
     proc = run_snakemake(workdir, "--dry-run", *args)
     return parse_job_stats(proc.stdout + proc.stderr)
-
-
-def parse_job_stats(text: str) -> Counter:
-    counts: Counter = Counter()
-    if "Nothing to be done" in text:
-        return counts
-    match = re.search(r"Job stats:\n(.*?)\n\s*total\s+\d+", text, re.S)
-    if not match:
-        raise AssertionError(f"no job stats in snakemake output:\n{text[-3000:]}")
-    for line in match.group(1).splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] += int(parts[1])
-    return counts
 
 
 def share_resources(workdir: Path, resources: Path) -> None:

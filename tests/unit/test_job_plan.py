@@ -26,19 +26,21 @@ def at_repo(monkeypatch):
 
 def test_pack_reads_every_chunk_of_a_generated_clone_and_only_a_real_folder_this_workflow_builds():
     config, plan, _ = planned(SMALL)
-    inputs = OP.pack_inputs(config, plan, "a", {DIGITS})
+    inputs = OP.pack_inputs(config, plan, "a")
     assert inputs == {"train": plan.clone_chunks("a", "train"), "heldout": plan.clone_chunks("a", "heldout")}
     assert len(inputs["train"]) == 6 * 2 and len(inputs["heldout"]) == 6  # 6 images in chunks of 4; 2 held out
-    assert OP.pack_inputs(config, plan, "digits", {DIGITS}) == {"train": [], "heldout": [], "folder": DIGITS}
-    assert "folder" not in OP.pack_inputs(config, plan, "digits", set())  # real ImageNet: read by the job
+    assert OP.pack_inputs(config, plan, "digits") == {"train": [], "heldout": [], "folder": DIGITS}
     assert OP.pack_source(config, plan, "digits")["path"] == DIGITS
     assert OP.pack_source(config, plan, "a") is None
+    external = {**SMALL["clones"]["digits"], "path": "data/imagenet/train"}
+    config, plan, _ = planned(variant(clones={**SMALL["clones"], "digits": external}))
+    assert "folder" not in OP.pack_inputs(config, plan, "digits")  # real ImageNet: read (and checked) by the job
 
 
 def test_a_curated_clone_packs_from_more_images_with_the_clip_embeddings_of_its_classes():
     clones = {**copy.deepcopy(SMALL["clones"]), "best": CURATED}
     config, plan, _ = planned(variant(clones=clones, quality={"tiny": {"seed": 0}}))
-    inputs = OP.pack_inputs(config, plan, "best", set())
+    inputs = OP.pack_inputs(config, plan, "best")
     embeddings = QP.curation_embeddings(config, plan, "best")
     assert inputs["embeddings"] == list(embeddings.values()) and len(embeddings) == 6
     assert all(path.endswith("/train-6.npz") for path in embeddings.values())  # oversample 2 x 3 images
@@ -119,3 +121,12 @@ def test_a_class_embedding_reads_the_chunks_of_its_images_and_the_tables_read_ev
     assert set(QP.table_clones(config, plan, measured)) == {"a", "a2", "b"}
     # a and a2 share their images' files but not their embedding files (a2 embeds 12 images per class)
     assert len(QP.all_embeddings(config, plan, measured)) == 3 * 6
+
+
+def test_missing_user_folders_are_named_but_a_folder_a_rule_writes_is_not(tmp_path):
+    clones = {**copy.deepcopy(SMALL["clones"]), "photos": {"class_set": "digits", "path": str(tmp_path / "none")}}
+    evalsets = {**SMALL["evalsets"], "val": {"path": str(tmp_path / "val")}, "here": {"path": str(tmp_path)}}
+    config, plan, _ = planned(variant(clones=clones, evalsets=evalsets))
+    warnings = OP.missing_folders(config, plan)
+    assert [w.split(":")[0] for w in warnings] == ["evalsets.val.path", "clones.photos.path"]  # not digits'
+    assert str(tmp_path / "none") in warnings[1]
