@@ -271,7 +271,7 @@ def probe_seeds(config: dict, dataset: str) -> list[int]:
     return config["transfer_sets"][dataset].get("seeds") or config["transfer"]["seeds"]
 
 
-def probe_key(config: dict, dataset: str) -> str:
+def probe_hash(config: dict, dataset: str) -> str:
     """What determines a probe's result besides model, dataset and seed: features, search and fit settings,
     and for a set with no official split the test fraction each seed draws (the probe reads it from the
     config, not from a rule param, so that the keys and params of every other set's probes stay as they were)."""
@@ -284,11 +284,17 @@ def probe_key(config: dict, dataset: str) -> str:
     drawn = drawn_test_fraction(config, dataset)
     if drawn is not None:
         settings["test_split"] = {"fraction": drawn, "drawn": "per seed"}
-    return f"{kind}-{short_hash(settings)}"
+    return short_hash(settings)
 
 
 def probe_path(config: dict, model: str, dataset: str, seed: int) -> str:
-    return paths.PROBE.format(model=model, dataset=dataset, probe_hash=probe_key(config, dataset), seed=seed)
+    return paths.PROBE.format(
+        model=model,
+        dataset=dataset,
+        kind=probe_kind(config, dataset),
+        probe_hash=probe_hash(config, dataset),
+        seed=seed,
+    )
 
 
 def probe_outputs(config: dict, models: dict[str, Model]) -> list[str]:

@@ -3,6 +3,7 @@ dataset indexes, evaluation settings, pipeline folders and the quality step's in
 rules/common.smk's input functions call with the job's wildcards)."""
 
 import copy
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -130,3 +131,21 @@ def test_missing_user_folders_are_named_but_a_folder_a_rule_writes_is_not(tmp_pa
     warnings = OP.missing_folders(config, plan)
     assert [w.split(":")[0] for w in warnings] == ["evalsets.val.path", "clones.photos.path"]  # not digits'
     assert str(tmp_path / "none") in warnings[1]
+
+
+def matches(pattern: str, path: str) -> bool:
+    """Whether `path` is an output of a rule with this pattern, each wildcard held to its constraint."""
+    parts = re.split(r"\{(\w+)\}", pattern)
+    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?:{paths.WILDCARDS[p]})" for i, p in enumerate(parts))
+    return re.fullmatch(regex, path) is not None
+
+
+def test_a_planned_probe_is_an_output_of_the_rule_of_its_kind_only():
+    transfer_sets = {"digits": {"source": "digits"}, "pets": {"path": "data/pets", "probe": "linear"}}
+    runs = {**SMALL["runs"], "a": {**SMALL["runs"]["a"], "transfer": ["digits", "pets"]}}
+    config, _, models = planned(variant(transfer_sets=transfer_sets, runs=runs))
+    for dataset, kind, other in (("digits", "logistic", "linear"), ("pets", "linear", "logistic")):
+        path = TP.probe_path(config, "a", dataset, 0)
+        assert matches(paths.probe_output(kind), path) and not matches(paths.probe_output(other), path)
+    seeds = config["transfer"]["seeds"]
+    assert len(TP.probe_outputs(config, models)) == 2 * len(seeds)
