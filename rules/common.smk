@@ -24,7 +24,7 @@ from imagenet_sd.plan import build_plan
 from imagenet_sd.prompts.prompts import scene_files
 from imagenet_sd.report.references import reference_facts
 from imagenet_sd.report.report import FIGURES, TABLES, caption_text, report_settings
-from imagenet_sd.report.tables import run_budgets, training_budget
+from imagenet_sd.report.evaluation_tables import run_budgets, training_budget
 from imagenet_sd.runtime import export_cache_dirs, export_pythonpath
 
 export_pythonpath(workflow.basedir)  # scripts run in child processes, locally and inside SLURM jobs

@@ -1,6 +1,6 @@
 """Snakemake entry of the `tables` rule: evaluation JSONs -> results/tables/evaluation.{csv,md}."""
 
-from imagenet_sd.report.tables import main
+from imagenet_sd.report.evaluation_tables import main
 from imagenet_sd.runtime import setup_logging
 
 if "snakemake" in globals():

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from imagenet_sd.config import schema
-from imagenet_sd.report.tables import run_budgets, training_budget
+from imagenet_sd.report.evaluation_tables import run_budgets, training_budget
 
 
 @dataclass(frozen=True)

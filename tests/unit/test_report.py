@@ -18,7 +18,7 @@ from PIL import Image
 
 from imagenet_sd.generate.chunk_check import DamagedChunk
 from imagenet_sd.report import contact_sheets as cs
-from imagenet_sd.report.plots import training_curves
+from imagenet_sd.report.curves import training_curves
 from imagenet_sd.report.report import generation_tables, table_page
 
 ARTIFACTS = Path(os.environ.get("REPORT_ARTIFACTS", REPO / "results" / "test-artifacts"))

@@ -6,8 +6,8 @@ import pandas as pd
 import yaml
 from conftest import REPO
 
+from imagenet_sd.report.evaluation_tables import main, run_budgets, training_budget
 from imagenet_sd.report.report import TABLES, caption_text
-from imagenet_sd.report.tables import main, run_budgets, training_budget
 
 
 def write_eval(root, run, evalset, top1, top5):
