@@ -1,7 +1,9 @@
 """The files and groups a config asks for beyond the generated chunks: per-model results (attacks,
 representation statistics), what the tables read and print, the quality step's and the dataset cards'
-outputs. Snakemake-free, like imagenet_sd.plan: rules/common.smk calls in with the config, the plan and the
-models (imagenet_sd.transfer_plan.build_models), and the unit tests call the same functions.
+outputs; and what the prompts and pack jobs read (a recipe with the recipes it mixes, chunks, embeddings, a
+real folder), with the warnings about user folders not there yet. Snakemake-free, like imagenet_sd.plan:
+rules/common.smk calls in with the config, the plan and the models (imagenet_sd.transfer_plan.build_models),
+and the unit tests call the same functions.
 
 A per-model output exists once per entry that asks for it (a model's `evaluate` set listed in a section's
 `evalsets`, an attack, an epsilon), so adding an entry plans only its own files.
