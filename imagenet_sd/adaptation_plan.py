@@ -130,3 +130,48 @@ def check_adaptations(plan, need) -> None:
     for name, g in config.get("generators", {}).items():
         if g.get("adaptation"):
             need(config, "adaptations", g["adaptation"], f"generators.{name}.adaptation")
+
+
+# ---- pipeline folders the jobs load -------------------------------------------------------------------
+def pipeline_folder(config: dict, model: str, revision: str | None) -> str:
+    """The local folder of a pipeline `model`: built here, the user's own, or prefetched from the hub."""
+    built = built_pipeline_of(config, model)
+    if built:
+        return paths.PIPELINE_FOLDER.format(pipeline=built)
+    if os.path.isdir(model):
+        return model
+    return paths.hub_folder(model, revision)
+
+
+def model_folder(plan, generator: str) -> str:
+    """The local folder a generator's pipeline loads from: adapted here, or its model's (pipeline_folder)."""
+    spec = plan.config["generators"][generator]
+    if spec.get("adaptation"):
+        return adapted_folder(plan, spec["adaptation"])
+    return pipeline_folder(plan.config, spec["model"], spec["revision"])
+
+
+def adaptation_inputs(plan, key: str) -> dict:
+    """The base pipeline's model_index.json, the real clone's train shards and the prompt files."""
+    name = by_adaptation_key(plan, key)
+    spec = plan.config["adaptations"][name]
+    return {
+        "base": paths.model_index(pipeline_folder(plan.config, spec["model"], spec["revision"])),
+        "index": paths.SHARD_INDEX.format(clone=spec["clone"]),
+        "shards": paths.SHARDS.format(clone=spec["clone"]),
+        "prompts": adaptation_prompt_files(plan, name),
+    }
+
+
+def adaptation_params(plan, key: str) -> dict:
+    """What the job needs besides its inputs; its settings are those in the key (no runtime setting)."""
+    name = by_adaptation_key(plan, key)
+    spec = plan.config["adaptations"][name]
+    return {
+        "adaptation": name,
+        "base_dir": pipeline_folder(plan.config, spec["model"], spec["revision"]),
+        "classes": [e.wnid for e in plan.clones[spec["clone"]].classes],
+        "images_per_class": spec.get("images_per_class"),
+        "settings": trained_settings(spec),
+        "folder": paths.ADAPTED_FOLDER.format(adaptation_key=key),
+    }

@@ -56,6 +56,7 @@ HUB_FOLDER = "resources/hub/{hub_model}/{revision}"
 TINY_CLIP_FOLDER = "resources/clip/tiny"
 CLIP_CONFIG = "{folder}/config.json"
 MODEL_INDEX = "{folder}/model_index.json"
+SKLEARN_DIGITS = "resources/datasets/sklearn-digits"  # an ImageFolder of scikit-learn's digits (no download)
 
 # ---- results -----------------------------------------------------------------------------------
 PROMPTS = "results/prompts/{recipe_key}/{ckey}.json"
@@ -88,7 +89,8 @@ FETCHED_MODEL = "resources/models/{fetched}"
 MODEL_CHECK = "results/models/{model}/model.json"
 EVALUATION = "results/models/{model}/eval/{evalset}.json"
 FEATURES = "results/models/{model}/features/{prep_key}/{dataset}/{part}.npz"
-PROBE = "results/models/{model}/transfer/{dataset}/{probe_hash}/seed{seed}.json"
+# {kind}: logistic or linear, each kind its own rule (probe_output gives a rule its pattern)
+PROBE = "results/models/{model}/transfer/{dataset}/{kind}-{probe_hash}/seed{seed}.json"
 ATTACK = "results/models/{model}/attack/{evalset}/{attack}/eps{eps}.json"
 REPRESENTATION = "results/models/{model}/representation/{evalset}.json"
 # ---- datasets ------------------------------------------------------------------------------------
@@ -112,6 +114,11 @@ def chunk(
         start=f"{start:06d}",
         stop=f"{stop:06d}",
     )
+
+
+def probe_output(kind: str) -> str:
+    """The output pattern of the rule that fits probes of one kind: PROBE with `kind` filled, the wildcards kept."""
+    return PROBE.replace("{kind}", kind)
 
 
 def hub_folder(model: str, revision: str | None) -> str:

@@ -154,3 +154,33 @@ def reference_by_key(chosen: dict, key: str) -> dict:
         if reference["key"] == key:
             return reference["source"]
     raise KeyError(f"no quality.reference has key {key}")
+
+
+def table_clones(config: dict, plan: Plan, clones: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """Per measured clone, (wnid, embedding file) of each of its classes, in class order."""
+    return {clone: class_embeddings(config, plan, clone) for clone in clones}
+
+
+def all_embeddings(config: dict, plan: Plan, clones: list[str], chosen: dict | None = None) -> list[str]:
+    """Every embedding file the quality tables read: the measured clones' and, with `chosen` (what
+    references() gave), those of their real references (FD, KID)."""
+    classes = [*table_clones(config, plan, clones).values(), *(r["classes"] for r in (chosen or {}).values())]
+    return sorted({path for pairs in classes for _, path in pairs})
+
+
+def curation_embeddings(config: dict, plan: Plan, clone: str) -> dict[str, str]:
+    """wnid -> CLIP embedding file of a curated clone's classes (pack keeps the best of their images)."""
+    if not plan.clones[clone].curation:
+        return {}
+    return dict(class_embeddings(config, plan, clone))
+
+
+def embed_inputs(config: dict, plan: Plan, wildcards, clip: str | None) -> dict:
+    """The class's train chunks in [0, images), its prompt file (the class name) and the config file of CLIP
+    (loaded from folder `clip`). `wildcards`: the job's generator_key, recipe_key, ckey and images."""
+    w = wildcards
+    return {
+        "tars": embedding_chunks(config, plan, w.generator_key, w.recipe_key, w.ckey, int(w.images)),
+        "prompts": paths.PROMPTS.format(recipe_key=w.recipe_key, ckey=w.ckey),
+        "model": paths.CLIP_CONFIG.format(folder=clip),
+    }

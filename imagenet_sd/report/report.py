@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from imagenet_sd.config import schema
-from imagenet_sd.report.tables import run_budgets, training_budget
+from imagenet_sd.report.evaluation_tables import run_budgets, training_budget
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Entry:
 
 
 # name -> entry. A name is listed in the report only if the current config produces its source
-# (see `report_outputs` in rules/common.smk).
+# (see `report_outputs` in imagenet_sd/report_plan.py).
 TABLES: dict[str, Entry] = {
     "evaluation": Entry("results/tables/evaluation.csv", "Result tables", "report/evaluation.rst"),
     "prompts": Entry("results/tables/prompts.csv", "Prompts", "report/prompts.rst"),

@@ -3,13 +3,11 @@ flagged, and the plan (one embedding job per class, keyed like its chunks)."""
 
 import copy
 import csv
-import io
 import json
-import tarfile
 
 import numpy as np
 import pytest
-from conftest import load_script, record_chunk, toy_config
+from conftest import jpeg_bytes, load_script, toy_config, write_chunk_tar
 from PIL import Image
 
 from imagenet_sd.config import ConfigError, schema
@@ -37,18 +35,12 @@ def test_diversity_of_identical_and_orthogonal_images():
 
 
 def chunk(path, wnid, pixels):
-    """A chunk tar as `generate` writes it: {wnid}_{index}.jpg + .json with the prompt, and its stats record."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w") as tar:
-        for i, image in enumerate(pixels):
-            buf = io.BytesIO()
-            Image.fromarray(image).save(buf, format="JPEG", quality=90)
-            meta = json.dumps({"prompt": f"a photo of class {wnid}", "index": i}).encode()
-            for name, data in ((f"{wnid}_{i:06d}.jpg", buf.getvalue()), (f"{wnid}_{i:06d}.json", meta)):
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    return record_chunk(path)  # the record a finished generate job leaves: pack and the sheets check it
+    """A chunk tar as `generate` writes it, each image's JSON with its prompt, and its stats record."""
+    images = [
+        (jpeg_bytes(image, quality=90), {"prompt": f"a photo of class {wnid}", "index": i})
+        for i, image in enumerate(pixels)
+    ]
+    return write_chunk_tar(path, wnid, images)
 
 
 @pytest.fixture(scope="module")

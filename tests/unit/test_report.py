@@ -3,7 +3,6 @@ and the whole `snakemake --report` page opened in a real headless Chromium."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tarfile
@@ -14,33 +13,32 @@ import numpy as np
 import pandas as pd
 import pytest
 from browser import Browser
-from conftest import REPO
+from conftest import REPO, jpeg_bytes, write_chunk_tar
 from PIL import Image
 
 from imagenet_sd.generate.chunk_check import DamagedChunk
 from imagenet_sd.quality.cards import licence
 from imagenet_sd.report import contact_sheets as cs
-from imagenet_sd.report.plots import training_curves
+from imagenet_sd.report.curves import training_curves
 from imagenet_sd.report.report import generation_page, generation_tables, table_page
-from imagenet_sd.runtime import add_tar_member
 
 ARTIFACTS = Path(os.environ.get("REPORT_ARTIFACTS", REPO / "results" / "test-artifacts"))
 
 
 def write_chunk(path: Path, wnid: str, n: int, colour: int, cut_after: int | None = None) -> Path:
-    """A chunk tar in the generate job's layout (<key>.jpg + <key>.json per image, in index order)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
-        for i in range(n):
-            buffer = io.BytesIO()
-            Image.fromarray(np.full((64, 64, 3), (colour + 20 * i) % 256, np.uint8)).save(buffer, "JPEG")
-            add_tar_member(tar, f"{wnid}_{i:06d}.jpg", buffer.getvalue())
-            meta = {
+    """A chunk tar in the generate job's layout, without its stats record, optionally cut short."""
+    images = [
+        (
+            jpeg_bytes(np.full((64, 64, 3), (colour + 20 * i) % 256, np.uint8)),
+            {
                 "key": f"{wnid}_{i:06d}",
                 "prompt": f"prompt {i} of {wnid}, a long definition " * 3,
                 "failed": "black" if i == 1 else None,
-            }
-            add_tar_member(tar, f"{wnid}_{i:06d}.json", json.dumps(meta).encode())
+            },
+        )
+        for i in range(n)
+    ]
+    write_chunk_tar(path, wnid, images, record=False)
     if cut_after is not None:  # the tar ends in the middle of image `cut_after`: only a full read notices
         with tarfile.open(path) as tar:
             cut = tar.getmember(f"{wnid}_{cut_after:06d}.jpg").offset_data + 10
