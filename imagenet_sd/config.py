@@ -35,6 +35,18 @@ def entry_schema(section: str, *nested: str) -> dict:
     return node["additionalProperties"]
 
 
+# Keys added to a section after outputs of it existed, each with the value that keeps the old behaviour (its
+# default). A job's params leave such a key out while it holds that value: Snakemake reruns a job whose
+# params changed, and a finished training must not rerun just because the schema grew.
+LATE_DEFAULTS = {"trainings": {"flip": True}}
+
+
+def job_params(section: str, entry: dict) -> dict:
+    """`entry` as a job's params: its late keys (LATE_DEFAULTS) left out while they keep the old behaviour."""
+    late = LATE_DEFAULTS.get(section, {})
+    return {key: value for key, value in entry.items() if key not in late or value != late[key]}
+
+
 def schema_defaults(section: str, *nested: str) -> dict:
     """Defaults of one named entry of a config section, as the schema writes them."""
     return {key: spec.get("default") for key, spec in entry_schema(section, *nested)["properties"].items()}

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from imagenet_sd import paths
-from imagenet_sd.config import schema_defaults
+from imagenet_sd.config import job_params, schema_defaults
 from imagenet_sd.data.transfer_sets import UNSPLIT_TORCHVISION
 from imagenet_sd.plan import ConfigError, Plan, short_hash
 from imagenet_sd.report.references import check_published_as
@@ -192,7 +192,7 @@ def transfer_set_spec(config: dict, dataset: str) -> dict:
 def model_eval_training(config: dict, model: Model) -> dict:
     """Evaluation settings: a run's training recipe; for an external model, its arch and eval resolution."""
     if model.source == "run":
-        return config["trainings"][config["runs"][model.name]["training"]]
+        return job_params("trainings", config["trainings"][config["runs"][model.name]["training"]])
     return {"arch": model.arch, "eval_resolution": model.eval_resolution}
 
 

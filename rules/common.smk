@@ -16,7 +16,7 @@ from imagenet_sd import paths
 from imagenet_sd import quality_plan as QP
 from imagenet_sd import report_plan as RP
 from imagenet_sd import transfer_plan as TP
-from imagenet_sd.config import ConfigError
+from imagenet_sd.config import ConfigError, job_params
 from imagenet_sd.evaluate import protocols
 from imagenet_sd.generate.chunk_check import CONFIGFILES_ENV, DamagedChunk, size_problem
 from imagenet_sd.paths import hub_model_id
@@ -149,7 +149,7 @@ def run_shards(wildcards):
 
 
 def run_training(wildcards):
-    return config["trainings"][config["runs"][wildcards.run]["training"]]
+    return job_params("trainings", config["trainings"][config["runs"][wildcards.run]["training"]])
 
 
 def run_classes(wildcards):

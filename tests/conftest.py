@@ -48,7 +48,8 @@ TINY_PIPELINE = {
 
 
 def copy_workflow(dest: Path, config: dict | None = None) -> Path:
-    """A fresh copy of the workflow in `dest`; `config` (if given) replaces config.yaml."""
+    """A fresh copy of the workflow in `dest`, run with `config` as its config.yaml; None: the toy ImageNet
+    config (config/toy_imagenet.yaml), the base of most workflow tests. `demo_run` runs the embedded demo."""
     dest.mkdir(parents=True, exist_ok=True)
     for part in WORKFLOW_PARTS:
         src = REPO / part
@@ -56,8 +57,7 @@ def copy_workflow(dest: Path, config: dict | None = None) -> Path:
             shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
         elif src.exists():
             shutil.copy2(src, dest / part)
-    if config is not None:
-        write_config(dest, config)
+    write_config(dest, toy_config() if config is None else config)
     return dest
 
 
@@ -68,7 +68,14 @@ def write_config(workdir: Path, config: dict, name: str = "config.yaml") -> Path
 
 
 def demo_config() -> dict:
+    """The embedded demo (config.yaml): the miniature study on scikit-learn's digits."""
     return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def toy_config() -> dict:
+    """The ImageNet-class path at toy scale (config/toy_imagenet.yaml): six ImageNet classes, a random pipeline,
+    a synthetic and a real run, every rule; what most workflow tests run, change and break."""
+    return yaml.safe_load((REPO / "config/toy_imagenet.yaml").read_text())
 
 
 def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:

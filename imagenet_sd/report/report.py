@@ -234,9 +234,12 @@ def generation_page(
 
 # ---- settings ------------------------------------------------------------------------------------------
 def report_settings(config: dict) -> dict:
-    """The config's `report` section over the schema's defaults (the one place they are written)."""
+    """The config's `report` section over the schema's defaults (the one place they are written), less
+    `about`: the front page's text, which the report template reads itself (no sheet job reruns for it)."""
     props = schema()["properties"]["report"]["properties"]
-    return {**{k: spec.get("default") for k, spec in props.items()}, **(config.get("report") or {})}
+    settings = {**{k: spec.get("default") for k, spec in props.items()}, **(config.get("report") or {})}
+    settings.pop("about", None)
+    return settings
 
 
 def class_label(index: int, record: dict) -> str:

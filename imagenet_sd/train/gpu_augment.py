@@ -45,6 +45,7 @@ class ViewPolicy:
     size: int
     count: int
     scale: tuple[float, float]
+    flip: bool = True
     jitter_p: float = 0.0
     gray_p: float = 0.0
     blur_p: float = 0.0
@@ -55,7 +56,7 @@ def view_policies(training: dict) -> list[ViewPolicy]:
     """The crops a training asks for: DINO's global and local crops (t-ReX: one global crop), or `simple`."""
     if training["augmentation"] == "simple":
         scale = tuple(training["global_crop_scale"] or SIMPLE_CROP_SCALE)
-        return [ViewPolicy(training["resolution"], training["global_crops"], scale)]
+        return [ViewPolicy(training["resolution"], training["global_crops"], scale, training["flip"])]
     if training["augmentation"] != "dino":
         raise ValueError(f"unknown augmentation {training['augmentation']!r} (known: dino, simple)")
     views = [
@@ -63,6 +64,7 @@ def view_policies(training: dict) -> list[ViewPolicy]:
             training["resolution"],
             training["global_crops"],
             tuple(training["global_crop_scale"] or GLOBAL_CROP_SCALE),
+            training["flip"],
             0.8,
             0.2,
             0.2,
@@ -75,6 +77,7 @@ def view_policies(training: dict) -> list[ViewPolicy]:
                 training["local_resolution"],
                 training["local_crops"],
                 tuple(training["local_crop_scale"] or LOCAL_CROP_SCALE),
+                training["flip"],
                 0.8,
                 0.2,
                 0.5,
@@ -114,10 +117,12 @@ def crop_boxes(sizes: torch.Tensor, scale, gen: torch.Generator, ratio=RATIO, tr
 
 
 def resized_crops(images: torch.Tensor, sizes: torch.Tensor, view: ViewPolicy, gen) -> torch.Tensor:
-    """`view.count` random-resized, randomly flipped crops of every image, view-major, as floats in [0, 1]."""
+    """`view.count` random-resized crops of every image, randomly flipped unless `view.flip` is off,
+    view-major, as floats in [0, 1]."""
     n = len(images)
     boxes = crop_boxes(sizes.repeat(view.count, 1), view.scale, gen)
-    flips = torch.rand(len(boxes), generator=gen) < 0.5
+    # drawn even when off, so that every later draw (colour jitter, blur) stays the same with and without flips
+    flips = (torch.rand(len(boxes), generator=gen) < 0.5) & view.flip
     index = torch.arange(n, dtype=torch.float64).repeat(view.count)[:, None]
     dtype = torch.float16 if images.device.type == "cuda" else torch.float32
     rois = torch.cat([index, boxes], 1).to(images.device, dtype, non_blocking=True)

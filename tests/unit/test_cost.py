@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import REPO, demo_config
+from conftest import REPO, toy_config
 
 from imagenet_sd import paths
 from imagenet_sd.config import ConfigError
@@ -21,7 +21,7 @@ H100 = "NVIDIA H100 80GB HBM3"
 def config(monkeypatch):
     """The demo config with chunks of 8 images (2 train + 1 held-out chunk per class), validated."""
     monkeypatch.chdir(REPO)
-    config = demo_config()
+    config = toy_config()
     config["generators"]["tiny"]["chunk_size"] = 8
     return config
 
@@ -189,7 +189,7 @@ def test_command_line_prints_the_report_and_rejects_bad_configs(monkeypatch, tmp
     assert cost.main(["--configfile", "config/imagenet100_sd.yaml", "--gpu", "A100"]) == 0
     out = capsys.readouterr().out
     assert "| in100-sd " in out and "130,000" in out and "Total to run:" in out and "DeepLearningExamples" in out
-    bad = copy.deepcopy(demo_config())
+    bad = copy.deepcopy(toy_config())
     bad["generators"]["tiny"]["guidance"] = 2.0
     path = tmp_path / "bad.yaml"
     path.write_text(json.dumps(bad))

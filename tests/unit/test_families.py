@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_PIPELINE, demo_config
+from conftest import TINY_PIPELINE, toy_config
 from snakemake.utils import validate
 from test_generation import RECORD, WNID, generator_entry, job_arguments, read_chunk, run_chunk
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -130,7 +130,7 @@ def test_flops_per_image_match_a_profiler_count_of_the_pipeline(family, family_d
 
 
 def family_config(pipeline_family: str, **generator) -> dict:
-    config = copy.deepcopy(demo_config())
+    config = copy.deepcopy(toy_config())
     config["pipelines"]["tiny-sd"]["family"] = pipeline_family
     config["generators"]["tiny"].update(generator)
     validate(config, str(ROOT / "schemas/config.schema.yaml"))
@@ -144,7 +144,7 @@ def test_generator_key_changes_with_pixel_settings_only(monkeypatch):
     assert build_plan(faster).generator_key("tiny") == key
     assert build_plan(family_config("sdxl-turbo", **sampling("sdxl-turbo", steps=2))).generator_key("tiny") != key
     assert build_plan(family_config("sdxl", **sampling("sdxl-turbo"))).generator_key("tiny") != key
-    assert build_plan(copy.deepcopy(demo_config())).generator_key("tiny") != key
+    assert build_plan(copy.deepcopy(toy_config())).generator_key("tiny") != key
 
 
 @pytest.mark.parametrize(
@@ -235,7 +235,7 @@ def test_the_generate_job_refuses_a_pipeline_of_another_family(
 def test_the_family_a_generate_job_checks_is_the_one_the_config_declares():
     config = family_config("sdxl")
     assert generator_family(config, "tiny") == "sdxl"
-    assert generator_family(copy.deepcopy(demo_config()), "tiny") == "sd1"  # a tiny pipeline without `family`
+    assert generator_family(copy.deepcopy(toy_config()), "tiny") == "sd1"  # a tiny pipeline without `family`
     config["generators"]["hub"] = {**config["generators"]["tiny"], "model": "black-forest-labs/FLUX.1-schnell"}
     assert generator_family(config, "hub") == "flux-schnell"
     config["generators"]["hub"]["model"] = "/somewhere/a-pipeline"

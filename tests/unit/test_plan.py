@@ -4,7 +4,7 @@ import copy
 from pathlib import Path
 
 import pytest
-from conftest import demo_config
+from conftest import toy_config
 from snakemake.utils import validate
 
 from imagenet_sd.plan import ConfigError, build_plan, chunk_ranges, class_key, read_sheet, unknown_wnids
@@ -22,7 +22,7 @@ def validated(config):
 @pytest.fixture
 def config(monkeypatch):
     monkeypatch.chdir(Path(SCHEMA).parents[1])
-    return validated(demo_config())
+    return validated(toy_config())
 
 
 def test_chunks_are_aligned_so_raising_the_count_keeps_earlier_chunks():

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import demo_config, jpeg_bytes, load_script, write_chunk_tar
+from conftest import jpeg_bytes, load_script, toy_config, write_chunk_tar
 from PIL import Image
 
 from imagenet_sd.config import ConfigError, schema
@@ -112,7 +112,7 @@ def test_repeated_images_are_near_duplicates_within_a_class(tmp_path, tiny_clip)
 
 
 def test_quality_settings_are_checked():
-    config = copy.deepcopy(demo_config())
+    config = copy.deepcopy(toy_config())
     config["quality"] = {"model": "openai/clip-vit-base-patch32", "tiny": TINY_CLIP}
     with pytest.raises(ConfigError, match="not both"):
         measured_clones(config, build_plan(config, check_wnids=False))

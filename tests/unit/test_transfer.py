@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, demo_config, load_script
+from conftest import REPO, load_script, toy_config
 from PIL import Image
 from snakemake.utils import validate
 
@@ -128,7 +128,7 @@ def test_a_set_with_no_official_split_draws_its_test_split_per_seed_from_all_its
 
 def probed_demo_config(monkeypatch) -> dict:
     monkeypatch.chdir(REPO)  # the demo's class sheets
-    config = demo_config()
+    config = toy_config()
     validate(config, str(REPO / "schemas/config.schema.yaml"))
     return config
 

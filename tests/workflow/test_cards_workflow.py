@@ -3,12 +3,12 @@ tests/unit/test_cards.py)."""
 
 import copy
 
-from conftest import copy_workflow, demo_config, planned_jobs, write_config
+from conftest import copy_workflow, planned_jobs, toy_config, write_config
 
 
 def test_every_clone_gets_a_card(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
-    config = demo_config()
+    config = toy_config()
     assert planned_jobs(workdir)["dataset_card"] == len(config["clones"])
     config = copy.deepcopy(config)
     del config["quality"]  # no quality table: the cards do not wait for one

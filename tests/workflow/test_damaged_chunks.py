@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SNAKEMAKE, copy_workflow, demo_config, run_snakemake, share_resources, write_config
+from conftest import SNAKEMAKE, copy_workflow, run_snakemake, share_resources, toy_config, write_config
 
 CONFIG = "small.yaml"
 CLASSES = ["n01558993", "n02123045"]  # robin, tabby
@@ -27,7 +27,7 @@ TARGET = "results/clones/small/train.json"
 
 
 def small_config() -> dict:
-    demo = demo_config()
+    demo = toy_config()
     return {
         "seed": 0,
         "class_sets": {"small": {"sheet": "config/sheets/small.tsv"}},

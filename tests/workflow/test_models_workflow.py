@@ -30,7 +30,7 @@ def test_a_missing_local_checkpoint_and_a_name_shared_with_a_run_are_config_erro
     proc = run_snakemake(workdir, "-n", check=False)
     assert proc.returncode != 0 and "models.ext.checkpoint: file nope.pth not found" in proc.stdout + proc.stderr
     config = model_config("https://example.org/m.pth")
-    demo = __import__("conftest").demo_config()
+    demo = __import__("conftest").toy_config()
     config = {
         **demo,
         "class_sets": {**demo["class_sets"], **config["class_sets"]},

@@ -3,7 +3,7 @@ tests/unit/test_quality.py)."""
 
 import copy
 
-from conftest import copy_workflow, demo_config, planned_jobs, write_config
+from conftest import copy_workflow, planned_jobs, toy_config, write_config
 
 
 def test_one_embedding_job_per_class_and_none_without_a_clip(tmp_path):
@@ -12,7 +12,7 @@ def test_one_embedding_job_per_class_and_none_without_a_clip(tmp_path):
     classes = len((workdir / "config/sheets/demo.tsv").read_text().splitlines()) - 1
     assert jobs["quality_embed"] == classes and jobs["quality_tables"] == 1 and jobs["tiny_clip"] == 1
     assert jobs["quality_sheet"] == 1  # the demo clone's worst classes; the digits clone is real
-    config = copy.deepcopy(demo_config())
+    config = copy.deepcopy(toy_config())
     del config["quality"]
     write_config(workdir, config)
     jobs = planned_jobs(workdir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from browser import find_chromium
-from conftest import copy_workflow, demo_config, planned_jobs, run_snakemake
+from conftest import copy_workflow, planned_jobs, run_snakemake, toy_config
 from PIL import Image
 from test_report import ARTIFACTS, IFRAME_HTML, IMAGE_SHOWN, LOADED, open_in_browser, show  # noqa: F401 (fixtures among them)
 
@@ -21,7 +21,7 @@ def test_full_scale_report_plans_a_sample_not_the_clone(tmp_path):
 
 
 def test_clones_differing_in_recipe_get_a_side_by_side_sheet(tmp_path):
-    config = demo_config()
+    config = toy_config()
     config["recipes"]["c"] = {"family": "c"}
     config["clones"]["demo-c"] = {**config["clones"]["demo"], "recipe": "c"}
     workdir = copy_workflow(tmp_path / "wf", config)
@@ -38,6 +38,7 @@ def test_report_opens_in_a_browser_with_sheets_tables_and_plots(demo_run, tmp_pa
     assert "(WARNING/" not in made.stdout + made.stderr, made.stderr[-3000:]
     report = demo_run / "results" / "report.html"
     assert report.stat().st_size < 5 * 2**20
+    assert "The paper's question in miniature" in report.read_text()  # the config's report.about, on the front page
     chromium = find_chromium()
     if chromium is None:
         pytest.skip("no chromium: `make test` installs Debian's chromium package (as root)")
@@ -53,11 +54,11 @@ def test_report_opens_in_a_browser_with_sheets_tables_and_plots(demo_run, tmp_pa
 
         show(browser, ["Result tables"], "evaluation")
         table = browser.evaluate(IFRAME_HTML)
-        assert "<table" in table and "demo-heldout" in table and "top1" in table
-        assert "held-out synthetic" in table  # the caption says what the numbers are
+        assert "<table" in table and "digits-heldout" in table and "top1" in table
+        assert "held out of the real clone" in table  # the caption says what the numbers are
         shots["table"] = browser.screenshot(ARTIFACTS / "report-table.png")
 
-        show(browser, ["Training"], "demo")
+        show(browser, ["Training"], "digits-sd")
         size = browser.evaluate(IMAGE_SHOWN)
         assert size and size[0] > 400, size
         shots["plot"] = browser.screenshot(ARTIFACTS / "report-training-curves.png")

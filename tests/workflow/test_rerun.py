@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, demo_config, parse_job_stats, run_snakemake, write_config
+from conftest import REPO, copy_workflow, parse_job_stats, run_snakemake, toy_config, write_config
 from PIL import Image
 from snakemake.utils import validate
 
@@ -39,7 +39,7 @@ TARGETS = [
 
 
 def tiny_config() -> dict:
-    demo = demo_config()
+    demo = toy_config()
     generator = {**demo["generators"]["tiny"], "steps": 2, "chunk_size": 2, "batch_size": 2}
     clone = {"generator": "tiny", "images_per_class": 2, "heldout_per_class": 0, "shard_size": 8}
     return {

@@ -5,14 +5,14 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import copy_workflow, demo_config, planned_jobs, run_snakemake, write_config
+from conftest import copy_workflow, demo_config, planned_jobs, run_snakemake, toy_config, write_config
 from test_workflow import bad_config
 
 from imagenet_sd.data.realdata import DIGIT_WNIDS
 
 
-def with_robustness(mutate) -> dict:
-    config = copy.deepcopy(demo_config())
+def with_robustness(mutate, base=toy_config) -> dict:
+    config = copy.deepcopy(base())
     mutate(config["robustness"])
     return config
 
@@ -33,13 +33,13 @@ def test_adding_an_attack_or_an_epsilon_schedules_only_the_new_attack_jobs(demo_
         r["attacks"]["pgd5"] = {"method": "pgd", "steps": 5}
         r["epsilons"] = [1, 2]
 
-    write_config(demo_run, with_robustness(new_attack_and_epsilon), "more-attacks.yaml")
+    write_config(demo_run, with_robustness(new_attack_and_epsilon, demo_config), "more-attacks.yaml")
     jobs = planned_jobs(demo_run, "--configfile", "more-attacks.yaml")
     # new: pgd5 at eps 1 and 2, fgsm and pgd at eps 2, for each of the 2 models; nothing retrains; the
     # robustness table, the published numbers beside ours, and the robustness report page and plot follow
     report = {"report_table": 1, "report_figure": 1}
     assert jobs == {"attack": 2 * 4, "robustness_tables": 1, "references": 1, **report, "all": 1}
-    write_config(demo_run, with_robustness(lambda r: r["attacks"]["pgd"].update(steps=10)), "pgd10.yaml")
+    write_config(demo_run, with_robustness(lambda r: r["attacks"]["pgd"].update(steps=10), demo_config), "pgd10.yaml")
     expected = {"attack": 2, "robustness_tables": 1, "references": 1, **report, "all": 1}
     assert planned_jobs(demo_run, "--configfile", "pgd10.yaml") == expected
 
@@ -47,23 +47,23 @@ def test_adding_an_attack_or_an_epsilon_schedules_only_the_new_attack_jobs(demo_
 @pytest.mark.e2e
 def test_demo_attacks_calibration_and_the_real_row(demo_run):
     table = pd.read_csv(demo_run / "results/tables/robustness.csv")
-    assert set(table.model) == {"demo", "digits"}
-    assert dict(zip(table.model, table.train_data)) == {"demo": "synthetic", "digits": "real"}
+    assert set(table.model) == {"digits-sd", "digits-real"}
+    assert dict(zip(table.model, table.train_data)) == {"digits-sd": "synthetic", "digits-real": "real"}
     adversarial = table[table.kind == "adversarial"]
     assert sorted(set(adversarial.perturbation)) == ["fgsm", "pgd"] and set(adversarial.strength) == {"1/255"}
     subset = table[table.kind == "clean_subset"]  # each attacked (model, set)'s own clean row
     assert set(zip(subset.model, subset["set"])) == set(zip(adversarial.model, adversarial["set"]))
-    assert set(subset.n_images) == {16}
+    assert set(subset.n_images) == {100}
     assert table.ece.between(0, 1).all() and (table.nll > 0).all()
-    for model, evalset in (("demo", "demo-heldout"), ("digits", "digits-heldout")):
+    for model, evalset in (("digits-sd", "digits-heldout"), ("digits-real", "digits-heldout")):
         pgd = json.loads((demo_run / f"results/models/{model}/attack/{evalset}/pgd/eps1.json").read_text())
         fgsm = json.loads((demo_run / f"results/models/{model}/attack/{evalset}/fgsm/eps1.json").read_text())
         assert pgd["clean"]["correct_top1"] == fgsm["clean"]["correct_top1"]  # the same fixed subset
-        assert pgd["subset"]["n_images"] == 16
+        assert pgd["subset"]["n_images"] == 100
     assert (demo_run / "results/tables/robustness.png").stat().st_size > 1000
-    assert "digits (real)" in (demo_run / "results/tables/robustness.md").read_text()
-    index = json.loads((demo_run / "results/clones/digits/train.json").read_text())
-    assert index["source"]["kind"] == "real" and index["count"] == 10 * 10
+    assert "digits-real (real)" in (demo_run / "results/tables/robustness.md").read_text()
+    index = json.loads((demo_run / "results/clones/digits-real/train.json").read_text())
+    assert index["source"]["kind"] == "real" and index["count"] == 1797 - 10 * 54  # all but the held-out
 
 
 def bad_real_folder(tmp_path, make_folder) -> str:
@@ -93,7 +93,7 @@ def test_a_wrong_real_folder_layout_is_named_before_any_job(tmp_path):
 
 def test_attacking_a_corruption_set_is_refused(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
-    config = copy.deepcopy(demo_config())
+    config = copy.deepcopy(toy_config())
     config["evalsets"]["c"] = {"path": str(tmp_path / "c"), "layout": "corruptions"}
     config["robustness"]["evalsets"].append("c")
     write_config(workdir, config)

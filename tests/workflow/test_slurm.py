@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, SNAKEMAKE, WORKFLOW_PARTS, copy_workflow
+from conftest import REPO, SNAKEMAKE, WORKFLOW_PARTS, copy_workflow, toy_config, write_config
+
+from imagenet_sd.generate.chunk_check import DamagedChunk, scan_chunk
 
 pytestmark = pytest.mark.slurm
 
@@ -31,10 +33,11 @@ GPU_RULES = ("generate", "train", "evaluate", "features", "attack")
 # CPU rules whose full-scale requests (cpus, memory) exceed the 2-core CI node
 HEAVY_CPU_RULES = ("pack", "probe", "probe_linear", "analyze")
 JOBCOMP_LOG = Path("/var/log/slurm/jobcomp.log")
-# What the SLURM runs do: the demo model's evaluation, attacks and representation statistics (every GPU rule:
-# generate, train, evaluate, attack, features), on two of the demo's six classes (one with a name override).
-# Their prompt files and chunk tars are those of the same classes in the local demo. On a 2-core node each
-# Slurm job costs seconds of its own; the tables, transfer probe and report pages are local rules anyway.
+# What the SLURM runs do: the toy ImageNet config's synthetic model (config/toy_imagenet.yaml): its evaluation,
+# attacks and representation statistics (every GPU rule: generate, train, evaluate, attack, features), on two
+# of its six classes (one with a name override). Their prompt files and train chunk tars are those of the same
+# classes in the local demo, whose `demo` clone generates the same classes with the same generator. On a 2-core
+# node each Slurm job costs seconds of its own; the tables, transfer probe and report pages are local rules anyway.
 CLASSES = ("n01558993", "n03584829")
 TARGETS = (
     "results/models/demo/eval/demo-heldout.json",
@@ -233,6 +236,7 @@ def slurm_runs(tmp_path_factory, demo_run, ci_user):
     dest = tmp_path_factory.mktemp("slurm") if ci_user is None else ci_user.home / "slurm-demo"
     dest.mkdir(exist_ok=True)
     workdir = _copy_with_link(dest, source=demo_run)
+    write_config(workdir, toy_config())
     profiles = ["slurm", "profiles/ci", _fit_profile(workdir)]
     overlay = ["--configfile", "config.yaml", _two_classes(workdir)]  # last: --configfile takes every name after it
     if ci_user is not None:
@@ -316,15 +320,18 @@ def test_a_job_killed_by_slurm_leaves_nothing_complete_looking_and_a_rerun_finis
     assert slurm_runs["cancelled"], f"no generate job was seen running:\n{first.output()[-4000:]}"
     assert first.records[slurm_runs["cancelled"]]["JobState"] == "CANCELLED"
     assert first.proc.returncode != 0, "the run with a cancelled job should fail"
-    # Whatever the killed run left under results/ must be a finished file, byte-identical to the local run's.
+    # Whatever the killed run left under results/ must be a finished file: a chunk tar whole by its stats record
+    # (and byte-identical to the local run's where the local demo wrote it: its train chunks), JSON that parses.
     for name, data in slurm_runs["after_kill"].items():
-        reference = demo_run / name
-        if name.endswith((".tar", ".json", ".pt", ".jsonl")):
-            assert reference.exists(), f"killed run left {name}, which the local run never wrote"
-            if name.endswith(".tar"):
-                assert data == reference.read_bytes(), f"killed run left an incomplete {name}"
-            elif name.endswith(".json"):
-                json.loads(data)  # stats differ in timings, but must parse
+        if name.endswith(".tar"):
+            try:
+                scan_chunk(slurm_runs["workdir"] / name)
+            except DamagedChunk as error:
+                raise AssertionError(f"killed run left an incomplete {name}: {error}") from None
+            if (demo_run / name).exists():
+                assert data == (demo_run / name).read_bytes(), f"killed run left {name} unlike the local run's"
+        elif name.endswith(".json"):
+            json.loads(data)  # stats differ in timings, but must parse
     assert second.proc.returncode == 0, second.output()[-6000:]
     missing = [t for t in TARGETS if not (slurm_runs["workdir"] / t).exists()]
     assert not missing, f"the finished SLURM run lacks {missing}"
@@ -373,7 +380,7 @@ def test_gpu_rules_ran_on_the_gpu_partition_with_a_gpu_and_light_rules_took_none
 
 def test_slurm_outputs_equal_the_local_run(slurm_runs, demo_run):
     workdir = slurm_runs["workdir"]
-    for pattern in ("results/prompts/**/*", "results/generated/**/*.tar"):
+    for pattern in ("results/prompts/**/*", "results/generated/*/*/train/**/*.tar"):  # the demo holds out none
         local, remote = _tree(demo_run, pattern), _tree(workdir, pattern)
         assert local, f"the local run wrote nothing matching {pattern}"
         # The two classes' files, and none of the other four's.

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import copy_workflow, demo_config, planned_jobs, run_snakemake, write_config
+from conftest import copy_workflow, planned_jobs, run_snakemake, toy_config, write_config
 from test_transfer import DEFAULT_SEEDS, write_images  # noqa: F401 (fixtures among them)
 
 from imagenet_sd.train.models import build_model
@@ -27,7 +27,7 @@ from imagenet_sd.train.models import build_model
 )
 def test_an_unknown_dataset_is_named_before_any_job(tmp_path, mutate, message):
     workdir = copy_workflow(tmp_path / "wf")
-    config = demo_config()
+    config = toy_config()
     mutate(config)
     write_config(workdir, config)
     proc = run_snakemake(workdir, "--dry-run", check=False)
@@ -37,7 +37,7 @@ def test_an_unknown_dataset_is_named_before_any_job(tmp_path, mutate, message):
 
 def test_a_missing_folder_warns_when_planning_and_fails_on_the_login_node(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
-    config = demo_config()
+    config = toy_config()
     config["transfer_sets"]["cars"] = {"path": "data/cars", "layout": "cars"}
     config["runs"]["demo"]["transfer"] = ["cars"]
     write_config(workdir, config)
@@ -72,7 +72,7 @@ def test_adding_a_dataset_or_a_model_schedules_only_its_features_and_probes(demo
     torch.save(build_model("resnet50", 6).state_dict(), workdir / "ext.pth")
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     config["transfer_sets"]["few"] = {"path": "few"}
-    config["runs"]["demo"]["transfer"] = ["digits", "few"]
+    config["runs"]["digits-sd"]["transfer"] = ["digits", "few"]
     write_config(workdir, config)
     report = {"report_table": 1, "report_figure": 1}  # the transfer table's page and plot follow
     seeds = len(DEFAULT_SEEDS)  # one probe per split seed, on the same two features files

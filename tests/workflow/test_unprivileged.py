@@ -31,7 +31,7 @@ def test_make_demo_finishes_as_the_user_with_the_administrators_python(user_demo
     assert first.returncode == 0, first.stdout[-6000:]
     assert f"using {ci_user.python} as it is" in first.stdout  # nothing installed, no venv made
     assert "installing Debian packages" not in first.stdout and not (clone / ".venv").exists()
-    assert "| demo |" in (clone / "results/tables/evaluation.md").read_text()
+    assert "| digits-sd |" in (clone / "results/tables/evaluation.md").read_text()
     not_the_users = [str(p) for p in clone.rglob("*") if p.lstat().st_uid != ci_user.uid]
     assert not not_the_users, f"files in the clone the user does not own: {not_the_users[:10]}"
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-import json
 import time
 
+import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, demo_config, planned_jobs, run_snakemake, write_config
+from conftest import REPO, copy_workflow, planned_jobs, run_snakemake, toy_config, write_config
 
 from imagenet_sd.config import schema
 
@@ -82,7 +82,7 @@ def test_imagenet1k_plan_covers_every_class_and_chunk(workdir):
 def bad_config(tmp_path, mutate) -> str:
     """Output of a dry run of the demo config after `mutate(config)`; asserts it fails before any job."""
     workdir = copy_workflow(tmp_path / "wf")
-    config = copy.deepcopy(demo_config())
+    config = copy.deepcopy(toy_config())
     mutate(config)
     write_config(workdir, config)
     proc = run_snakemake(workdir, "--dry-run", check=False)
@@ -125,10 +125,10 @@ def test_unknown_wnid_is_named(tmp_path):
 def test_demo_runs_to_the_end_and_a_rerun_schedules_nothing(demo_run):
     table = (demo_run / "results/tables/evaluation.csv").read_text().splitlines()
     assert table[0].startswith("run,clone,training,evalset")
-    assert len(table) == 3  # two runs (synthetic demo, real digits) x one evaluation set each
-    assert (demo_run / "results/tables/evaluation.md").read_text().count("| demo |") == 1
-    assert (demo_run / "results/tables/prompts.csv").exists()
-    result = json.loads((demo_run / "results/models/demo/eval/demo-heldout.json").read_text())
-    assert result["n_images"] == 6 * 8
-    assert 0 <= result["top1"] <= result["top5"] <= 100  # percent
+    assert len(table) == 3  # two runs (synthetic digits, real digits) x the real held-out digits
+    assert (demo_run / "results/tables/evaluation.md").read_text().count("| digits-sd |") == 1
+    prompts = pd.read_csv(demo_run / "results/tables/prompts.csv")
+    assert set(prompts.clone) == {"demo", "digits-sd"}  # the ImageNet-class path is shown beside the digits
+    assert "clothes iron" in " ".join(prompts.example_1)  # the sheet's name override reached the prompts
+    assert (demo_run / "results/clones/demo/card.md").exists()
     assert planned_jobs(demo_run) == {}
