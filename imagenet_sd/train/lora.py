@@ -98,10 +98,24 @@ def save_lora_and_fuse(pipe, out_dir) -> None:
 
     unet = pipe.unet
     layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
-    metadata = unet.peft_config["default"].to_dict()
+    config = {k: sorted(v) if isinstance(v, set) else v for k, v in unet.peft_config["default"].to_dict().items()}
     StableDiffusionPipeline.save_lora_weights(
-        out_dir, unet_lora_layers=layers, unet_lora_adapter_metadata=metadata, weight_name=LORA_WEIGHTS
+        out_dir, unet_lora_layers=layers, weight_name=LORA_WEIGHTS, save_function=_save_with_config(config)
     )
     unet.fuse_lora()
     unet.unload_lora()
     unet.requires_grad_(True)  # as from_pretrained leaves a model
+
+
+def _save_with_config(config: dict):
+    """A safetensors writer whose header holds peft's config alone, as diffusers' loader reads it: with a
+    second metadata entry (diffusers' own writer adds "format") the entries' order, hence the file's bytes,
+    would change from run to run."""
+    import json
+
+    from diffusers.loaders.lora_base import LORA_ADAPTER_METADATA_KEY
+    from safetensors.torch import save_file
+
+    packed = {f"unet.{k}": v for k, v in config.items()}  # as diffusers packs a pipeline's LoRA metadata
+    metadata = {LORA_ADAPTER_METADATA_KEY: json.dumps(packed, indent=2, sort_keys=True)}
+    return lambda weights, filename: save_file(weights, filename, metadata=metadata)
