@@ -6,7 +6,8 @@ caption for a `caption_dropout` fraction of the images so that classifier-free g
 branch to subtract. Every random draw comes from one torch.Generator seeded by `seed`: two runs with the same
 inputs and settings write the same weights, and a run stopped (a stop signal, or `stop_after`) and resumed
 from its resume state writes the same weights as one run straight through (imagenet_sd.train.resume's protocol).
-Measured settings and costs: bench/RESULTS.md.
+Measured settings and costs: bench/RESULTS.md. The full-scale form, a LoRA on the UNet alone with the base
+VAE kept (`lora`), trains through the same loop: imagenet_sd.train.lora.
 """
 
 from __future__ import annotations
