@@ -33,25 +33,32 @@ DEFAULTS = {
 }
 
 
+# Settings whose null (or absence) is left out of the completed settings, so that the keys of adaptations
+# written before they existed stay as they were: `lora` (imagenet_sd.train.lora) and `autocast`.
+OPTIONAL = ("lora", "autocast")
+
+
 def adaptation_settings(settings: dict) -> dict:
-    """`settings` completed with DEFAULTS; an unknown key is an error naming it. `lora` null or absent: full
-    fine-tuning, and no `lora` key in the result (so the adaptation's key stays what it was before LoRA
-    existed); a mapping: a LoRA on the UNet (imagenet_sd.train.lora), which keeps the base VAE: `vae_steps`
-    is then 0, and any other value an error naming it."""
-    unknown = sorted(set(settings) - {*DEFAULTS, "lora"})
+    """`settings` completed with DEFAULTS; an unknown key or a bad value is an error naming it. `lora` null:
+    full fine-tuning; a mapping: a LoRA on the UNet, which keeps the base VAE (`vae_steps` is then 0, and any
+    other value an error). `autocast` null: float32; "bfloat16": the UNet's forward pass under autocast."""
+    known = sorted({*DEFAULTS, *OPTIONAL})
+    unknown = sorted(set(settings) - set(known))
     if unknown:
-        raise ValueError(f"unknown adaptation setting(s) {unknown}; known: {sorted({*DEFAULTS, 'lora'})}")
-    settings = dict(settings)
-    lora = settings.pop("lora", None)
-    if lora is None:
-        return {**DEFAULTS, **settings}
-    if settings.get("vae_steps", 0) != 0:
+        raise ValueError(f"unknown adaptation setting(s) {unknown}; known: {known}")
+    optional = {k: settings[k] for k in OPTIONAL if settings.get(k) is not None}
+    given = {k: v for k, v in settings.items() if k not in OPTIONAL}
+    if optional.get("autocast", "bfloat16") != "bfloat16":
+        raise SettingError("autocast", f"must be null or 'bfloat16', got {optional['autocast']!r}")
+    if "lora" not in optional:
+        return {**DEFAULTS, **given, **optional}
+    if given.get("vae_steps", 0) != 0:
         raise SettingError(
             "vae_steps",
-            f"{settings['vae_steps']!r} with `lora`: a LoRA trains the UNet alone and keeps the base VAE, whose "
+            f"{given['vae_steps']!r} with `lora`: a LoRA trains the UNet alone and keeps the base VAE, whose "
             "latents the base UNet was trained on (leave vae_steps out, or set it to 0)",
         )
-    return {**DEFAULTS, **settings, "vae_steps": 0, "lora": lora_settings(lora)}
+    return {**DEFAULTS, **given, **optional, "vae_steps": 0, "lora": lora_settings(optional["lora"])}
 
 
 def batch_indices(n: int, size: int, gen: torch.Generator) -> torch.Tensor:
@@ -181,6 +188,8 @@ def train_unet(pipe, latents, captions: torch.Tensor, embeddings, settings: dict
     opt = torch.optim.AdamW(trained, lr=settings["unet_lr"])
     lr = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings["unet_lr"], total_steps=steps, pct_start=0.1)
     size = settings["batch_size"]
+    # bfloat16 needs no loss scaling (float16 would); the weights and the optimiser stay in float32
+    amp = torch.autocast(latents.device.type, torch.bfloat16, enabled=settings.get("autocast") == "bfloat16")
     pipe.unet.train()
     for _ in range(progress.resume("unet", opt, lr, gen), steps):
         idx = batch_indices(len(latents), size, gen)
@@ -190,7 +199,9 @@ def train_unet(pipe, latents, captions: torch.Tensor, embeddings, settings: dict
         dropped = torch.rand(size, generator=gen) < settings["caption_dropout"]
         text = embeddings[torch.where(dropped, len(embeddings) - 1, captions[idx])]
         noisy = noise_schedule.add_noise(latents[idx], noise, t)
-        loss = F.mse_loss(pipe.unet(noisy, t, encoder_hidden_states=text).sample, noise)
+        with amp:
+            prediction = pipe.unet(noisy, t, encoder_hidden_states=text).sample
+        loss = F.mse_loss(prediction.float(), noise)  # the loss in float32 (a no-op without autocast)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -204,6 +204,7 @@ def test_lora_weights_alone_load_into_the_base_as_fused(digits_pipeline_dir, rea
         ({"lora": {"dropout": 1.5}}, "lora.dropout"),
         ({"lora": {"rnak": 4}}, "lora: unknown setting.*rnak"),
         ({"lora": {}, "vae_steps": 5}, "vae_steps: 5 with `lora`"),
+        ({"autocast": "float16"}, "autocast: must be null or 'bfloat16'"),
     ],
 )
 def test_bad_lora_settings_are_errors_naming_the_key(settings, named):
@@ -211,14 +212,16 @@ def test_bad_lora_settings_are_errors_naming_the_key(settings, named):
         adaptation_settings(settings)
 
 
-@pytest.mark.parametrize("stop_after", [1, 2])
-def test_lora_stopped_and_resumed_equals_straight_through(digits_pipeline_dir, real_digits, tmp_path, stop_after):
+@pytest.mark.parametrize("stop_after, autocast", [(1, None), (2, None), (2, "bfloat16")])
+def test_lora_stopped_and_resumed_equals_straight_through(
+    digits_pipeline_dir, real_digits, tmp_path, stop_after, autocast
+):
     from diffusers import StableDiffusionPipeline
 
     from imagenet_sd.train.resume import TrainingStopped
 
-    settings = {**FEW_STEPS, **WITH_LORA}
-    straight, straight_losses = adapted(digits_pipeline_dir, real_digits, **WITH_LORA)
+    settings = {**FEW_STEPS, **WITH_LORA, "autocast": autocast}
+    straight, straight_losses = adapted(digits_pipeline_dir, real_digits, **WITH_LORA, autocast=autocast)
     pipe = StableDiffusionPipeline.from_pretrained(digits_pipeline_dir)
     with pytest.raises(TrainingStopped):
         adapt_pipeline(pipe, *real_digits, PROMPTS, settings, checkpoint=tmp_path / "a", stop_after=stop_after)
@@ -230,3 +233,13 @@ def test_lora_stopped_and_resumed_equals_straight_through(digits_pipeline_dir, r
     assert losses == straight_losses
     a, b = trainable_state(straight.unet), trainable_state(pipe.unet)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bfloat16_autocast_is_deterministic_and_changes_the_lora_it_trains(digits_pipeline_dir, real_digits):
+    first, first_losses = adapted(digits_pipeline_dir, real_digits, **WITH_LORA, autocast="bfloat16")
+    again, again_losses = adapted(digits_pipeline_dir, real_digits, **WITH_LORA, autocast="bfloat16")
+    float32, float32_losses = adapted(digits_pipeline_dir, real_digits, **WITH_LORA)
+    assert first_losses == again_losses != float32_losses  # the forward pass did run in bfloat16
+    a, b, c = (trainable_state(p.unet) for p in (first, again, float32))
+    assert all(torch.equal(a[k], b[k]) and a[k].dtype == torch.float32 for k in a)  # float32 master weights
+    assert not all(torch.equal(a[k], c[k]) for k in a)

@@ -210,7 +210,7 @@ def test_a_full_fine_tuning_keeps_its_key_and_a_lora_adapts_beside_it(vae_steps,
     if vae_steps is None:
         del entry["vae_steps"]
     if lora != "absent":
-        entry["lora"] = lora
+        entry.update(lora=lora, autocast=None)
     full = plan_of(config)
     assert full.generator_key("adapted") == KEYS_BEFORE_LORA[vae_steps]
     entry.update(lora={}, vae_steps=0)
@@ -232,6 +232,14 @@ def lora_key(monkeypatch, vae_steps=None, **lora) -> str:
 @pytest.mark.parametrize("change", [{"rank": 8}, {"alpha": 8}, {"target_modules": ["to_q", "to_v"]}, {"dropout": 0.1}])
 def test_the_lora_settings_enter_the_key(change, monkeypatch):
     assert lora_key(monkeypatch, **change) != lora_key(monkeypatch)
+
+
+def test_autocast_enters_the_key(monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = copy.deepcopy(TINY_CONFIG)
+    before = plan_of(config).generator_key("adapted")
+    config["adaptations"]["digits"]["autocast"] = "bfloat16"
+    assert plan_of(config).generator_key("adapted") != before
 
 
 def test_a_lora_written_with_its_defaults_or_a_zero_vae_steps_has_the_same_key(monkeypatch):
