@@ -12,7 +12,7 @@ from conftest import REPO, copy_workflow, planned_jobs, run_snakemake, write_con
 from test_adaptation_keys import TINY_CONFIG, plan_of
 
 from imagenet_sd import paths
-from imagenet_sd.adaptation_plan import adaptation_key
+from imagenet_sd.adaptation_plan import adaptation_key, adapted_folder
 from imagenet_sd.train.adapt_job import run_adapt
 from imagenet_sd.train.lora import LORA_WEIGHTS
 from imagenet_sd.train.resume import TrainingStopped
@@ -68,19 +68,23 @@ def test_adapt_then_generate_from_the_adapted_pipeline(adapted_run):
     assert planned_jobs(workdir, chunk) == {}  # a rerun schedules nothing
 
 
-def test_other_settings_adapt_beside_and_the_first_stay_valid(adapted_run):
+@pytest.mark.parametrize("change", [{"unet_steps": 3}, {"vae_steps": 0, "lora": {"rank": 2}}], ids=["full", "lora"])
+def test_other_settings_adapt_beside_and_the_first_stay_valid(adapted_run, change):
     workdir, first = adapted_run
-    (folder,) = adapted_folders(workdir)
-    weights = workdir / "results/adapted" / folder / "unet/diffusion_pytorch_model.safetensors"
+    folders = adapted_folders(workdir)
+    plan = plan_in(workdir, WORKFLOW_CONFIG)
+    weights = workdir / adapted_folder(plan, "digits") / "unet/diffusion_pytorch_model.safetensors"
     before = weights.read_bytes()
     other = copy.deepcopy(WORKFLOW_CONFIG)
-    other["adaptations"]["digits"]["unet_steps"] = 3
+    other["adaptations"]["digits"].update(change)
     write_config(workdir, other)
     second = first_chunk(workdir, other)
     assert second != first
     assert planned_jobs(workdir, second) == {"adapt": 1, "generate": 1}
     run_snakemake(workdir, second)
-    assert len(adapted_folders(workdir)) == 2 and weights.read_bytes() == before
+    (new,) = set(adapted_folders(workdir)) - set(folders)
+    assert weights.read_bytes() == before
+    assert (workdir / "results/adapted" / new / LORA_WEIGHTS).is_file() == ("lora" in change)
     write_config(workdir, WORKFLOW_CONFIG)
     assert planned_jobs(workdir, first) == {}
 
