@@ -8,8 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import REPO, SNAKEMAKE, parse_job_stats  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from imagenet_sd.ops.dry_run import parse_job_stats  # noqa: E402
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]  # the Snakemake of the Python that runs this script
 
 
 def plan(configfile: str, repeats: int = 3) -> tuple[float, dict]:

@@ -8,6 +8,9 @@ files change under the same config is the user's to rename), the recipe's prompt
 class and the adaptation's settings with their defaults. A generator that names the adaptation loads from
 that folder, and its output key holds the folder's path, so adapting again with other settings writes
 beside, never over; generators without `adaptation` keep their keys exactly.
+
+Also which pipeline a generator loads (a tiny one the workflow builds, or an adapted one) and the family the
+config declares for it, which the generate job checks against that pipeline.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 
 from imagenet_sd import paths
 from imagenet_sd.config import ConfigError
+from imagenet_sd.generate.families import declared_family
 from imagenet_sd.train.adaptation import adaptation_settings
 from imagenet_sd.train.lora import SettingError
 
@@ -29,6 +33,18 @@ def built_pipeline_of(config: dict, model: str) -> str | None:
         if os.path.normpath(model) == os.path.normpath(paths.PIPELINE_FOLDER.format(pipeline=name)):
             return name
     return None
+
+
+def built_pipeline_for(config: dict, generator: str) -> str | None:
+    g = config["generators"][generator]
+    return None if g.get("adaptation") else built_pipeline_of(config, g["model"])
+
+
+def generator_family(config: dict, generator: str) -> str | None:
+    """The family the config declares for a generator (its `family`, its tiny pipeline's, or its hub id's),
+    which the config checks assumed: the generate job checks that its pipeline has that architecture."""
+    family = declared_family(config, generator, built_pipeline_for(config, generator))
+    return family.name if family else None
 
 
 def trained_settings(spec: dict) -> dict:
@@ -118,3 +134,48 @@ def check_adaptations(plan, need) -> None:
     for name, g in config.get("generators", {}).items():
         if g.get("adaptation"):
             need(config, "adaptations", g["adaptation"], f"generators.{name}.adaptation")
+
+
+# ---- pipeline folders the jobs load -------------------------------------------------------------------
+def pipeline_folder(config: dict, model: str, revision: str | None) -> str:
+    """The local folder of a pipeline `model`: built here, the user's own, or prefetched from the hub."""
+    built = built_pipeline_of(config, model)
+    if built:
+        return paths.PIPELINE_FOLDER.format(pipeline=built)
+    if os.path.isdir(model):
+        return model
+    return paths.hub_folder(model, revision)
+
+
+def model_folder(plan, generator: str) -> str:
+    """The local folder a generator's pipeline loads from: adapted here, or its model's (pipeline_folder)."""
+    spec = plan.config["generators"][generator]
+    if spec.get("adaptation"):
+        return adapted_folder(plan, spec["adaptation"])
+    return pipeline_folder(plan.config, spec["model"], spec["revision"])
+
+
+def adaptation_inputs(plan, key: str) -> dict:
+    """The base pipeline's model_index.json, the real clone's train shards and the prompt files."""
+    name = by_adaptation_key(plan, key)
+    spec = plan.config["adaptations"][name]
+    return {
+        "base": paths.model_index(pipeline_folder(plan.config, spec["model"], spec["revision"])),
+        "index": paths.SHARD_INDEX.format(clone=spec["clone"]),
+        "shards": paths.SHARDS.format(clone=spec["clone"]),
+        "prompts": adaptation_prompt_files(plan, name),
+    }
+
+
+def adaptation_params(plan, key: str) -> dict:
+    """What the job needs besides its inputs; its settings are those in the key (no runtime setting)."""
+    name = by_adaptation_key(plan, key)
+    spec = plan.config["adaptations"][name]
+    return {
+        "adaptation": name,
+        "base_dir": pipeline_folder(plan.config, spec["model"], spec["revision"]),
+        "classes": [e.wnid for e in plan.clones[spec["clone"]].classes],
+        "images_per_class": spec.get("images_per_class"),
+        "settings": trained_settings(spec),
+        "folder": paths.ADAPTED_FOLDER.format(adaptation_key=key),
+    }

@@ -42,6 +42,8 @@ WILDCARDS = {
     "figure": NAME,
     "clip_key": rf"clip-{HASH}",
     "images": r"\d+",
+    "reference_key": rf"ref-{HASH}",
+    "wnid": WNID,
     "fetched": r"(torchvision/[A-Za-z0-9_.]+\.pth|url/[0-9a-f]{8}/[^/]+)",
 }
 
@@ -54,6 +56,7 @@ HUB_FOLDER = "resources/hub/{hub_model}/{revision}"
 TINY_CLIP_FOLDER = "resources/clip/tiny"
 CLIP_CONFIG = "{folder}/config.json"
 MODEL_INDEX = "{folder}/model_index.json"
+SKLEARN_DIGITS = "resources/datasets/sklearn-digits"  # an ImageFolder of scikit-learn's digits (no download)
 
 # ---- results -----------------------------------------------------------------------------------
 PROMPTS = "results/prompts/{recipe_key}/{ckey}.json"
@@ -64,6 +67,8 @@ CHUNK = "results/generated/{generator_key}/{recipe_key}/{split}/{ckey}/{start}-{
 CHUNK_STATS = "results/generated/{generator_key}/{recipe_key}/{split}/{ckey}/{start}-{stop}.json"
 # CLIP embeddings of images [0, count) of a class's train split: keyed like the chunks they read, plus the model
 QUALITY_EMBEDDINGS = "results/quality/{clip_key}/{generator_key}/{recipe_key}/{ckey}/train-{images}.npz"
+# CLIP embeddings of one class of a real reference set (FD and KID): keyed by the folder and which of its images
+QUALITY_REFERENCE = "results/quality/{clip_key}/reference/{reference_key}/{wnid}.npz"
 QUALITY_TABLES = {
     "classes": "results/tables/quality.csv",
     "classes_md": "results/tables/quality.md",
@@ -84,7 +89,8 @@ FETCHED_MODEL = "resources/models/{fetched}"
 MODEL_CHECK = "results/models/{model}/model.json"
 EVALUATION = "results/models/{model}/eval/{evalset}.json"
 FEATURES = "results/models/{model}/features/{prep_key}/{dataset}/{part}.npz"
-PROBE = "results/models/{model}/transfer/{dataset}/{probe_hash}/seed{seed}.json"
+# {kind}: logistic or linear, each kind its own rule (probe_output gives a rule its pattern)
+PROBE = "results/models/{model}/transfer/{dataset}/{kind}-{probe_hash}/seed{seed}.json"
 ATTACK = "results/models/{model}/attack/{evalset}/{attack}/eps{eps}.json"
 REPRESENTATION = "results/models/{model}/representation/{evalset}.json"
 # ---- datasets ------------------------------------------------------------------------------------
@@ -108,6 +114,11 @@ def chunk(
         start=f"{start:06d}",
         stop=f"{stop:06d}",
     )
+
+
+def probe_output(kind: str) -> str:
+    """The output pattern of the rule that fits probes of one kind: PROBE with `kind` filled, the wildcards kept."""
+    return PROBE.replace("{kind}", kind)
 
 
 def hub_folder(model: str, revision: str | None) -> str:

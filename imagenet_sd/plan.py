@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagenet_sd import paths
-from imagenet_sd.adaptation_plan import adapted_folder, built_pipeline_of, check_adaptations
+from imagenet_sd.adaptation_plan import adapted_folder, built_pipeline_for, check_adaptations
 from imagenet_sd.config import ConfigError
 from imagenet_sd.data.realdata import check_folder
 from imagenet_sd.generate.families import check_generators
@@ -146,6 +146,8 @@ class Plan:
         """Everything that determines a generated image's pixels, besides recipe, class and index."""
         g = self.config["generators"][generator]
         settings = {k: g.get(k) for k in PIXEL_KEYS}
+        if settings["safety_checker"] == "off":  # off is false (as YAML reads a bare off): the same key
+            settings["safety_checker"] = False
         settings["seed"] = self.config["seed"]
         if g.get("common_noise"):  # in the key only when on: keys (and files) of every other generator stay
             settings["common_noise"] = True
@@ -173,8 +175,7 @@ class Plan:
 
     def built_pipeline(self, generator: str) -> str | None:
         """Name of the tiny pipeline the `tiny_pipeline` rule builds for this generator, if any."""
-        g = self.config["generators"][generator]
-        return None if g.get("adaptation") else built_pipeline_of(self.config, g["model"])
+        return built_pipeline_for(self.config, generator)
 
     # ---- lookups by wildcard (indexed once: input functions call them for every job) -------------
     def _index(self, kind: str) -> dict:

@@ -92,3 +92,95 @@ def embedding_chunks(config: dict, plan: Plan, generator_key: str, recipe_key: s
         paths.chunk(generator_key, recipe_key, "train", ckey, start, stop)
         for start, stop in chunk_ranges(count, chunk_size)
     ]
+
+
+def curated(config: dict, plan: Plan) -> dict:
+    """Measured curated clone -> its curation settings and images_per_class: its tables describe what it keeps."""
+    return {
+        name: {**plan.clones[name].curation, "images_per_class": plan.clones[name].images_per_class}
+        for name in measured_clones(config, plan)
+        if plan.clones[name].curation
+    }
+
+
+def reference_source(config: dict, plan: Plan, clone: str, name: str) -> dict:
+    """Which real images a clone is compared with (FD, KID): a real clone's packed train images of each class,
+    or every image of an evaluation folder's class folders. Errors name the bad `quality.reference` entry."""
+    where = f"quality.reference.{clone}"
+    if name in plan.clones and plan.clones[name].real:
+        real = plan.clones[name]
+        missing = {e.wnid for e in plan.clones[clone].classes} - {e.wnid for e in real.classes}
+        if missing:
+            raise ConfigError(f"{where}: real clone {name!r} lacks classes {', '.join(sorted(missing)[:10])}")
+        source = {"path": os.path.normpath(real.source["path"]), "seed": config["seed"]}
+        return source | {"images_per_class": real.images_per_class, "heldout_per_class": real.heldout_per_class}
+    evalset = config.get("evalsets", {}).get(name)
+    if evalset is None:
+        real = sorted(n for n, c in plan.clones.items() if c.real)
+        raise ConfigError(
+            f"{where}: {name!r} is neither a real clone ({', '.join(real) or 'none'}) "
+            f"nor an evalset ({', '.join(sorted(config.get('evalsets', {}))) or 'none'})"
+        )
+    if "path" not in evalset or evalset.get("layout", "imagefolder") != "imagefolder":
+        raise ConfigError(
+            f"{where}: evalset {name!r} must be an ImageFolder of real images (`path`, layout imagefolder)"
+        )
+    if evalset.get("folder_names", "wnid") != "wnid":
+        raise ConfigError(f"{where}: evalset {name!r} must name its class folders by wnid")
+    return {"path": os.path.normpath(evalset["path"])}
+
+
+def references(config: dict, plan: Plan) -> dict:
+    """Measured clone -> {name, key, source, classes: [(wnid, embedding file of the real images)]}."""
+    chosen = config.get("quality", {}).get("reference") or {}
+    measured = measured_clones(config, plan)
+    out = {}
+    for clone, name in chosen.items():
+        if clone not in measured:
+            raise ConfigError(f"quality.reference: {clone!r} is not a generated clone the quality step measures")
+        source = reference_source(config, plan, clone, name)
+        key = "ref-" + short_hash(source)
+        files = [
+            (e.wnid, paths.QUALITY_REFERENCE.format(clip_key=clip_key(config), reference_key=key, wnid=e.wnid))
+            for e in plan.clones[clone].classes
+        ]
+        out[clone] = {"name": name, "key": key, "source": source | {"name": name}, "classes": files}
+    return out
+
+
+def reference_by_key(chosen: dict, key: str) -> dict:
+    """The source of a reference embedding job, by the key in its path. `chosen`: what references() gave."""
+    for reference in chosen.values():
+        if reference["key"] == key:
+            return reference["source"]
+    raise KeyError(f"no quality.reference has key {key}")
+
+
+def table_clones(config: dict, plan: Plan, clones: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """Per measured clone, (wnid, embedding file) of each of its classes, in class order."""
+    return {clone: class_embeddings(config, plan, clone) for clone in clones}
+
+
+def all_embeddings(config: dict, plan: Plan, clones: list[str], chosen: dict | None = None) -> list[str]:
+    """Every embedding file the quality tables read: the measured clones' and, with `chosen` (what
+    references() gave), those of their real references (FD, KID)."""
+    classes = [*table_clones(config, plan, clones).values(), *(r["classes"] for r in (chosen or {}).values())]
+    return sorted({path for pairs in classes for _, path in pairs})
+
+
+def curation_embeddings(config: dict, plan: Plan, clone: str) -> dict[str, str]:
+    """wnid -> CLIP embedding file of a curated clone's classes (pack keeps the best of their images)."""
+    if not plan.clones[clone].curation:
+        return {}
+    return dict(class_embeddings(config, plan, clone))
+
+
+def embed_inputs(config: dict, plan: Plan, wildcards, clip: str | None) -> dict:
+    """The class's train chunks in [0, images), its prompt file (the class name) and the config file of CLIP
+    (loaded from folder `clip`). `wildcards`: the job's generator_key, recipe_key, ckey and images."""
+    w = wildcards
+    return {
+        "tars": embedding_chunks(config, plan, w.generator_key, w.recipe_key, w.ckey, int(w.images)),
+        "prompts": paths.PROMPTS.format(recipe_key=w.recipe_key, ckey=w.ckey),
+        "model": paths.CLIP_CONFIG.format(folder=clip),
+    }

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from imagenet_sd import paths
+from imagenet_sd.config import schema_defaults
 from imagenet_sd.data.transfer_sets import UNSPLIT_TORCHVISION
 from imagenet_sd.plan import ConfigError, Plan, short_hash
 from imagenet_sd.report.references import check_published_as
@@ -156,8 +157,47 @@ def dataset_root(config: dict, dataset: str) -> str:
     spec = config.get("transfer_sets", {}).get(dataset)
     if spec is not None:
         return f"resources/transfer/{dataset}" if spec.get("source", "folder") in PREPARED else spec["path"]
-    spec = config["evalsets"][dataset]
+    return evalset_folder(config, dataset)
+
+
+def evalset_folder(config: dict, evalset: str) -> str:
+    """Folder of an evaluation set: a clone's held-out split (built here) or the user's real images."""
+    spec = config["evalsets"][evalset]
     return paths.HELDOUT.format(clone=spec["clone"]) if "clone" in spec else spec["path"]
+
+
+def evalset_input(config: dict, evalset: str) -> str | list:
+    """Only held-out splits are DAG inputs; real datasets are external and are checked by the job itself."""
+    return evalset_folder(config, evalset) if "clone" in config["evalsets"][evalset] else []
+
+
+def dataset_index_inputs(config: dict, dataset: str, part: str) -> list[str]:
+    """Prepared lists, clone held-out splits and an evaluation set's class list are DAG inputs; user folders
+    are read (and checked) by the job."""
+    if dataset in config["transfer_sets"]:
+        root = dataset_root(config, dataset)
+        return [f"{root}/{part}.tsv"] if root.startswith("resources/transfer/") else []
+    spec = config["evalsets"][dataset]
+    return ([evalset_folder(config, dataset)] if "clone" in spec else []) + (
+        [spec["classes"]] if spec.get("classes") else []
+    )
+
+
+def transfer_set_spec(config: dict, dataset: str) -> dict:
+    """The settings that determine a prepared set's files (not its table group, description or probe)."""
+    spec = config["transfer_sets"][dataset]
+    return {k: spec.get(k) for k in ("source", "dataset", "image_size", "test_fraction") if k in spec}
+
+
+def model_eval_training(config: dict, model: Model) -> dict:
+    """Evaluation settings: a run's training recipe; for an external model, its arch and eval resolution."""
+    if model.source == "run":
+        return config["trainings"][config["runs"][model.name]["training"]]
+    return {"arch": model.arch, "eval_resolution": model.eval_resolution}
+
+
+def model_eval_resolution(config: dict, model: Model) -> int:
+    return model_eval_training(config, model).get("eval_resolution", schema_defaults("trainings")["eval_resolution"])
 
 
 def evalset_resize(evalset: dict) -> bool:
@@ -231,7 +271,7 @@ def probe_seeds(config: dict, dataset: str) -> list[int]:
     return config["transfer_sets"][dataset].get("seeds") or config["transfer"]["seeds"]
 
 
-def probe_key(config: dict, dataset: str) -> str:
+def probe_hash(config: dict, dataset: str) -> str:
     """What determines a probe's result besides model, dataset and seed: features, search and fit settings,
     and for a set with no official split the test fraction each seed draws (the probe reads it from the
     config, not from a rule param, so that the keys and params of every other set's probes stay as they were)."""
@@ -244,11 +284,17 @@ def probe_key(config: dict, dataset: str) -> str:
     drawn = drawn_test_fraction(config, dataset)
     if drawn is not None:
         settings["test_split"] = {"fraction": drawn, "drawn": "per seed"}
-    return f"{kind}-{short_hash(settings)}"
+    return short_hash(settings)
 
 
 def probe_path(config: dict, model: str, dataset: str, seed: int) -> str:
-    return paths.PROBE.format(model=model, dataset=dataset, probe_hash=probe_key(config, dataset), seed=seed)
+    return paths.PROBE.format(
+        model=model,
+        dataset=dataset,
+        kind=probe_kind(config, dataset),
+        probe_hash=probe_hash(config, dataset),
+        seed=seed,
+    )
 
 
 def probe_outputs(config: dict, models: dict[str, Model]) -> list[str]:

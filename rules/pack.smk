@@ -31,7 +31,7 @@ rule pack:
 # the demo's real-data clone, packed by the rule above like real ImageNet train.
 rule sklearn_digits:
     output:
-        directory("resources/datasets/sklearn-digits"),
+        directory(paths.SKLEARN_DIGITS),
     log:
         "logs/sklearn_digits.log",
     conda:

@@ -54,6 +54,29 @@ rule quality_embed:
         "../workflow_scripts/quality_embed.py"
 
 
+# The real images a clone's FD and KID compare it with, one job per class, embedded like the generated ones.
+rule quality_embed_reference:
+    input:
+        unpack(quality_reference_inputs),
+    output:
+        paths.QUALITY_REFERENCE,
+    log:
+        "logs/quality_embed_reference/{clip_key}/{reference_key}/{wnid}.log",
+    conda:
+        "../envs/imagenet-sd.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=15,
+    params:
+        model_dir=quality_clip_folder(),
+        source=quality_reference_source,
+        batch_size=config["quality"]["batch_size"],
+        device=config["quality"]["device"],
+    script:
+        "../workflow_scripts/quality_embed_reference.py"
+
+
 rule quality_tables:
     input:
         quality_all_embeddings(),
@@ -69,6 +92,8 @@ rule quality_tables:
     params:
         clones=quality_table_clones(),
         settings={k: v for k, v in config["quality"].items() if k not in ("batch_size", "device")},
+        curation=QP.curated(config, PLAN),
+        references=quality_references(),
     script:
         "../workflow_scripts/quality_tables.py"
 

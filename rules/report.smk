@@ -63,6 +63,8 @@ rule generation_report:
         "logs/report/generation/{clone}.log",
     conda:
         "../envs/imagenet-sd.yaml"
+    params:
+        generator=clone_generator,
     script:
         "../workflow_scripts/generation_report.py"
 

@@ -7,7 +7,7 @@ rule probe:
     input:
         unpack(probe_features),
     output:
-        "results/models/{model}/transfer/{dataset}/logistic-{probe_hash}/seed{seed}.json",
+        paths.probe_output("logistic"),
     log:
         "logs/probe/{model}/{dataset}/logistic-{probe_hash}/seed{seed}.log",
     conda:
@@ -29,7 +29,7 @@ rule probe_linear:
     input:
         unpack(probe_features),
     output:
-        "results/models/{model}/transfer/{dataset}/linear-{probe_hash}/seed{seed}.json",
+        paths.probe_output("linear"),
     log:
         "logs/probe/{model}/{dataset}/linear-{probe_hash}/seed{seed}.log",
     conda:

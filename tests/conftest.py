@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import io
+import json
 import os
-import re
 import resource
 import shutil
 import signal
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from imagenet_sd.ops.dry_run import parse_job_stats
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_PARTS = (
@@ -84,20 +87,6 @@ def planned_jobs(workdir: Path, *args: str) -> Counter:
     """Jobs a dry run schedules, counted by rule name (from Snakemake's 'Job stats' table)."""
     proc = run_snakemake(workdir, "--dry-run", *args)
     return parse_job_stats(proc.stdout + proc.stderr)
-
-
-def parse_job_stats(text: str) -> Counter:
-    counts: Counter = Counter()
-    if "Nothing to be done" in text:
-        return counts
-    match = re.search(r"Job stats:\n(.*?)\n\s*total\s+\d+", text, re.S)
-    if not match:
-        raise AssertionError(f"no job stats in snakemake output:\n{text[-3000:]}")
-    for line in match.group(1).splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] += int(parts[1])
-    return counts
 
 
 def share_resources(workdir: Path, resources: Path) -> None:
@@ -223,6 +212,29 @@ def record_chunk(tar: Path) -> Path:
         images = sum(name.endswith(".jpg") for name in archive.getnames())
     write_json(stats_path(tar), {"images": images, **tar_record(tar)})
     return tar
+
+
+def jpeg_bytes(image, quality: int = 75) -> bytes:
+    """An RGB image (an array or a PIL image) as JPEG bytes (75: PIL's default quality)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    (image if isinstance(image, Image.Image) else Image.fromarray(image)).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def write_chunk_tar(path: Path, wnid: str, images, *, start: int = 0, record: bool = True) -> Path:
+    """A chunk tar in the generate job's layout, for tests that make their own: per image, in index order from
+    `start`, {wnid}_{index:06d}.jpg and .json (`images`: pairs of JPEG bytes and metadata dict), then (`record`)
+    the stats record the generate job leaves beside it, which pack and the sheets check."""
+    from imagenet_sd.runtime import add_tar_member
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as tar:
+        for index, (jpeg, meta) in enumerate(images, start):
+            add_tar_member(tar, f"{wnid}_{index:06d}.jpg", jpeg)
+            add_tar_member(tar, f"{wnid}_{index:06d}.json", json.dumps(meta).encode())
+    return record_chunk(path) if record else path
 
 
 class SmallDisk:

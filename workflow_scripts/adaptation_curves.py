@@ -1,6 +1,6 @@
 """Snakemake entry of `adaptation_curves`: an adaptation's losses.jsonl -> one PNG (VAE and UNet losses)."""
 
-from imagenet_sd.report.plots import adaptation_curves
+from imagenet_sd.report.curves import adaptation_curves
 from imagenet_sd.runtime import setup_logging
 
 if "snakemake" in globals():

@@ -19,7 +19,8 @@ def quality_row(table: str | None, clone: str) -> dict | None:
         return None
     rows = pd.read_csv(table)
     mine = rows[rows.clone == clone].to_dict("records")
-    return mine[0] if mine else None
+    # a clone without a reference has no FD or KID: left off the card (NaN is not JSON)
+    return {k: v for k, v in mine[0].items() if v == v} if mine else None
 
 
 def main(*, clone, made_of, index, stats, quality_table, json_out, markdown_out, root=ROOT) -> dict:

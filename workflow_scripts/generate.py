@@ -1,7 +1,8 @@
 """Snakemake entry of `generate`: images [start, stop) of one class and split -> one chunk tar + its stats JSON.
 
 Pixel settings come from params (they are in the output key); runtime settings (batch size, device, attention,
-channels_last, fuse_qkv, compile) are read from the generator's config entry, so changing them reruns nothing.
+channels_last, fuse_qkv, compile) and the declared family (checked against the pipeline) are read from the
+config, so changing them reruns nothing.
 """
 
 import os
@@ -11,6 +12,7 @@ import os
 # huggingface_hub is imported, which reads it once.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from imagenet_sd.adaptation_plan import generator_family  # noqa: E402
 from imagenet_sd.generate.generation import RUNTIME_KEYS, run_generate  # noqa: E402
 from imagenet_sd.runtime import DiskFull, one_line_errors, setup_logging  # noqa: E402
 
@@ -29,4 +31,5 @@ if "snakemake" in globals():
             split=snakemake.wildcards.split,
             start=int(snakemake.wildcards.start),
             stop=int(snakemake.wildcards.stop),
+            family=generator_family(snakemake.config, snakemake.params.generator),
         )

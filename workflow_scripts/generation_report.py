@@ -8,8 +8,8 @@ from imagenet_sd.runtime import setup_logging
 log = logging.getLogger("imagenet_sd.report.report")
 
 
-def main(*, clone: str, stats_files: list[str], csv: str, html: str):
-    total = generation_page(clone=clone, stats_files=stats_files, csv=csv, output=html)
+def main(*, clone: str, stats_files: list[str], csv: str, html: str, generator: dict | None = None):
+    total = generation_page(clone=clone, stats_files=stats_files, csv=csv, output=html, generator=generator)
     log.info("clone %s: %d chunks\n%s", clone, len(stats_files), total.to_string(index=False))
     return total
 
@@ -21,4 +21,5 @@ if "snakemake" in globals():
         stats_files=list(snakemake.input),
         csv=snakemake.output.csv,
         html=snakemake.output.html,
+        generator=dict(snakemake.params.generator),
     )

@@ -1,11 +1,11 @@
 """Snakemake entry of the `tables` rule: evaluation JSONs -> results/tables/evaluation.{csv,md}."""
 
-from imagenet_sd.report.tables import main
+from imagenet_sd.report.evaluation_tables import write_evaluation_tables
 from imagenet_sd.runtime import setup_logging
 
 if "snakemake" in globals():
     log = setup_logging(snakemake.log[0])
-    table = main(
+    table = write_evaluation_tables(
         eval_files=list(snakemake.input),
         runs=snakemake.params.runs,
         evalsets=snakemake.params.evalsets,

@@ -1,11 +1,11 @@
 """Snakemake entry of `robustness_tables`: evaluation and attack JSONs -> results/tables/robustness.{csv,md,png}."""
 
-from imagenet_sd.report.robustness_tables import main_robustness
+from imagenet_sd.report.robustness_tables import write_robustness_tables
 from imagenet_sd.runtime import setup_logging
 
 if "snakemake" in globals():
     log = setup_logging(snakemake.log[0])
-    table = main_robustness(
+    table = write_robustness_tables(
         eval_files=list(snakemake.input.evaluations),
         attack_files=list(snakemake.input.attacks),
         kinds=dict(snakemake.params.data_kinds),

@@ -13,13 +13,16 @@ log = logging.getLogger("imagenet_sd.quality_sheet")
 
 def label(row: dict) -> str:
     measures = f"CLIP score {row['clip_score']:.3g}, zero-shot {row['zero_shot']:.2f}, Vendi {row['vendi']:.3g}"
+    if row["kid"] == row["kid"]:  # measured against real images (not NaN)
+        measures += f", KID {row['kid']:.3g}"
     return f"{row['name']} ({row['wnid']}): {row['flags'] or measures}"
 
 
 def main(*, table: str, clone: str, chunks: dict, settings: dict, output: str) -> list[str]:
     """`table`: quality.csv; `chunks`: wnid -> first train chunk of every class of the clone. Returns the wnids
     shown, worst first."""
-    frame = pd.read_csv(table, dtype={"flags": str}, keep_default_na=False)
+    # empty text cells stay text (no flags); an empty KID (no reference) is a missing number
+    frame = pd.read_csv(table, dtype={"flags": str}, keep_default_na=False, na_values={"kid": [""]})
     rows = sheet_choice(frame[frame.clone == clone].to_dict("records"), settings["sheet_classes"])
     contact_sheet(
         chunks={r["wnid"]: chunks[r["wnid"]] for r in rows},

@@ -2,7 +2,7 @@
 
 import logging
 
-from imagenet_sd.report.plots import training_curves
+from imagenet_sd.report.curves import training_curves
 from imagenet_sd.runtime import setup_logging
 
 log = logging.getLogger("imagenet_sd.report.report")

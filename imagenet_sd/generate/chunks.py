@@ -77,6 +77,7 @@ class Rendered:
     task: ImageTask
     pixels: np.ndarray
     failure: str | None = None
+    nsfw: bool | None = None  # the safety checker's verdict, when the generator's policy runs it
 
 
 def encode_jpeg(pixels: np.ndarray, quality: int, storage_size: int | None) -> bytes:
@@ -97,8 +98,10 @@ def image_metadata(r: Rendered, identity: ChunkIdentity, settings: dict) -> dict
     rec = identity.record
     # A mixture's drawn scale only: the JSON of a one-scale generator stays byte for byte as it was.
     drawn = {} if r.task.guidance is None else {"guidance_scale": r.task.guidance}
+    checked = {} if r.nsfw is None else {"nsfw": r.nsfw}  # likewise without a safety-checker policy
     return {
         **drawn,
+        **checked,
         "key": identity.key(r.task.index),
         "prompt": r.task.prompt,
         "seed": r.task.seed,

@@ -5,7 +5,8 @@ A family's architecture is detected from the pipeline folder itself (model_index
 for Stable Diffusion the text encoder's activation: OpenCLIP's `gelu` is SD 2.x, CLIP's `quick_gelu` SD 1.x);
 every family loads through the same `from_pretrained` path. What an architecture cannot show is whether its
 weights are guidance-distilled (SD-Turbo is SD 2.1's architecture): the config says it, through a tiny
-pipeline's `family`, the generator's `family`, or a known hub id (HUB_FAMILIES).
+pipeline's `family`, the generator's `family`, or a known hub id (HUB_FAMILIES); the generate job checks the
+declared family against the folder's architecture (check_architecture) before it loads.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ class Family:
     architecture: str  # what detect_architecture finds in a folder of this family
     distilled: bool = False  # guidance-distilled: no classifier-free guidance, no negative prompt
     max_steps: int | None = None
-    text_tokens: int = 77  # prompt token limit of its text encoder(s)
+    text_tokens: int = 77  # prompt token limit its recipe counts to (the CLIP encoders' 77; PixArt's T5: 120)
+    t5_tokens: int | None = None  # tokens its T5 encoder reads (padded to), if it has one
+    flow_matching: bool = False  # a flow-matching sampler of its own: no other `scheduler`
 
 
 FAMILIES = {
@@ -36,7 +39,9 @@ FAMILIES = {
         Family("sd-turbo", "StableDiffusionPipeline", "sd2", distilled=True, max_steps=4),
         Family("sdxl", "StableDiffusionXLPipeline", "sdxl"),
         Family("sdxl-turbo", "StableDiffusionXLPipeline", "sdxl", distilled=True, max_steps=4),
-        Family("pixart-alpha", "PixArtAlphaPipeline", "pixart", text_tokens=120),
+        Family("pixart-alpha", "PixArtAlphaPipeline", "pixart", text_tokens=120, t5_tokens=120),
+        Family("sd3", "StableDiffusion3Pipeline", "sd3", t5_tokens=256, flow_matching=True),
+        Family("flux-schnell", "FluxPipeline", "flux", distilled=True, max_steps=4, t5_tokens=256, flow_matching=True),
     )
 }
 # Hub ids whose family is known, so their generators are checked without a `family` key.
@@ -52,11 +57,19 @@ HUB_FAMILIES = {
     "stabilityai/sdxl-turbo": "sdxl-turbo",
     "PixArt-alpha/PixArt-XL-2-512x512": "pixart-alpha",
     "PixArt-alpha/PixArt-XL-2-1024-MS": "pixart-alpha",
+    "stabilityai/stable-diffusion-3-medium-diffusers": "sd3",
+    "stabilityai/stable-diffusion-3.5-medium": "sd3",
+    "stabilityai/stable-diffusion-3.5-large": "sd3",
+    "black-forest-labs/FLUX.1-schnell": "flux-schnell",
 }
 # Call arguments a family's pipeline needs beside the common ones. PixArt: no resolution binning (it renders
 # at the nearest trained aspect ratio and resizes; at the trained square sizes it changes nothing, and a
 # tiny model has no bins) and no caption cleaning (it needs bs4 and ftfy; the prompts are plain text).
-CALL_OPTIONS = {"PixArtAlphaPipeline": {"use_resolution_binning": False, "clean_caption": False}}
+# FLUX.1-schnell: its T5 reads 256 tokens (its model card's setting; the pipeline's default 512 is FLUX.1-dev's).
+CALL_OPTIONS = {
+    "PixArtAlphaPipeline": {"use_resolution_binning": False, "clean_caption": False},
+    "FluxPipeline": {"max_sequence_length": FAMILIES["flux-schnell"].t5_tokens},
+}
 
 
 def declared_family(config: dict, generator: str, built: str | None) -> Family | None:
@@ -69,9 +82,16 @@ def declared_family(config: dict, generator: str, built: str | None) -> Family |
 
 def check_generator(name: str, g: dict, family: Family | None) -> None:
     """Refuse, naming the key, what the generator's family cannot do."""
-    if family is None or not family.distilled:
+    if family is None:
         return
     where = f"generators.{name}"
+    if family.flow_matching and g.get("scheduler", "default") != "default":
+        raise ConfigError(
+            f"{where}.scheduler: {g['scheduler']}, but {family.name} samples by flow matching with its own "
+            f"scheduler (FlowMatchEulerDiscrete): keep `scheduler: default`"
+        )
+    if not family.distilled:
+        return
     if guidance.guided(g):
         raise ConfigError(
             f"{where}.guidance_scale: {g['guidance_scale']} > 1, but {family.name} is guidance-distilled "
@@ -85,26 +105,51 @@ def check_generator(name: str, g: dict, family: Family | None) -> None:
         raise ConfigError(f"{where}.steps: {g['steps']}; {family.name} is distilled for 1-{family.max_steps} steps")
 
 
+# model_index.json's class name (its start: img2img and inpainting siblings too) -> architecture.
+CLASS_ARCHITECTURES = (
+    ("StableDiffusionXL", "sdxl"),
+    ("StableDiffusion3", "sd3"),
+    ("PixArtAlpha", "pixart"),
+    ("Flux", "flux"),
+)
+
+
 def detect_architecture(model_dir: str | os.PathLike) -> str | None:
-    """`sd1`, `sd2`, `sdxl` or `pixart` from a pipeline folder's configs; None for any other pipeline class."""
+    """`sd1`, `sd2`, `sdxl`, `pixart`, `sd3` or `flux` from a pipeline folder's configs; None for another class."""
     with open(os.path.join(model_dir, "model_index.json")) as f:
         index = json.load(f)
     kind = index.get("_class_name", "")
-    if kind.startswith("StableDiffusionXL"):
-        return "sdxl"
-    if kind.startswith("PixArtAlpha"):
-        return "pixart"
-    if kind.startswith("StableDiffusion") and not kind.startswith("StableDiffusion3"):
-        with open(os.path.join(model_dir, "text_encoder", "config.json")) as f:
-            act = json.load(f).get("hidden_act")
-        return "sd1" if act == "quick_gelu" else "sd2"
-    return None
+    found = next((arch for prefix, arch in CLASS_ARCHITECTURES if kind.startswith(prefix)), None)
+    if found or not kind.startswith("StableDiffusion"):
+        return found
+    with open(os.path.join(model_dir, "text_encoder", "config.json")) as f:
+        act = json.load(f).get("hidden_act")
+    return "sd1" if act == "quick_gelu" else "sd2"
 
 
-def text_tokens(pipe) -> int:
-    """Tokens a pipeline's text encoder reads per prompt (PixArt pads T5's to its `max_sequence_length`)."""
-    family = next((f for f in FAMILIES.values() if f.pipeline == type(pipe).__name__ and f.text_tokens != 77), None)
-    return family.text_tokens if family else pipe.tokenizer.model_max_length
+def check_architecture(model_dir: str | os.PathLike, generator: str, family: str | None) -> None:
+    """At job time: the pipeline folder must have the architecture of the family the config declares (the
+    config checks ran against that family), e.g. not SD 2.x weights under a generator declared `sdxl-turbo`."""
+    if family is None or not os.path.isfile(os.path.join(model_dir, "model_index.json")):
+        return
+    found, wanted = detect_architecture(model_dir), FAMILIES[family].architecture
+    if found != wanted:
+        theirs = " or ".join(f.name for f in FAMILIES.values() if f.architecture == found)
+        raise ConfigError(
+            f"generator {generator} is declared family {family} ({FAMILIES[family].pipeline}), but its "
+            f"pipeline {model_dir} has the architecture of {f'family {theirs}' if theirs else 'no known family'}: "
+            f"fix its `family` (or its pipeline's, or its model)"
+        )
+
+
+def pipeline_family(pipe) -> Family | None:
+    return next((f for f in FAMILIES.values() if f.pipeline == type(pipe).__name__), None)
+
+
+def t5_tokens(pipe) -> int | None:
+    """Tokens a pipeline's T5 encoder reads per prompt (padded to its `max_sequence_length`); None: no T5."""
+    family = pipeline_family(pipe)
+    return family.t5_tokens if family else None
 
 
 def call_options(pipe) -> dict:

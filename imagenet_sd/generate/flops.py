@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from imagenet_sd.generate import guidance
-from imagenet_sd.generate.families import text_tokens
+from imagenet_sd.generate.families import t5_tokens
 from imagenet_sd.generate.text2image import denoiser
 
 if TYPE_CHECKING:
@@ -37,17 +37,25 @@ PEAK_TFLOPS = (
 )
 
 
-def denoiser_flops(net: torch.nn.Module, latent: torch.Tensor, text_len: int) -> int | None:
+def denoiser_flops(pipe: DiffusionPipeline, latent: torch.Tensor) -> int | None:
     """FLOPs of one denoiser forward for one image, counted on the meta device (no memory, no compute).
-    SDXL's UNet gets its extra conditioning (pooled text embedding + 6 size/crop numbers) at its own sizes."""
-    from diffusers import PixArtTransformer2DModel, UNet2DConditionModel
+    SDXL's UNet gets its extra conditioning (pooled text embedding + 6 size/crop numbers) at its own sizes;
+    the transformers (PixArt's DiT, SD3's MMDiT, FLUX's) their text tokens and conditioning."""
+    from diffusers import FluxTransformer2DModel, PixArtTransformer2DModel, SD3Transformer2DModel, UNet2DConditionModel
 
+    net = denoiser(pipe)
     net = getattr(net, "_orig_mod", net)
-    if isinstance(net, PixArtTransformer2DModel):
-        return dit_flops(net, latent, text_len)
+    transformers = {
+        PixArtTransformer2DModel: dit_flops,
+        SD3Transformer2DModel: mmdit_flops,
+        FluxTransformer2DModel: flux_flops,
+    }
+    if type(net) in transformers:
+        return transformers[type(net)](net, latent, pipe)
     if not isinstance(net, UNet2DConditionModel) or net.config.addition_embed_type not in (None, "text_time"):
-        return None  # another transformer denoiser or another extra conditioning: no estimate
+        return None  # another denoiser or another extra conditioning: no estimate
     meta = on_meta(lambda: type(net).from_config(net.config))
+    text_len = encoder_tokens(pipe, pipe.text_encoder)
     context = torch.empty(1, text_len, net.config.cross_attention_dim, device="meta")
     extra = {}
     if net.config.addition_embed_type == "text_time":
@@ -56,10 +64,10 @@ def denoiser_flops(net: torch.nn.Module, latent: torch.Tensor, text_len: int) ->
     return count_flops(lambda: meta(latent, 10, context, added_cond_kwargs=extra or None))
 
 
-def dit_flops(net: torch.nn.Module, latent: torch.Tensor, text_len: int) -> int:
+def dit_flops(net: torch.nn.Module, latent: torch.Tensor, pipe: DiffusionPipeline) -> int:
     """PixArt-alpha's DiT on one latent, with its T5 context (and the 1024-px model's size conditioning)."""
     meta = on_meta(lambda: type(net).from_config(net.config))
-    context = torch.empty(1, text_len, net.config.caption_channels, device="meta")
+    context = torch.empty(1, t5_tokens(pipe), net.config.caption_channels, device="meta")
     sizes = {"resolution": None, "aspect_ratio": None}
     if meta.use_additional_conditions:
         sizes = {"resolution": torch.empty(1, 2, device="meta"), "aspect_ratio": torch.empty(1, 1, device="meta")}
@@ -67,14 +75,47 @@ def dit_flops(net: torch.nn.Module, latent: torch.Tensor, text_len: int) -> int:
     return count_flops(lambda: meta(latent, encoder_hidden_states=context, timestep=step, added_cond_kwargs=sizes))
 
 
-def text_encoder_flops(pipe: DiffusionPipeline, text_len: int) -> int:
-    """Every text encoder of the pipeline (SDXL has two) on one prompt."""
+def mmdit_flops(net: torch.nn.Module, latent: torch.Tensor, pipe: DiffusionPipeline) -> int:
+    """SD3's MMDiT: joint attention over the latent's patches and CLIP's 77 + T5's tokens, with the pooled
+    projections of both CLIP encoders."""
+    meta = on_meta(lambda: type(net).from_config(net.config))
+    text_len = encoder_tokens(pipe, pipe.text_encoder) + t5_tokens(pipe)
+    context = torch.empty(1, text_len, net.config.joint_attention_dim, device="meta")
+    pooled = torch.empty(1, net.config.pooled_projection_dim, device="meta")
+    step = torch.empty(1, device="meta")
+    return count_flops(lambda: meta(latent, encoder_hidden_states=context, pooled_projections=pooled, timestep=step))
+
+
+def flux_flops(net: torch.nn.Module, latent: torch.Tensor, pipe: DiffusionPipeline) -> int:
+    """FLUX's transformer on the latent packed into 2x2 patches, with T5's tokens and CLIP's pooled output."""
+    meta = on_meta(lambda: type(net).from_config(net.config))
+    patches = latent.shape[2] // 2 * (latent.shape[3] // 2)
+    text_len = t5_tokens(pipe)
+    packed = torch.empty(1, patches, net.config.in_channels, device="meta")
+    context = torch.empty(1, text_len, net.config.joint_attention_dim, device="meta")
+    pooled = torch.empty(1, net.config.pooled_projection_dim, device="meta")
+    ids = {"img_ids": torch.zeros(patches, 3, device="meta"), "txt_ids": torch.zeros(text_len, 3, device="meta")}
+    guidance = torch.empty(1, device="meta") if net.config.guidance_embeds else None
+    step = torch.empty(1, device="meta")
+    return count_flops(lambda: meta(packed, context, pooled, step, guidance=guidance, **ids))
+
+
+def encoder_tokens(pipe: DiffusionPipeline, encoder: torch.nn.Module) -> int:
+    """Tokens one text encoder reads per prompt: a T5 is padded to its family's length, CLIP reads 77."""
+    from transformers import T5EncoderModel
+
+    return t5_tokens(pipe) if isinstance(encoder, T5EncoderModel) else pipe.tokenizer.model_max_length
+
+
+def text_encoder_flops(pipe: DiffusionPipeline) -> int:
+    """Every text encoder of the pipeline (SDXL and FLUX have two, SD3 three) on one prompt."""
     total = 0
-    for name in ("text_encoder", "text_encoder_2"):
+    for name in ("text_encoder", "text_encoder_2", "text_encoder_3"):
         encoder = getattr(pipe, name, None)
         if encoder is not None:
+            tokens = torch.zeros(1, encoder_tokens(pipe, encoder), dtype=torch.long, device="meta")
             meta = on_meta(lambda encoder=encoder: type(encoder)(encoder.config))
-            total += count_flops(lambda meta=meta: meta(torch.zeros(1, text_len, dtype=torch.long, device="meta")))
+            total += count_flops(lambda meta=meta, tokens=tokens: meta(tokens))
     return total
 
 
@@ -95,19 +136,18 @@ def count_flops(fn: Callable[[], object]) -> int:
 
 def flops_per_image(pipe: DiffusionPipeline, settings: dict) -> dict | None:
     """UNet, VAE-decoder and text-encoder FLOPs of one image at the generator's resolution, steps and guidance
-    (Stable Diffusion 1.x/2.x, SDXL and PixArt-alpha; None for other denoisers)."""
+    (Stable Diffusion 1.x/2.x, SDXL, PixArt-alpha, SD3 and FLUX; None for other denoisers)."""
     try:
         factor = pipe.vae_scale_factor
-        text_len = text_tokens(pipe)
         latent = torch.empty(
             1, pipe.vae.config.latent_channels, settings["height"] // factor, settings["width"] // factor, device="meta"
         )
-        unet = denoiser_flops(denoiser(pipe), latent, text_len)
+        unet = denoiser_flops(pipe, latent)
         if unet is None:
             return None
         vae = on_meta(lambda: type(pipe.vae).from_config(pipe.vae.config))
         vae_flops = count_flops(lambda: vae.decode(latent))
-        text_flops = text_encoder_flops(pipe, text_len)
+        text_flops = text_encoder_flops(pipe)
     except Exception as error:  # noqa: BLE001 - an estimate must never fail a job
         log.warning("no FLOP estimate for %s: %s", type(pipe).__name__, error)
         return None

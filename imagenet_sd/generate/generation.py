@@ -4,7 +4,8 @@ device and written as one chunk tar plus its stats JSON. `run_generate` is the w
 - Each image's initial noise comes from its own CPU generator, seeded per image (see chunks.ChunkIdentity):
   pixels do not depend on batch size, chunking or device order.
 - The GPU never waits for JPEG encoding or the tar: a writer thread does both, in index order.
-- An all-black or NaN image is re-drawn with the next attempt's seed, up to max_retries, and counted.
+- An all-black or NaN image is re-drawn with the next attempt's seed, up to max_retries, and counted; so is
+  an image the safety checker flags under `safety_checker: regenerate` (imagenet_sd.generate.safety).
 - The tar is written under a temporary name and renamed when complete; its bytes are deterministic.
 """
 
@@ -22,9 +23,10 @@ import torch
 
 from imagenet_sd.generate.chunk_check import tar_record
 from imagenet_sd.generate.chunks import ChunkIdentity, ChunkWriter, ImageTask, Rendered
-from imagenet_sd.generate.families import call_options
+from imagenet_sd.generate.families import call_options, check_architecture
 from imagenet_sd.generate.flops import device_report, efficiency, flops_per_image
 from imagenet_sd.generate.prompt_encoder import PromptEncoder
+from imagenet_sd.generate.safety import SafetyCheck, judge, policy
 from imagenet_sd.generate.text2image import load_pipeline
 from imagenet_sd.progress import Progress
 from imagenet_sd.prompts.prompts import load_prompt_file
@@ -122,13 +124,6 @@ def render_call(
     ).images
 
 
-def failure_kinds(images: torch.Tensor, pixels: np.ndarray) -> list[str | None]:
-    """'nan' when the float image has a NaN, 'black' when every stored value is 0, else None."""
-    nan = torch.isnan(images).flatten(1).any(1).tolist()
-    black = (pixels.reshape(len(pixels), -1).max(1) == 0).tolist()
-    return ["nan" if n else "black" if b else None for n, b in zip(nan, black)]
-
-
 def to_pixels(images: torch.Tensor) -> np.ndarray:
     """uint8 (B, H, W, 3) on the host, rounded as diffusers' own PIL output rounds."""
     images = torch.nan_to_num(images.float(), nan=0.0).clamp(0, 1)
@@ -151,6 +146,7 @@ class ChunkProgress:
     failures: dict = field(default_factory=lambda: {"black": 0, "nan": 0})
     regenerated: int = 0
     unresolved: int = 0
+    flagged: int = 0  # stored images the safety checker flags (kept under `flag`, unresolved under `regenerate`)
     writer_busy: float = 0.0  # seconds the writer thread spent encoding and writing, beside the render loop
 
     def seconds(self, total: float) -> dict:
@@ -172,12 +168,18 @@ class ChunkJob:
     settings: dict
     runtime: dict
     progress: ChunkProgress = field(default_factory=ChunkProgress)
+    safety: SafetyCheck | None = None  # under safety_checker flag or regenerate
     device: torch.device = field(init=False)
     prompts: PromptEncoder = field(init=False)
 
     def __post_init__(self):
         self.device = self.pipe.device
         self.prompts = PromptEncoder(self.pipe, self.settings)
+        if policy(self.settings) == "regenerate":  # counted only then: other chunks' stats stay as they were
+            self.progress.failures["nsfw"] = 0
+
+    def judged(self, tasks: list[ImageTask], images: torch.Tensor, pixels: np.ndarray) -> list[Rendered]:
+        return judge(tasks, images, pixels, self.safety, policy(self.settings))
 
     def render_timed(self, tasks: list[ImageTask], warmup: bool) -> tuple[torch.Tensor, np.ndarray]:
         clock = DenoiseClock(self.device)
@@ -197,7 +199,7 @@ class ChunkJob:
         """Render a batch; re-draw its black or NaN images with the next attempt's seed, in smaller batches."""
         progress, max_retries = self.progress, self.settings["max_retries"]
         images, pixels = self.render_timed(tasks, warmup)
-        results = [Rendered(t, p, f) for t, p, f in zip(tasks, pixels, failure_kinds(images, pixels))]
+        results = self.judged(tasks, images, pixels)
         for _ in range(max_retries):
             failed = [i for i, r in enumerate(results) if r.failure]
             if not failed:
@@ -213,8 +215,8 @@ class ChunkJob:
             retries = [self.identity.retry(results[i].task) for i in failed]
             images, pixels = self.render_timed(retries, warmup)
             progress.regenerated += len(retries)
-            for i, task, p, f in zip(failed, retries, pixels, failure_kinds(images, pixels)):
-                results[i] = Rendered(task, p, f)
+            for i, rendered in zip(failed, self.judged(retries, images, pixels)):
+                results[i] = rendered
         for r in results:
             if r.failure:
                 progress.failures[r.failure] += 1
@@ -239,6 +241,7 @@ class ChunkJob:
             writer.put(results)
             self.progress.write += time.perf_counter() - waited
             self.progress.images += len(results)
+            self.progress.flagged += sum(bool(r.nsfw) for r in results)
             progress.update(len(results))
         progress.finish()
 
@@ -271,6 +274,7 @@ class ChunkJob:
             "failures": p.failures,
             "regenerated": p.regenerated,
             "unresolved": p.unresolved,
+            **({"nsfw_flagged": p.flagged} if self.safety else {}),
             "seconds": p.seconds(wall),
             "images_per_second": round(p.images / wall, 4) if wall else None,
             "steady_images_per_second": round(p.steady / steady_seconds, 4) if p.steady else None,
@@ -301,8 +305,14 @@ def load_generator(model_dir: str, settings: dict, runtime: dict) -> DiffusionPi
         fuse_qkv=runtime["fuse_qkv"],
         compile=runtime["compile"],
         compile_cache=runtime["compile_cache"],
-        safety_checker=settings["safety_checker"],
+        safety_checker=policy(settings) == "pipeline",  # flag and regenerate check beside the call
     )
+
+
+def load_safety_check(model_dir: str, settings: dict, pipe: DiffusionPipeline, generator: str) -> SafetyCheck | None:
+    if policy(settings) not in ("flag", "regenerate"):
+        return None
+    return SafetyCheck(model_dir, settings.get("revision"), pipe.device, generator)
 
 
 def run_generate(
@@ -317,14 +327,18 @@ def run_generate(
     split: str,
     start: int,
     stop: int,
+    family: str | None = None,
 ) -> dict:
     """The `generate` job: images [start, stop) of one class and split -> one chunk tar + its stats JSON.
-    `settings` are the generator's pixel settings (in the output key), `runtime` its RUNTIME_KEYS."""
+    `settings` are the generator's pixel settings (in the output key), `runtime` its RUNTIME_KEYS, `family`
+    the family the config declares (checked against the pipeline's architecture before it loads)."""
     started = time.perf_counter()
+    check_architecture(model_dir, generator, family)
     tar_path = Path(tar_path)
     identity = ChunkIdentity.of_job(load_prompt_file(prompt_file), generator, split, settings)
     tasks = [identity.task(i) for i in range(start, stop)]
-    job = ChunkJob(load_generator(model_dir, settings, runtime), identity, settings, runtime)
+    pipe = load_generator(model_dir, settings, runtime)
+    job = ChunkJob(pipe, identity, settings, runtime, safety=load_safety_check(model_dir, settings, pipe, generator))
     flops = flops_per_image(job.pipe, settings)
     job.progress.load = time.perf_counter() - started
     job.write_chunk(tasks, tar_path)

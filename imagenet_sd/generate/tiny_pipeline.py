@@ -58,11 +58,12 @@ def tiny_unet(settings: dict, **family_options) -> UNet2DConditionModel:
     return UNet2DConditionModel(**{**config, **family_options})
 
 
-def tiny_vae(settings: dict) -> AutoencoderKL:
+def tiny_vae(settings: dict, **family_options) -> AutoencoderKL:
+    """SD's VAE layout; `family_options` change its config (SD3's and FLUX's 16 latent channels)."""
     from diffusers import AutoencoderKL
 
     channels = list(settings["vae_channels"])
-    return AutoencoderKL(
+    config = dict(
         in_channels=3,
         out_channels=3,
         latent_channels=4,
@@ -73,6 +74,7 @@ def tiny_vae(settings: dict) -> AutoencoderKL:
         norm_num_groups=group_count(channels),
         sample_size=settings["sample_size"] * 2 ** (len(channels) - 1),
     )
+    return AutoencoderKL(**{**config, **family_options})
 
 
 def tiny_text_encoder(settings: dict, model_class: str = "CLIPTextModel", **family_options) -> CLIPTextModel:

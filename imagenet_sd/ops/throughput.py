@@ -29,7 +29,22 @@ THROUGHPUT_COLUMNS = (
     "source",
 )
 # The table's model names of the generator families (imagenet_sd/generate/families.py).
-TABLE_NAMES = {"sd1": "sd-v1", "sd2": "sd-v2", "sd-turbo": "sd-turbo", "sdxl": "sdxl", "sdxl-turbo": "sdxl-turbo"}
+TABLE_NAMES = {
+    "sd1": "sd-v1",
+    "sd2": "sd-v2",
+    "sd-turbo": "sd-turbo",
+    "sdxl": "sdxl",
+    "sdxl-turbo": "sdxl-turbo",
+    "pixart-alpha": "pixart-alpha",
+    "sd3": "sd3",  # a folder declared sd3: its size (medium, large) is not known, so only its own rows match
+    "flux-schnell": "flux-schnell",
+}
+# Hub ids of one family whose sizes differ: each has rows of its own.
+HUB_TABLE_NAMES = {
+    "stabilityai/stable-diffusion-3-medium-diffusers": "sd3-medium",
+    "stabilityai/stable-diffusion-3.5-medium": "sd3.5-medium",
+    "stabilityai/stable-diffusion-3.5-large": "sd3.5-large",
+}
 KIND_PREFERENCE = ("measured", "published", "estimate")
 DEFAULT_GPU = "H100"  # the card the table's estimates are quoted for when no measurement exists
 
@@ -86,6 +101,8 @@ def model_family(model: str, family: str | None = None) -> str:
     or a known hub id's)."""
     if re.search(r"stable-diffusion-v1", model, re.I):
         return "sd-v1"
+    if model in HUB_TABLE_NAMES:
+        return HUB_TABLE_NAMES[model]
     family = family or HUB_FAMILIES.get(model)
     if family:
         return TABLE_NAMES[family]

@@ -12,11 +12,20 @@ from pathlib import Path
 
 from imagenet_sd.runtime import versions
 
-# Licences of the generators the shipped configs name; any other says where to look (or sets `license`).
+# Licences of the generators the shipped configs name, as their model cards give them (docs/generation.md);
+# any other says where to look (or sets `license`).
+TURBO = "Stability AI Non-Commercial Research Community License (commercial use: stability.ai/license)"
+COMMUNITY = "Stability AI Community License (commercial use above USD 1M revenue: stability.ai/license)"
 LICENCES = {
     "CompVis/stable-diffusion-v1-4": "CreativeML OpenRAIL-M (https://huggingface.co/spaces/CompVis/stable-diffusion-license)",
     "runwayml/stable-diffusion-v1-5": "CreativeML OpenRAIL-M",
     "stabilityai/stable-diffusion-2-1": "CreativeML OpenRAIL++-M",
+    "stabilityai/stable-diffusion-xl-base-1.0": "CreativeML OpenRAIL++-M",
+    "stabilityai/sd-turbo": TURBO,
+    "stabilityai/sdxl-turbo": TURBO,
+    "stabilityai/stable-diffusion-3.5-medium": COMMUNITY,
+    "stabilityai/stable-diffusion-3.5-large": COMMUNITY,
+    "black-forest-labs/FLUX.1-schnell": "Apache 2.0",
 }
 PROVENANCE = {
     "synthetic": (

@@ -77,18 +77,23 @@ def normalised(x) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def load_clip(model_dir, device: str, threads: int | None):
+    import torch
+    from transformers import CLIPModel, CLIPProcessor
+
+    if threads:
+        torch.set_num_threads(threads)
+    return CLIPModel.from_pretrained(model_dir).to(device).eval(), CLIPProcessor.from_pretrained(model_dir)
+
+
 def embed_class(
     *, model_dir, tars, prompt_file, out, batch_size: int = 64, device: str = "cpu", threads: int | None = None
 ):
     """Image embeddings, each image's CLIP score with its own prompt, and the class name's text embedding."""
     import torch
     from PIL import Image
-    from transformers import CLIPModel, CLIPProcessor
 
-    if threads:
-        torch.set_num_threads(threads)
-    model = CLIPModel.from_pretrained(model_dir).to(device).eval()
-    processor = CLIPProcessor.from_pretrained(model_dir)
+    model, processor = load_clip(model_dir, device, threads)
     name = class_name(json.loads(Path(prompt_file).read_text()))
     keys, jpegs, prompts = read_chunk_images(list(tars))
     images, scores = [], []
@@ -115,3 +120,44 @@ def embed_class(
             name_embedding=name_embedding.astype(np.float32),
         )
     log.info("%d images of %s (%s) embedded into %s", len(keys), name, prompt_file, out)
+
+
+def reference_files(source: dict, wnid: str) -> list[Path]:
+    """The real images of one class a reference holds: a real clone's packed train images (the pack's seeded
+    choice, imagenet_sd.data.realdata), or every image of an evaluation folder's class folder."""
+    from imagenet_sd.data.realdata import choose, class_files
+
+    folder = Path(source["path"]) / wnid
+    if not folder.is_dir():
+        raise FileNotFoundError(f"reference {source['name']!r}: no folder {folder} for class {wnid}")
+    files = class_files(folder)
+    if not files:
+        raise ValueError(f"reference {source['name']!r}: no image in {folder} (class {wnid})")
+    if "seed" in source:
+        files, _ = choose(files, wnid, source["seed"], source["heldout_per_class"], source["images_per_class"])
+    return files
+
+
+def embed_reference(
+    *, model_dir, source: dict, wnid: str, out, batch_size: int = 64, device: str = "cpu", threads: int | None = None
+):
+    """CLIP image embeddings of one class of a real reference set, as embed_class computes them (the same
+    model, processor and projection), for the FD and KID of the clones measured against it."""
+    import torch
+    from PIL import Image
+
+    from imagenet_sd.runtime import pick_device
+
+    device = pick_device(device)
+    model, processor = load_clip(model_dir, device, threads)
+    files = reference_files(source, wnid)
+    images = []
+    with torch.inference_mode():
+        for i in range(0, len(files), batch_size):
+            pixels = [Image.open(p).convert("RGB") for p in files[i : i + batch_size]]
+            batch = processor(images=pixels, return_tensors="pt")["pixel_values"].to(device)
+            # vision_model + visual_projection: the image_embeds of CLIPModel's forward, as embed_class reads them
+            images.append(normalised(model.visual_projection(model.vision_model(pixel_values=batch).pooler_output)))
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        np.savez(f, files=np.array([p.name for p in files]), images=np.concatenate(images).astype(np.float16))
+    log.info("%d real images of %s (%s) embedded into %s", len(files), wnid, source["path"], out)

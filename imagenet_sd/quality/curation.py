@@ -28,23 +28,27 @@ def keep_distinct(images: np.ndarray, count: int, threshold: float) -> list[int]
     return kept
 
 
+def kept_indices(c: ClassEmbeddings, per_class: int, settings: dict) -> list[int]:
+    """Indices of the `per_class` images of one class that curation keeps (the pack and the quality tables)."""
+    if settings["keep"] == "clip_score":
+        chosen = keep_best(c.clip_score, per_class)
+    else:
+        chosen = keep_distinct(c.images, per_class, settings["duplicate_threshold"])
+    if len(chosen) < per_class:
+        raise ValueError(
+            f"class {c.wnid}: only {len(chosen)} of {len(c.images)} generated images are distinct at cosine "
+            f"{settings['duplicate_threshold']}, {per_class} wanted; raise curation.oversample or the threshold"
+        )
+    return chosen
+
+
 def kept_keys(embeddings: dict[str, str], per_class: int, settings: dict) -> set[str]:
     """Image keys to pack, per_class of each class. `embeddings`: wnid -> the class's embedding file."""
     keys: set[str] = set()
     for wnid, path in embeddings.items():
         with np.load(path) as f:
             names = [str(k) for k in f["keys"]]
-        c = ClassEmbeddings.load(wnid, path)
-        if settings["keep"] == "clip_score":
-            chosen = keep_best(c.clip_score, per_class)
-        else:
-            chosen = keep_distinct(c.images, per_class, settings["duplicate_threshold"])
-        if len(chosen) < per_class:
-            raise ValueError(
-                f"class {wnid}: only {len(chosen)} of {len(names)} generated images are distinct at cosine "
-                f"{settings['duplicate_threshold']}, {per_class} wanted; raise curation.oversample or the threshold"
-            )
-        keys.update(names[i] for i in chosen)
+        keys.update(names[i] for i in kept_indices(ClassEmbeddings.load(wnid, path), per_class, settings))
     return keys
 
 
@@ -52,3 +56,11 @@ def curate(samples: list, embeddings: dict[str, str], per_class: int, settings: 
     """The samples (imagenet_sd.data.shards.Sample) whose keys curation keeps, in their order."""
     keys = kept_keys(embeddings, per_class, settings)
     return [s for s in samples if s.key in keys]
+
+
+def measured_classes(classes: list[ClassEmbeddings], curation: dict | None) -> tuple[list[ClassEmbeddings], str]:
+    """The images the quality tables describe: of a curated clone (`curation`: its settings and
+    `images_per_class`) the ones its pack keeps, as `kept`; of any other all the generated ones."""
+    if not curation:
+        return classes, "generated"
+    return [c.subset(kept_indices(c, curation["images_per_class"], curation)) for c in classes], "kept"

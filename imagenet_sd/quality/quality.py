@@ -21,6 +21,7 @@ MEASURES = {
     "vendi": ("Vendi score", True),
     "duplicate_pairs": ("near-duplicate pairs within the class", False),
     "copied": ("images with a near-copy in another class", False),
+    "kid": ("KID against the real images of the class", False),  # NaN without quality.reference: not ranked
 }
 
 
@@ -37,6 +38,12 @@ class ClassEmbeddings:
         with np.load(path) as f:
             images = unit_rows(f["images"].astype(np.float32))  # stored as float16: exact copies stay at cos 1
             return cls(wnid, str(f["name"]), images, f["clip_score"], f["name_embedding"].astype(np.float32))
+
+    def subset(self, indices: list[int]) -> ClassEmbeddings:
+        """The same class, restricted to some of its images (those a curated clone keeps)."""
+        return ClassEmbeddings(
+            self.wnid, self.name, self.images[indices], self.clip_score[indices], self.name_embedding
+        )
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -112,8 +119,9 @@ def flags(row: dict, settings: dict) -> str:
     return "; ".join(found)
 
 
-def class_rows(clone: str, classes: list[ClassEmbeddings], settings: dict) -> list[dict]:
-    """One row per class of a clone: every measure, and its flags."""
+def class_rows(clone: str, classes: list[ClassEmbeddings], settings: dict, measured: str = "generated") -> list[dict]:
+    """One row per class of a clone: every measure, and its flags. `measured`: which images `classes` hold, all
+    the generated ones or those a curated clone keeps."""
     agreement = zero_shot(classes)
     copies = copied_images(classes, settings["duplicate_threshold"], settings["neighbours"])
     rows = []
@@ -123,6 +131,7 @@ def class_rows(clone: str, classes: list[ClassEmbeddings], settings: dict) -> li
             "wnid": c.wnid,
             "name": c.name,
             "images": len(c.images),
+            "measured": measured,
             "clip_score": float(np.mean(c.clip_score)),
             "zero_shot": accuracy,
             "assigned_to": assigned,
@@ -131,19 +140,28 @@ def class_rows(clone: str, classes: list[ClassEmbeddings], settings: dict) -> li
             "duplicate_pairs": duplicate_pairs(c.images, settings["duplicate_threshold"]),
             "copied": copied,
             "copied_from": source,
+            "kid": float("nan"),  # filled in against quality.reference (imagenet_sd.quality.distances)
         }
         row["flags"] = flags(row, settings)
         rows.append(row)
     return rows
 
 
-def clone_row(clone: str, rows: list[dict]) -> dict:
-    """A clone's summary: measures averaged over its classes, and how many classes are flagged."""
+def ranked(rows: list[dict], measure: str, low_is_bad: bool) -> list[dict]:
+    """Rows worst first by a measure; rows without it (NaN: a KID without a reference) are left out."""
+    measured = [r for r in rows if r[measure] == r[measure]]
+    return sorted(measured, key=lambda r: r[measure] if low_is_bad else -r[measure])
+
+
+def clone_row(clone: str, rows: list[dict], distances: dict | None = None) -> dict:
+    """A clone's summary: measures averaged over its classes (the per-class KIDs as `class_kid`), how many classes
+    are flagged, and its FD and KID against its reference (`distances`: {reference, fd, kid}) if it has one."""
     summary = {"clone": clone, "classes": len(rows), "images": sum(r["images"] for r in rows)}
+    summary["measured"] = rows[0]["measured"] if rows else ""
     for measure in MEASURES:
-        summary[measure] = float(np.mean([r[measure] for r in rows]))
+        summary["class_kid" if measure == "kid" else measure] = float(np.mean([r[measure] for r in rows]))
     summary["flagged"] = sum(bool(r["flags"]) for r in rows)
-    return summary
+    return summary | (distances or {"reference": "", "fd": float("nan"), "kid": float("nan")})
 
 
 def worst_rows(rows: list[dict], count: int) -> list[dict]:
@@ -152,8 +170,7 @@ def worst_rows(rows: list[dict], count: int) -> list[dict]:
     for clone in dict.fromkeys(r["clone"] for r in rows):
         mine = [r for r in rows if r["clone"] == clone]
         for measure, (label, low_is_bad) in MEASURES.items():
-            ranked = sorted(mine, key=lambda r: r[measure] if low_is_bad else -r[measure])[:count]
-            for rank, r in enumerate(ranked, start=1):
+            for rank, r in enumerate(ranked(mine, measure, low_is_bad)[:count], start=1):
                 out.append(
                     {"clone": clone, "measure": label, "rank": rank, "wnid": r["wnid"], "name": r["name"]}
                     | {"value": r[measure], "flags": r["flags"]}
@@ -167,7 +184,10 @@ NOTE = (
     "of each image with its own prompt, averaged; `zero_shot`: fraction of the images CLIP assigns to their own "
     "class among the clone's class names; `pairwise_distance` and `vendi`: diversity (1 - cosine averaged over "
     "pairs; effective number of distinct images); `duplicate_pairs`: pairs at cosine >= {threshold} in the class; "
-    "`copied`: images with a near-copy in another class (`copied_from`)."
+    "`copied`: images with a near-copy in another class (`copied_from`). `measured`: `generated` (every "
+    "generated train image) or `kept` (the images a curated clone packs). `kid`, `fd`: KID and Fréchet distance "
+    "in CLIP space against the clone's `reference` (real images; per class: KID against the same class), not "
+    "Inception FID."
 )
 
 
@@ -183,13 +203,15 @@ def markdown(frame, title: str, note: str) -> str:
     return f"# {title}\n\n{note}\n\n{body}\n"
 
 
-def write_tables(rows: list[dict], settings: dict, outputs: dict) -> None:
-    """quality.csv (per class), quality_clones.csv (per clone) and quality_worst.csv, each with a Markdown twin."""
+def write_tables(rows: list[dict], settings: dict, outputs: dict, distances: dict | None = None) -> None:
+    """quality.csv (per class), quality_clones.csv (per clone) and quality_worst.csv, each with a Markdown twin.
+    `distances`: clone -> {reference, fd, kid} of the clones measured against real images."""
     import pandas as pd
 
     note = NOTE.format(threshold=settings["duplicate_threshold"])
     clones = [
-        clone_row(clone, [r for r in rows if r["clone"] == clone]) for clone in dict.fromkeys(r["clone"] for r in rows)
+        clone_row(clone, [r for r in rows if r["clone"] == clone], (distances or {}).get(clone))
+        for clone in dict.fromkeys(r["clone"] for r in rows)
     ]
     worst = worst_rows(rows, settings["worst"])
     tables = {
@@ -203,18 +225,18 @@ def write_tables(rows: list[dict], settings: dict, outputs: dict) -> None:
             f.write(markdown(frame, title, note))
 
 
-CLASS_COLUMNS = ["clone", "wnid", "name", "images", *MEASURES, "assigned_to", "copied_from", "flags"]
-CLONE_COLUMNS = ["clone", "classes", "images", *MEASURES, "flagged"]
+CLASS_COLUMNS = ["clone", "wnid", "name", "images", "measured", *MEASURES, "assigned_to", "copied_from", "flags"]
+CLONE_COLUMNS = ["clone", "classes", "images", "measured", *[m for m in MEASURES if m != "kid"], "class_kid"]
+CLONE_COLUMNS += ["flagged", "reference", "fd", "kid"]
 WORST_COLUMNS = ["clone", "measure", "rank", "wnid", "name", "value", "flags"]
 
 
 def sheet_choice(rows: list[dict], count: int) -> list[dict]:
     """The classes a clone's worst-classes sheet shows: flagged ones first, then the worst by each measure in
     turn (the worst of each, then the second worst of each, ...), each class once."""
-    rankings = [
-        sorted(rows, key=lambda r, m=measure, low=low: r[m] if low else -r[m]) for measure, (_, low) in MEASURES.items()
-    ]
-    ordered = [r for r in rows if r["flags"]] + [ranking[i] for i in range(len(rows)) for ranking in rankings]
+    rankings = [ranked(rows, measure, low) for measure, (_, low) in MEASURES.items()]
+    ordered = [r for r in rows if r["flags"]]
+    ordered += [ranking[i] for i in range(len(rows)) for ranking in rankings if i < len(ranking)]
     chosen: dict[str, dict] = {}
     for r in ordered:
         chosen.setdefault(r["wnid"], r)

@@ -90,7 +90,7 @@ def references_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(*, eval_files, attack_files, facts: dict, csv, markdown) -> pd.DataFrame:
+def write_reference_tables(*, eval_files, attack_files, facts: dict, csv, markdown) -> pd.DataFrame:
     table = references_table(eval_files, attack_files, facts)
     Path(csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(csv, index=False, float_format="%.6f")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from imagenet_sd.config import schema
-from imagenet_sd.report.tables import run_budgets, training_budget
+from imagenet_sd.report.evaluation_tables import run_budgets, training_budget
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Entry:
 
 
 # name -> entry. A name is listed in the report only if the current config produces its source
-# (see `report_outputs` in rules/common.smk).
+# (see `report_outputs` in imagenet_sd/report_plan.py).
 TABLES: dict[str, Entry] = {
     "evaluation": Entry("results/tables/evaluation.csv", "Result tables", "report/evaluation.rst"),
     "prompts": Entry("results/tables/prompts.csv", "Prompts", "report/prompts.rst"),
@@ -34,6 +34,7 @@ TABLES: dict[str, Entry] = {
     "robustness": Entry("results/tables/robustness.csv", "Result tables", "report/robustness.rst"),
     "representation": Entry("results/tables/representation.csv", "Result tables", "report/representation.rst"),
     "quality": Entry("results/tables/quality.csv", "Clones", "report/quality.rst"),
+    "quality_clones": Entry("results/tables/quality_clones.csv", "Clones", "report/quality_clones.rst"),
     "quality_worst": Entry("results/tables/quality_worst.csv", "Clones", "report/quality_worst.rst"),
 }
 FIGURES: dict[str, Entry] = {
@@ -206,11 +207,17 @@ def generation_tables(stats_files: list[str]) -> tuple[pd.DataFrame, pd.DataFram
     return chunks, total.drop(columns=["mfu_seconds", "seconds"])
 
 
-def generation_page(*, clone: str, stats_files: list[str], csv: str | Path, output: str | Path) -> pd.DataFrame:
+def generation_page(
+    *, clone: str, stats_files: list[str], csv: str | Path, output: str | Path, generator: dict | None = None
+) -> pd.DataFrame:
+    """The clone's generation page; `generator` (name, model, licence) heads it: the licence of the weights
+    that made the clone stands beside its numbers (some forbid uses of their outputs)."""
     chunks, total = generation_tables(stats_files)
     Path(csv).parent.mkdir(parents=True, exist_ok=True)
     chunks.to_csv(csv, index=False, float_format="%.6g")
-    sections = [
+    note = "The model that made the clone and its licence (as on the dataset card)."
+    sections = [("Generator", note, pd.DataFrame([generator]))] if generator else []
+    sections += [
         (
             "Per split and device",
             "Images/s: images over the summed wall time of the chunk jobs (one job, "

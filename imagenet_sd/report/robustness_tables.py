@@ -207,7 +207,7 @@ def robustness_spider(table: pd.DataFrame, path) -> None:
     spider(path, axes, series, "Top-5 (%) per evaluation set and perturbation")
 
 
-def main_robustness(*, eval_files, attack_files, kinds: dict, csv, markdown, png) -> pd.DataFrame:
+def write_robustness_tables(*, eval_files, attack_files, kinds: dict, csv, markdown, png) -> pd.DataFrame:
     table = robustness_table(eval_files, attack_files, kinds)
     Path(csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(csv, index=False, float_format="%.6f")
@@ -243,7 +243,7 @@ def reference_model(table: pd.DataFrame, reference: str | None) -> str | None:
     return real.iloc[0] if len(real) else None
 
 
-def main_representation(*, stat_files, kinds: dict, reference: str | None, csv, markdown, png) -> pd.DataFrame:
+def write_representation_tables(*, stat_files, kinds: dict, reference: str | None, csv, markdown, png) -> pd.DataFrame:
     table = representation_table(stat_files, kinds)
     Path(csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(csv, index=False, float_format="%.6f")

@@ -183,7 +183,9 @@ def spider_plot(table: pd.DataFrame, path) -> None:
     plt.close(fig)
 
 
-def main(*, probe_files: list[str], models: dict, datasets: dict, csv: str, markdown: str, plot: str) -> pd.DataFrame:
+def write_transfer_tables(
+    *, probe_files: list[str], models: dict, datasets: dict, csv: str, markdown: str, plot: str
+) -> pd.DataFrame:
     table = transfer_rows(probe_files, models, datasets)
     Path(csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(csv, index=False, float_format="%.6f")

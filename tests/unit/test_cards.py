@@ -44,7 +44,10 @@ def test_synthetic_card_counts_redraws_names_the_licence_and_its_provenance_read
     tars = [chunk(tmp_path / f"{w}.tar", w, pixels[w]) for w in CLASSES]
     pack_clone(tmp_path / "sd", classes=CLASSES, images_per_class=3, shard_size=4, train_tars=tars)
     quality = tmp_path / "quality_clones.csv"
-    quality.write_text("clone,classes,images,clip_score,flagged\nsd,3,9,27.5,1\nother,1,1,1.0,0\n")
+    # sd has no reference, so no FD or KID: left off the card, whose JSON has no NaN (write_card reads it back)
+    quality.write_text(
+        "clone,classes,images,clip_score,flagged,reference,fd,kid\nsd,3,9,27.5,1,,,\no,1,1,1.0,0,r,2,1\n"
+    )
     generator = {"model": SD14, "guidance_scale": 2.0}
     made_of = {"seed": 0, "clone": {"class_set": "s"}, "generator_name": "sd14", "generator": generator}
     made_of |= {"recipe_name": "c_dc", "recipes": {"c_dc": {"family": "c, d_c"}}, "pipeline": None}
@@ -54,6 +57,7 @@ def test_synthetic_card_counts_redraws_names_the_licence_and_its_provenance_read
     assert card["generation"]["train"] == {"chunks": 2, "images": 9, "regenerated": 3, "unresolved": 1}
     assert card["licence"] == LICENCES[SD14] and LICENCES[SD14] in markdown
     assert card["quality"]["flagged"] == 1 and "clip_score: 27.5" in markdown
+    assert not {"reference", "fd", "kid"} & set(card["quality"])
     assert card["config"]["generator"] == generator and '"guidance_scale": 2.0' in markdown
     assert card["code"]["commit"] and "libraries" in card["code"]
     # the card's own recipe for reading provenance, run on the shards it describes

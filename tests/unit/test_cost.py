@@ -127,13 +127,13 @@ def test_table_rows_scale_with_steps_and_know_guidance():
     assert not tp.gpu_matches("A100", "NVIDIA A10")
 
 
+def rate(model, resolution, steps, guidance, family=None):
+    """The table's 16-bit H100 rate of a generator (a hub id or a folder with its declared family)."""
+    wanted = {"model": tp.model_family(model, family), "resolution": resolution, "steps": str(steps)}
+    return tp.table_rate(tp.load_throughput(), "generate", {**wanted, "guidance": guidance, "dtype": "16-bit"}, "H100")
+
+
 def test_each_hub_family_has_its_own_rate_and_turbo_rows_are_not_scaled_across_steps():
-    rows = tp.load_throughput()
-
-    def rate(model, resolution, steps, guidance, family=None):
-        wanted = {"model": tp.model_family(model, family), "resolution": resolution, "steps": str(steps)}
-        return tp.table_rate(rows, "generate", {**wanted, "guidance": guidance, "dtype": "16-bit"}, "H100")
-
     sd1 = rate("CompVis/stable-diffusion-v1-4", "512x512", 50, "yes")
     sdxl = rate("stabilityai/stable-diffusion-xl-base-1.0", "1024x1024", 50, "yes")
     assert sdxl.images_per_second < rate("stabilityai/stable-diffusion-2-1", "768x768", 50, "yes").images_per_second
@@ -142,6 +142,28 @@ def test_each_hub_family_has_its_own_rate_and_turbo_rows_are_not_scaled_across_s
     assert "scaled" not in four.source and 1 < one.images_per_second / four.images_per_second < 4
     assert rate("/models/my-turbo", "512x512", 4, "no", family="sdxl-turbo").images_per_second == four.images_per_second
     assert rate("/models/my-turbo", "512x512", 4, "no") is None  # an unnamed local folder has no row
+
+
+def test_pixart_sd3_and_flux_are_priced_from_their_own_rows():
+    pixart = rate("PixArt-alpha/PixArt-XL-2-512x512", "512x512", 20, "yes")
+    assert rate("/models/pixart", "512x512", 20, "yes", family="pixart-alpha") == pixart
+    sd35 = rate("stabilityai/stable-diffusion-3.5-medium", "1024x1024", 40, "yes")
+    one, four = (rate("black-forest-labs/FLUX.1-schnell", "1024x1024", s, "no") for s in (1, 4))
+    assert sd35.images_per_second < four.images_per_second < one.images_per_second < pixart.images_per_second
+    assert "scaled" not in four.source and "estimate" in four.source
+    # SD3.5 large and a folder declared sd3 (medium or large?) have no rows: unknown, not another model's rate
+    assert rate("stabilityai/stable-diffusion-3.5-large", "1024x1024", 40, "yes") is None
+    assert rate("/models/my-sd3", "1024x1024", 40, "yes", family="sd3") is None
+
+
+def test_the_generator_study_prices_every_generator(monkeypatch):
+    monkeypatch.chdir(REPO)
+    est = cost.estimate(cost.load_config(["config/generators_in100.yaml"]), gpu="H100", root=REPO / "no-results")
+    gen = est.generation.set_index("generator")
+    assert len(gen) == 8 and not gen.gpu_hours.isna().any(), gen.throughput_from.to_dict()
+    # a distilled model at 4 steps is cheaper per image than its guided 50-step base
+    assert gen.images_per_second["sdxl-turbo"] > gen.images_per_second["sdxl-g2"]
+    assert gen.images_per_second["flux-schnell"] > gen.images_per_second["sd35m-g2"]
 
 
 def test_training_counts_images_seen_and_trained_runs(config, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
+from imagenet_sd.generate.families import FAMILIES, declared_family
 from imagenet_sd.plan import build_plan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,3 +68,22 @@ def test_the_scaling_runs_see_the_same_number_of_images():
         for run, r in config["runs"].items()
     }
     assert len(set(seen.values())) == 1, seen
+
+
+def test_the_generator_study_has_one_clone_per_family_on_the_same_classes_prompts_and_training():
+    config = yaml.safe_load((REPO / "config/generators_in100.yaml").read_text())
+    plan = plan_of("config/generators_in100.yaml")
+    synthetic = {name: c for name, c in plan.clones.items() if not c.real}
+    generators = [config["clones"][name]["generator"] for name in synthetic]
+    families = [declared_family(config, g, None).name for g in generators]
+    assert sorted(families) == sorted(FAMILIES)  # every family once
+    entries = [config["clones"][name] for name in synthetic]
+    assert {(c["class_set"], c["images_per_class"]) for c in entries} == {("imagenet100", 1300)}
+    assert {config["recipes"][c["recipe"]]["family"] for c in entries} == {"c, d_c"}
+    assert {r["training"] for r in config["runs"].values()} == {"trex-rn50"}
+    assert {r["clone"] for r in config["runs"].values()} == set(config["clones"])  # and the real baseline
+    for name in synthetic:
+        assert len(chunks(plan, name)) == 100  # one 1,300-image chunk per class
+    # the SD v1.4 clone is config/imagenet100_sd.yaml's files; the seven others are new, each its own
+    assert chunks(plan, "in100-sd") == chunks(plan_of("config/imagenet100_sd.yaml"), "in100-sd")
+    assert len(set().union(*(chunks(plan, name) for name in synthetic))) == 800

@@ -1,5 +1,6 @@
-"""Generator families after SD 1.x (SD 2.x, SD-Turbo, SDXL, SDXL-Turbo) as tiny random pipelines run by the
-real generate job: detection, the prompt cache, FLOPs against a profiler count, config checks and keys."""
+"""Generator families after SD 1.x (SD 2.x, SD-Turbo, SDXL, SDXL-Turbo, PixArt-alpha, SD3, FLUX.1-schnell)
+as tiny random pipelines run by the real generate job: detection, the prompt cache, FLOPs against a profiler
+count, config checks, the job's architecture check and keys."""
 
 import copy
 import json
@@ -10,10 +11,11 @@ import pytest
 import torch
 from conftest import TINY_PIPELINE, demo_config
 from snakemake.utils import validate
-from test_generation import RECORD, WNID, generator_entry, read_chunk, run_chunk
+from test_generation import RECORD, WNID, generator_entry, job_arguments, read_chunk, run_chunk
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from imagenet_sd.adaptation_plan import generator_family
 from imagenet_sd.config import ConfigError
 from imagenet_sd.generate import generation as gen
 from imagenet_sd.generate.chunks import ChunkIdentity
@@ -25,7 +27,7 @@ from imagenet_sd.plan import build_plan
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[2]
-NEW = ("sd2", "sd-turbo", "sdxl", "sdxl-turbo", "pixart-alpha")
+NEW = ("sd2", "sd-turbo", "sdxl", "sdxl-turbo", "pixart-alpha", "sd3", "flux-schnell")
 
 
 def family_settings(family: str) -> dict:
@@ -36,9 +38,11 @@ def family_settings(family: str) -> dict:
 
 
 def sampling(family: str, **overrides) -> dict:
-    """Pixel settings the family is made for: one step, Turbo without guidance, the others guided."""
+    """Pixel settings the family is made for: one step, Turbo and FLUX.1-schnell without guidance, the others
+    guided; SD3 and FLUX with their own flow-matching scheduler."""
     turbo = FAMILIES[family].distilled
-    return {"steps": 1, "guidance_scale": 0.0 if turbo else 2.0, **overrides}
+    own = {"scheduler": "default"} if FAMILIES[family].flow_matching else {}
+    return {"steps": 1, "guidance_scale": 0.0 if turbo else 2.0, **own, **overrides}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +63,15 @@ def prompt_file(tmp_path_factory):
 # sd-turbo and sdxl share their architecture with those two and run one job each (a load is most of a job).
 @pytest.mark.parametrize(
     ("family", "compare_batches"),
-    [("sd2", True), ("sd-turbo", False), ("sdxl", False), ("sdxl-turbo", True), ("pixart-alpha", True)],
+    [
+        ("sd2", True),
+        ("sd-turbo", False),
+        ("sdxl", False),
+        ("sdxl-turbo", True),
+        ("pixart-alpha", True),
+        ("sd3", True),
+        ("flux-schnell", True),
+    ],
 )
 def test_the_generate_job_runs_each_family_independently_of_batch_size(
     family, compare_batches, family_dirs, prompt_file, tmp_path
@@ -80,9 +92,12 @@ def test_the_generate_job_runs_each_family_independently_of_batch_size(
 
 
 @pytest.mark.parametrize("negative", ["", "blurry"])
-def test_sdxl_prompt_cache_gives_the_stock_calls_pixels(negative, family_dirs):
-    pipe = load_pipeline(str(family_dirs["sdxl"]), dtype="float32", device="cpu")
-    settings = generator_entry(negative_prompt=negative, **sampling("sdxl"))
+@pytest.mark.parametrize("family", ["sdxl", "pixart-alpha", "sd3", "flux-schnell"])
+def test_prompt_cache_gives_the_stock_calls_pixels(family, negative, family_dirs):
+    if FAMILIES[family].distilled and negative:
+        pytest.skip("a guidance-distilled model takes no negative prompt (the config check refuses it)")
+    pipe = load_pipeline(str(family_dirs[family]), dtype="float32", device="cpu")
+    settings = generator_entry(negative_prompt=negative, **sampling(family))
     tasks = [ChunkIdentity(RECORD, "tiny", "train").task(i) for i in range(2)]
     encoder = gen.PromptEncoder(pipe, settings)
     assert encoder.cached
@@ -92,12 +107,14 @@ def test_sdxl_prompt_cache_gives_the_stock_calls_pixels(negative, family_dirs):
     assert np.abs(ours - theirs).max() <= 1 and (ours != theirs).mean() < 1e-2
 
 
-@pytest.mark.parametrize("family", ("sd1", "sd2", "sdxl", "pixart-alpha"))  # a Turbo model: its base's architecture
+# A Turbo model has its base's architecture; FLUX.1-schnell is counted as made (1 pass, no negative prompt).
+@pytest.mark.parametrize("family", ("sd1", "sd2", "sdxl", "pixart-alpha", "sd3", "flux-schnell"))
 def test_flops_per_image_match_a_profiler_count_of_the_pipeline(family, family_dirs):
     """The model's count (denoiser x steps x passes + text encoders x passes + VAE decode) against every
     FLOP the profiler sees in one stock pipeline call for one image (a negative prompt: every pass encodes).
     Attention runs on SDPA's math backend: the profiler has no FLOP formula for the fused CPU kernel."""
     pipe = load_pipeline(str(family_dirs[family]), dtype="float32", device="cpu")
+    assert type(pipe).__name__ == FAMILIES[family].pipeline
     turbo = FAMILIES[family].distilled
     settings = generator_entry(negative_prompt="" if turbo else "blurry", **sampling(family))
     counted = flops_per_image(pipe, settings)
@@ -137,9 +154,14 @@ def test_generator_key_changes_with_pixel_settings_only(monkeypatch):
         ("sd-turbo", {"guidance_scale": [0.0, 1.5]}, "guidance_scale"),
         ("sd-turbo", {"negative_prompt": "blurry"}, "negative_prompt"),
         ("sdxl-turbo", {"steps": 8}, "steps"),
+        ("flux-schnell", {"guidance_scale": 3.5}, "guidance_scale"),
+        ("flux-schnell", {"negative_prompt": "blurry"}, "negative_prompt"),
+        ("flux-schnell", {"steps": 28}, "steps"),
+        ("flux-schnell", {"scheduler": "EulerDiscrete"}, "scheduler"),
+        ("sd3", {"scheduler": "DDIM"}, "scheduler"),
     ],
 )
-def test_what_a_turbo_model_cannot_do_is_refused_naming_the_key(family, setting, key, monkeypatch):
+def test_what_a_family_cannot_do_is_refused_naming_the_key(family, setting, key, monkeypatch):
     monkeypatch.chdir(ROOT)
     with pytest.raises(ConfigError, match=rf"generators\.tiny\.{key}:"):
         build_plan(family_config(family, **{**sampling(family), **setting}))
@@ -158,6 +180,32 @@ def test_a_hub_id_or_the_generators_family_declares_a_turbo_model(monkeypatch):
     build_plan(config)
 
 
+@pytest.mark.parametrize(
+    ("model", "family"),
+    [
+        ("stabilityai/stable-diffusion-3-medium-diffusers", "sd3"),
+        ("stabilityai/stable-diffusion-3.5-medium", "sd3"),
+        ("stabilityai/stable-diffusion-3.5-large", "sd3"),
+        ("black-forest-labs/FLUX.1-schnell", "flux-schnell"),
+    ],
+)
+def test_sd3_and_flux_hub_ids_are_checked_as_their_family(model, family, monkeypatch):
+    """SD3 takes guidance but only its own scheduler; FLUX.1-schnell neither guidance nor more than 4 steps."""
+    monkeypatch.chdir(ROOT)
+    config = family_config("sd1")
+    config["generators"]["hub"] = {**config["generators"]["tiny"], "model": model, **sampling(family, steps=4)}
+    build_plan(config)
+    config["generators"]["hub"]["scheduler"] = "DDIM"
+    with pytest.raises(ConfigError, match=rf"generators\.hub\.scheduler: DDIM, but {family} samples by flow"):
+        build_plan(config)
+    config["generators"]["hub"].update(scheduler="default", guidance_scale=3.5, steps=28)
+    if FAMILIES[family].distilled:
+        with pytest.raises(ConfigError, match=r"generators\.hub\.guidance_scale: 3.5 > 1"):
+            build_plan(config)
+    else:
+        build_plan(config)
+
+
 def test_a_pixart_clone_needs_a_recipe_counting_its_120_tokens(monkeypatch):
     monkeypatch.chdir(ROOT)
     config = family_config("pixart-alpha")
@@ -165,3 +213,32 @@ def test_a_pixart_clone_needs_a_recipe_counting_its_120_tokens(monkeypatch):
         build_plan(config)
     config["recipes"]["c_dc"]["max_tokens"] = 120
     build_plan(config)
+
+
+@pytest.mark.parametrize(
+    ("declared", "built", "theirs"), [("sdxl-turbo", "sd2", "sd2 or sd-turbo"), ("flux-schnell", "sd3", "sd3")]
+)
+def test_the_generate_job_refuses_a_pipeline_of_another_family(
+    declared, built, theirs, family_dirs, prompt_file, tmp_path
+):
+    """The config checks ran against the declared family: a folder of another architecture stops the job
+    before it loads, naming the generator and both families, and writes nothing."""
+    arguments = job_arguments(tmp_path, family_dirs[built], prompt_file, stop=1, **sampling(declared))
+    with pytest.raises(ConfigError, match=rf"generator tiny is declared family {declared} .* of family {theirs}:"):
+        gen.run_generate(**arguments, family=declared)
+    assert not list(tmp_path.iterdir())
+    gen.run_generate(
+        **job_arguments(tmp_path, family_dirs[built], prompt_file, stop=1, **sampling(built)), family=built
+    )
+
+
+def test_the_family_a_generate_job_checks_is_the_one_the_config_declares():
+    config = family_config("sdxl")
+    assert generator_family(config, "tiny") == "sdxl"
+    assert generator_family(copy.deepcopy(demo_config()), "tiny") == "sd1"  # a tiny pipeline without `family`
+    config["generators"]["hub"] = {**config["generators"]["tiny"], "model": "black-forest-labs/FLUX.1-schnell"}
+    assert generator_family(config, "hub") == "flux-schnell"
+    config["generators"]["hub"]["model"] = "/somewhere/a-pipeline"
+    assert generator_family(config, "hub") is None
+    config["generators"]["hub"]["family"] = "sd3"
+    assert generator_family(config, "hub") == "sd3"

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "imagenet_sd"
 # Top-level modules that every stage may import: they import no stage themselves.
 SHARED = ("config", "paths", "seeds", "runtime", "progress")
 # Top-level modules that plan the whole run from the config: they read every stage's checks and names.
-PLANNERS = ("plan", "quality_plan", "transfer_plan", "adaptation_plan")
+PLANNERS = ("plan", "output_plan", "report_plan", "quality_plan", "transfer_plan", "adaptation_plan")
 # The order data flows in (the order rules/ runs them); ops reads the plan of a whole run.
 STAGES = ("prompts", "generate", "data", "quality", "train", "evaluate", "report")
 LAYERS = ("shared", *STAGES, "planners", "ops")

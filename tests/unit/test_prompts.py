@@ -26,23 +26,31 @@ from imagenet_sd.prompts.prompts import (
     write_prompt_file,
 )
 from imagenet_sd.prompts.wordnet import materialise, open_wordnet
+from imagenet_sd.prompts.wordnet_sources import HOW_TO_GET, find_source, wordnet_dir
 
 REPO = Path(__file__).resolve().parents[2]
-DEBIAN = Path("/usr/share/wordnet")
+WORKFLOW_COPY = REPO / "resources/nltk_data"  # where the `wordnet` rule materialises WordNet
 SCENES = str(REPO / "data/places365_categories.txt")
 CRANE_BIRD, CRANE_MACHINE, IRON = "n02012849", "n03126707", "n03584829"
 WORLD_WAR_II = "n01312096"  # not an ImageNet class; its gloss alone is far beyond 77 CLIP tokens
 
+
+def local_wordnet() -> Path | None:
+    """An nltk_data root holding WordNet, found as the workflow finds it but without downloading: the copy the
+    `wordnet` rule made, else find_source's (NLTK_DATA's roots, Debian's files) materialised by the fixture."""
+    return WORKFLOW_COPY if (wordnet_dir(WORKFLOW_COPY) / "lexnames").is_file() else None
+
+
 pytestmark = pytest.mark.skipif(
-    not (DEBIAN / "data.noun").is_file(),
-    reason="Debian's wordnet-base is not installed (apt-get install wordnet-base wordnet-sense-index)",
+    local_wordnet() is None and find_source() is None,
+    reason="no WordNet on this machine: " + HOW_TO_GET,
 )
 
 
 @pytest.fixture(scope="module")
 def nltk_data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("wn") / "nltk_data"
-    materialise(root, debian_dir=DEBIAN)
+    materialise(root, nltk_data=local_wordnet())  # None: find_source's, as the `wordnet` rule does
     return root
 
 

@@ -2,13 +2,12 @@
 flagged, and the plan (one embedding job per class, keyed like its chunks)."""
 
 import copy
-import io
+import csv
 import json
-import tarfile
 
 import numpy as np
 import pytest
-from conftest import demo_config, load_script, record_chunk
+from conftest import demo_config, jpeg_bytes, load_script, write_chunk_tar
 from PIL import Image
 
 from imagenet_sd.config import ConfigError, schema
@@ -36,18 +35,12 @@ def test_diversity_of_identical_and_orthogonal_images():
 
 
 def chunk(path, wnid, pixels):
-    """A chunk tar as `generate` writes it: {wnid}_{index}.jpg + .json with the prompt, and its stats record."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w") as tar:
-        for i, image in enumerate(pixels):
-            buf = io.BytesIO()
-            Image.fromarray(image).save(buf, format="JPEG", quality=90)
-            meta = json.dumps({"prompt": f"a photo of class {wnid}", "index": i}).encode()
-            for name, data in ((f"{wnid}_{i:06d}.jpg", buf.getvalue()), (f"{wnid}_{i:06d}.json", meta)):
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    return record_chunk(path)  # the record a finished generate job leaves: pack and the sheets check it
+    """A chunk tar as `generate` writes it, each image's JSON with its prompt, and its stats record."""
+    images = [
+        (jpeg_bytes(image, quality=90), {"prompt": f"a photo of class {wnid}", "index": i})
+        for i, image in enumerate(pixels)
+    ]
+    return write_chunk_tar(path, wnid, images)
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +74,8 @@ def test_a_class_of_copies_of_another_class_is_flagged(tmp_path, tiny_clip):
     assert "copies: 6 images also in n1" in flagged["n3"]["flags"]
     assert all(r["duplicate_pairs"] == 0 and r["images"] == 6 for r in rows)  # random images are distinct
     assert "copies: 6 images also in n1" in outputs["classes_md"].read_text()
-    clones = outputs["clones"].read_text().splitlines()
-    assert clones[0].split(",")[-1] == "flagged" and clones[1].split(",")[-1] == "2"
+    (clone,) = csv.DictReader(outputs["clones"].read_text().splitlines())
+    assert clone["flagged"] == "2" and clone["measured"] == "generated" and clone["fd"] == ""  # no reference
     # the report's sheet of the worst classes shows the flagged ones first
     report = {k: v.get("default") for k, v in schema()["properties"]["report"]["properties"].items()}
     shown = load_script("quality_sheet").main(

@@ -15,7 +15,7 @@ from test_models import CLASSES, released_format
 from imagenet_sd.config import ConfigError
 from imagenet_sd.evaluate.protocols import attack_settings
 from imagenet_sd.ops.cost import load_config
-from imagenet_sd.report.reference_tables import main
+from imagenet_sd.report.reference_tables import write_reference_tables
 from imagenet_sd.report.references import reference_facts
 
 torch.set_num_threads(1)
@@ -79,7 +79,7 @@ def references(results, config, out) -> pd.DataFrame:
     """The `references` rule's script on the result files, with the facts of `config`; the CSV it wrote."""
     _, evals, attacks = results
     facts = reference_facts(config)
-    main(
+    write_reference_tables(
         eval_files=evals, attack_files=attacks, facts=facts, csv=out / "references.csv", markdown=out / "references.md"
     )
     return pd.read_csv(out / "references.csv")

@@ -3,7 +3,6 @@ and the whole `snakemake --report` page opened in a real headless Chromium."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tarfile
@@ -14,32 +13,32 @@ import numpy as np
 import pandas as pd
 import pytest
 from browser import Browser
-from conftest import REPO
+from conftest import REPO, jpeg_bytes, write_chunk_tar
 from PIL import Image
 
 from imagenet_sd.generate.chunk_check import DamagedChunk
+from imagenet_sd.quality.cards import licence
 from imagenet_sd.report import contact_sheets as cs
-from imagenet_sd.report.plots import training_curves
-from imagenet_sd.report.report import generation_tables, table_page
-from imagenet_sd.runtime import add_tar_member
+from imagenet_sd.report.curves import training_curves
+from imagenet_sd.report.report import generation_page, generation_tables, table_page
 
 ARTIFACTS = Path(os.environ.get("REPORT_ARTIFACTS", REPO / "results" / "test-artifacts"))
 
 
 def write_chunk(path: Path, wnid: str, n: int, colour: int, cut_after: int | None = None) -> Path:
-    """A chunk tar in the generate job's layout (<key>.jpg + <key>.json per image, in index order)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
-        for i in range(n):
-            buffer = io.BytesIO()
-            Image.fromarray(np.full((64, 64, 3), (colour + 20 * i) % 256, np.uint8)).save(buffer, "JPEG")
-            add_tar_member(tar, f"{wnid}_{i:06d}.jpg", buffer.getvalue())
-            meta = {
+    """A chunk tar in the generate job's layout, without its stats record, optionally cut short."""
+    images = [
+        (
+            jpeg_bytes(np.full((64, 64, 3), (colour + 20 * i) % 256, np.uint8)),
+            {
                 "key": f"{wnid}_{i:06d}",
                 "prompt": f"prompt {i} of {wnid}, a long definition " * 3,
                 "failed": "black" if i == 1 else None,
-            }
-            add_tar_member(tar, f"{wnid}_{i:06d}.json", json.dumps(meta).encode())
+            },
+        )
+        for i in range(n)
+    ]
+    write_chunk_tar(path, wnid, images, record=False)
     if cut_after is not None:  # the tar ends in the middle of image `cut_after`: only a full read notices
         with tarfile.open(path) as tar:
             cut = tar.getmember(f"{wnid}_{cut_after:06d}.jpg").offset_data + 10
@@ -162,6 +161,22 @@ def test_generation_statistics_aggregate_chunks(tmp_path):
     assert train.mfu == pytest.approx((0.4 * 10 + 0.2 * 30) / 40)  # time-weighted
     assert (train.regenerated, train.unresolved) == (2, 1)
     assert train.gpu_hours == pytest.approx(40 / 3600)
+
+
+def test_a_clones_generation_page_names_its_generators_licence_as_its_card_does(tmp_path):
+    files = [write_stats(tmp_path / "n1.json", "train", 100, 10.0, 0.4)]
+    made_of = {"generator": {"model": "black-forest-labs/FLUX.1-schnell"}, "pipeline": None}
+    generator = {"generator": "flux-schnell", "model": "black-forest-labs/FLUX.1-schnell", "licence": licence(made_of)}
+    generation_page(
+        clone="c", stats_files=files, csv=tmp_path / "a.csv", output=tmp_path / "a.html", generator=generator
+    )
+    page = (tmp_path / "a.html").read_text()
+    assert "<h2>Generator</h2>" in page and "Apache 2.0" in page
+    assert page.index("Apache 2.0") < page.index("Per split and device")  # above the numbers
+    # without a generator (as before), the CSV is the same bytes: only the page gains the section
+    generation_page(clone="c", stats_files=files, csv=tmp_path / "b.csv", output=tmp_path / "b.html")
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert "<h2>Generator</h2>" not in (tmp_path / "b.html").read_text()
 
 
 def test_training_curves_show_top1_only_when_logged(tmp_path):

@@ -8,7 +8,12 @@ import pytest
 from test_attacks import FGSM, run_attack_script
 from test_evaluation import MODEL_CLASSES, image_folder, ranking_checkpoint, run_evaluate
 
-from imagenet_sd.report.robustness_tables import STATISTICS, main_representation, main_robustness, reference_model
+from imagenet_sd.report.robustness_tables import (
+    STATISTICS,
+    reference_model,
+    write_representation_tables,
+    write_robustness_tables,
+)
 
 KINDS = {"syn": "synthetic", "ref": "real"}
 
@@ -53,7 +58,7 @@ def test_robustness_rows_markdown_and_spider(tmp_path):
         )
     ]
     out = tmp_path / "t"
-    main_robustness(
+    write_robustness_tables(
         eval_files=evals, attack_files=attacks, kinds=KINDS, csv=out / "r.csv", markdown=out / "r.md", png=out / "r.png"
     )
     table = pd.read_csv(out / "r.csv", dtype={"strength": str})
@@ -104,7 +109,7 @@ def test_attacks_are_shown_beside_the_clean_accuracy_of_their_own_subset(tmp_pat
     assert subset["top1"] != evaluation["top1"]  # the 4 attacked images are not a 50/50 sample
     out = tmp_path / "t"
     files = {"csv": out / "r.csv", "markdown": out / "r.md", "png": out / "r.png"}
-    main_robustness(eval_files=[str(tmp_path / "e.json")], attack_files=attacks, kinds={}, **files)
+    write_robustness_tables(eval_files=[str(tmp_path / "e.json")], attack_files=attacks, kinds={}, **files)
     table = pd.read_csv(out / "r.csv", dtype={"strength": str})
     row = table[table.kind == "clean_subset"]
     assert (row.top1.item(), row.ece.item(), row.n_images.item()) == pytest.approx((subset["top1"], subset["ece"], 4))
@@ -122,7 +127,9 @@ def test_attacks_on_different_subsets_of_a_set_are_named(tmp_path):
     attacks = [attack(tmp_path, checkpoint, images, f"fgsm{seed}", "fgsm", 1, seed) for seed in (0, 1)]
     out = tmp_path / "t"
     with pytest.raises(ValueError, match=r"fgsm0\.json and .*fgsm1\.json \(model r, set set\) are on different"):
-        main_robustness(eval_files=[], attack_files=attacks, kinds={}, csv=out / "c", markdown=out / "m", png=out / "p")
+        write_robustness_tables(
+            eval_files=[], attack_files=attacks, kinds={}, csv=out / "c", markdown=out / "m", png=out / "p"
+        )
 
 
 def stats(model, evalset, value):
@@ -135,7 +142,7 @@ def test_representation_table_and_reference(tmp_path):
         write(tmp_path / "s2.json", stats("ref", "val", 0.4)),
     ]
     out = tmp_path / "t"
-    table = main_representation(
+    table = write_representation_tables(
         stat_files=files, kinds=KINDS, reference=None, csv=out / "s.csv", markdown=out / "s.md", png=out / "s.png"
     )
     assert reference_model(table, None) == "ref"  # the real-data model by default
@@ -168,7 +175,7 @@ def test_attack_strengths_and_severities_sort_by_size_not_as_text(tmp_path):
         )
     ]
     out = tmp_path / "t"
-    main_robustness(
+    write_robustness_tables(
         eval_files=evals, attack_files=attacks, kinds=KINDS, csv=out / "r.csv", markdown=out / "r.md", png=out / "r.png"
     )
     table = pd.read_csv(out / "r.csv", dtype={"strength": str})

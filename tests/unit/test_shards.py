@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import webdataset as wds
-from conftest import pack_clone, record_chunk
+from conftest import pack_clone, write_chunk_tar
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
@@ -30,21 +30,16 @@ def jpeg(color, size=16) -> bytes:
 
 
 def make_chunk(path: Path, wnid: str, split: str, start: int, stop: int, size=16) -> Path:
-    """A generation chunk tar as the generate rule writes it: per image {wnid}_{index:06d}.jpg + .json, in order."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A generation chunk tar of images [start, stop) of one class, a flat colour each."""
     shade = int(wnid[-3:]) % 256
-    with tarfile.open(path, "w") as tar:
-        for index in range(start, stop):
-            key = f"{wnid}_{index:06d}"
-            meta = {"wnid": wnid, "index": index, "split": split, "seed": index, "prompt": f"a photo of {wnid}"}
-            for name, data in (
-                (f"{key}.jpg", jpeg((shade, index * 20 % 256, 90), size)),
-                (f"{key}.json", json.dumps(meta).encode()),
-            ):
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    return record_chunk(path)
+    images = [
+        (
+            jpeg((shade, index * 20 % 256, 90), size),
+            {"wnid": wnid, "index": index, "split": split, "seed": index, "prompt": f"a photo of {wnid}"},
+        )
+        for index in range(start, stop)
+    ]
+    return write_chunk_tar(path, wnid, images, start=start)
 
 
 def make_clone(root: Path, classes, train_per_class, heldout_per_class, chunk=4, size=16):

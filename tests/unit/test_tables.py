@@ -6,8 +6,8 @@ import pandas as pd
 import yaml
 from conftest import REPO
 
+from imagenet_sd.report.evaluation_tables import run_budgets, training_budget, write_evaluation_tables
 from imagenet_sd.report.report import TABLES, caption_text
-from imagenet_sd.report.tables import main, run_budgets, training_budget
 
 
 def write_eval(root, run, evalset, top1, top5):
@@ -39,7 +39,9 @@ def test_long_csv_and_markdown_pivot(tmp_path):
         write_eval(tmp_path, "a", "val", 50.0, 75.0),
         write_eval(tmp_path, "a", "held", 12.5, 100.0),
     ]
-    main(eval_files=files, runs=runs, evalsets=evalsets, csv=str(tmp_path / "t.csv"), markdown=str(tmp_path / "t.md"))
+    write_evaluation_tables(
+        eval_files=files, runs=runs, evalsets=evalsets, csv=str(tmp_path / "t.csv"), markdown=str(tmp_path / "t.md")
+    )
     table = pd.read_csv(tmp_path / "t.csv")
     assert list(table.run) == ["a", "a", "b"] and list(table.evalset) == ["held", "val", "val"]
     assert table.loc[(table.run == "b") & (table.evalset == "val"), "clone"].item() == "c2"
@@ -60,7 +62,7 @@ def test_runs_on_real_clones_are_marked_real(tmp_path):
     }
     evalsets = {"held": {"clone": "c1"}, "real-held": {"clone": "real"}}
     files = [write_eval(tmp_path, "syn", "held", 10.0, 50.0), write_eval(tmp_path, "ref", "real-held", 30.0, 60.0)]
-    main(
+    write_evaluation_tables(
         eval_files=files,
         runs=runs,
         evalsets=evalsets,
@@ -84,7 +86,7 @@ def test_names_come_from_the_json_not_the_path(tmp_path):
             {"run": "a", "evalset": {"name": "val"}, "top1": 40.0, "top5": 80.0, "n_images": 5, "n_classes_scored": 10}
         )
     )
-    table = main(
+    table = write_evaluation_tables(
         eval_files=[str(path)],
         runs=runs,
         evalsets={"val": {"path": "/data/val"}},
@@ -111,7 +113,7 @@ def test_the_scaling_study_says_its_image_budget_is_fixed_not_its_epochs():
 
 def test_the_evaluation_markdown_states_the_budget(tmp_path):
     runs = {"a": {"clone": "c1", "training": "t", "synthetic": True}}
-    main(
+    write_evaluation_tables(
         eval_files=[write_eval(tmp_path, "a", "val", 50.0, 80.0)],
         runs=runs,
         evalsets={"val": {"path": "/data/val"}},

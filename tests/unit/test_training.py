@@ -1,12 +1,10 @@
 """Training: schedules, data order, batched augmentations against the PIL reference, heads, the loader's
 resumable order, and short real runs on tiny packed shards (learning, stop signals, SIGKILL, several ranks)."""
 
-import io
 import json
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import load_script, pack_clone, record_chunk
+from conftest import jpeg_bytes, load_script, pack_clone, write_chunk_tar
 from PIL import Image
 from torchvision import transforms as TV
 from torchvision.transforms import RandomResizedCrop as T_RRC
@@ -61,23 +59,17 @@ TINY = {
 
 
 def chunk_tar(path: Path, wnid: str, n: int) -> Path:
-    """A generation chunk: {wnid}_{index:06d}.jpg + .json per image; class 0 dark, class 1 bright images."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A generation chunk of n images; class 0 dark, class 1 bright images."""
     rng = np.random.default_rng(int(wnid[1:]))
     base = 40 if wnid == CLASSES[0] else 210
-    with tarfile.open(path, "w") as tar:
-        for i in range(n):
-            pixels = np.clip(base + rng.normal(0, 20, (24, 24, 3)), 0, 255).astype(np.uint8)
-            buf = io.BytesIO()
-            Image.fromarray(pixels).save(buf, format="JPEG")
-            for name, data in (
-                (f"{wnid}_{i:06d}.jpg", buf.getvalue()),
-                (f"{wnid}_{i:06d}.json", json.dumps({"wnid": wnid, "index": i}).encode()),
-            ):
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    return record_chunk(path)
+    images = [
+        (
+            jpeg_bytes(np.clip(base + rng.normal(0, 20, (24, 24, 3)), 0, 255).astype(np.uint8)),
+            {"wnid": wnid, "index": i},
+        )
+        for i in range(n)
+    ]
+    return write_chunk_tar(path, wnid, images)
 
 
 @pytest.fixture(scope="module")
@@ -339,21 +331,11 @@ def easy_image(wnid: str, rng: np.random.Generator) -> np.ndarray:
 def colour_chunk(path: Path, wnid: str, n: int, seed: int) -> Path:
     """An easy clone's chunk: n images of `easy_image`."""
     rng = np.random.default_rng(seed)
-    members = []
-    for i in range(n):
-        buf = io.BytesIO()
-        Image.fromarray(np.clip(easy_image(wnid, rng), 0, 255).astype(np.uint8)).save(buf, format="JPEG")
-        members += [
-            (f"{wnid}_{i:06d}.jpg", buf.getvalue()),
-            (f"{wnid}_{i:06d}.json", json.dumps({"wnid": wnid, "index": i}).encode()),
-        ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return record_chunk(path)
+    images = [
+        (jpeg_bytes(np.clip(easy_image(wnid, rng), 0, 255).astype(np.uint8)), {"wnid": wnid, "index": i})
+        for i in range(n)
+    ]
+    return write_chunk_tar(path, wnid, images)
 
 
 # Checked for margin: seeds 0-11 x job threads 1 and 2, and seeds 0-5 with 4 threads, all score 30/30 with

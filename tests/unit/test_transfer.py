@@ -21,8 +21,7 @@ from imagenet_sd.data.transfer_sets import build_index, seeded_split
 from imagenet_sd.evaluate.features import write_features
 from imagenet_sd.evaluate.probes import linear_grid, log_grid, run_probe, search_1d
 from imagenet_sd.plan import build_plan
-from imagenet_sd.report.transfer_tables import log_odds
-from imagenet_sd.report.transfer_tables import main as tables_main
+from imagenet_sd.report.transfer_tables import log_odds, write_transfer_tables
 
 torch.set_num_threads(1)
 DEFAULT_SEEDS = schema()["properties"]["transfer"]["properties"]["seeds"]["default"]
@@ -159,7 +158,7 @@ def test_the_probe_runs_for_each_split_seed_and_the_table_gives_their_mean_and_s
     top1 = [r["top1"] for r in results]
     assert len({tuple(r["test_indices"]) for r in results}) == 3 and statistics.stdev(top1) > 0
     out = {k: str(tmp_path / f"t.{k}") for k in ("csv", "markdown", "plot")}
-    tables_main(probe_files=outputs, models={"demo": {"synthetic": True}}, datasets={"digits": {}}, **out)
+    write_transfer_tables(probe_files=outputs, models={"demo": {"synthetic": True}}, datasets={"digits": {}}, **out)
     table = pd.read_csv(out["csv"])
     assert list(table.seed) == seeds and list(table.top1) == pytest.approx(top1) and set(table.test_fraction) == {0.3}
     md = Path(out["markdown"]).read_text()
@@ -244,7 +243,7 @@ def test_transfer_tables_mean_log_odds_groups_and_training_data(tmp_path):
     models = {"syn": {"synthetic": True}, "real": {"synthetic": False}}
     datasets = {"a": {"group": "small"}, "b": {"group": "small"}, "in1k": {"summary": False}}
     out = {k: str(tmp_path / f"t.{k}") for k in ("csv", "markdown", "plot")}
-    tables_main(probe_files=files, models=models, datasets=datasets, **out)
+    write_transfer_tables(probe_files=files, models=models, datasets=datasets, **out)
     table = pd.read_csv(out["csv"])
     assert len(table) == 5 and set(table.training_data) == {"synthetic only", "real images"}
     md = Path(out["markdown"]).read_text()

@@ -151,7 +151,7 @@ def markdown_pivot(table: pd.DataFrame, evalsets: dict, budget: str = "") -> str
     return "\n".join(lines) + "\n"
 
 
-def main(
+def write_evaluation_tables(
     *, eval_files: list[str], runs: dict, evalsets: dict, csv: str, markdown: str, real_clones=(), budget: str = ""
 ) -> pd.DataFrame:
     """The evaluation table; `budget` (training_budget of the config) says whether the runs share their
