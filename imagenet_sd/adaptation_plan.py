@@ -21,6 +21,7 @@ from imagenet_sd import paths
 from imagenet_sd.config import ConfigError
 from imagenet_sd.generate.families import declared_family
 from imagenet_sd.train.adaptation import adaptation_settings
+from imagenet_sd.train.lora import SettingError
 
 # Entry keys that are not adaptation settings (imagenet_sd.train.adaptation.DEFAULTS) and not in the key as such.
 ENTRY_KEYS = ("model", "revision", "clone", "recipe", "images_per_class", "device")
@@ -47,7 +48,8 @@ def generator_family(config: dict, generator: str) -> str | None:
 
 
 def trained_settings(spec: dict) -> dict:
-    """The entry's adaptation settings with their defaults, less `save_every` (saving changes no weight)."""
+    """The entry's adaptation settings with their defaults, less `save_every` (saving changes no weight);
+    `lora` only when set (a full fine-tuning's key is the one it had before LoRA existed)."""
     settings = adaptation_settings({k: v for k, v in spec.items() if k not in ENTRY_KEYS})
     return {k: v for k, v in settings.items() if k != "save_every"}
 
@@ -125,6 +127,8 @@ def check_adaptations(plan, need) -> None:
             )
         try:
             trained_settings(spec)
+        except SettingError as e:  # names its key within the entry: adaptations.<name>.lora.rank
+            raise ConfigError(f"adaptations.{name}.{e}") from None
         except ValueError as e:
             raise ConfigError(f"adaptations.{name}: {e}") from None
     for name, g in config.get("generators", {}).items():

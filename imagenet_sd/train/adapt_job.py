@@ -21,6 +21,7 @@ from imagenet_sd.data.images import decode_rgb
 from imagenet_sd.prompts.prompts import image_prompt, load_prompt_file
 from imagenet_sd.runtime import atomic_path, pick_device
 from imagenet_sd.train.adaptation import adapt_pipeline
+from imagenet_sd.train.lora import save_lora_and_fuse
 
 log = logging.getLogger("imagenet_sd.adapt")
 
@@ -77,8 +78,9 @@ def write_losses(path: str, losses: dict) -> None:
 
 def run_adapt(*, base_dir, index, shards_dir, prompt_files, classes, images_per_class, settings, out_dir, losses,
               device=None, stop_after=None) -> None:  # fmt: skip
-    """Adapt the pipeline in `base_dir` and save it to `out_dir` (model_index.json, components) with `losses`.
-    A stop signal saves a resume state in `out_dir`; the rerun resumes it, and a finished run removes it."""
+    """Adapt the pipeline in `base_dir` and save it to `out_dir` (model_index.json, components; a LoRA's weights
+    alone too, imagenet_sd.train.lora.LORA_WEIGHTS) with `losses`. A stop signal saves a resume state in
+    `out_dir`; the rerun resumes it, and a finished run removes it."""
     from diffusers import DiffusionPipeline
 
     shard_classes, samples = shard_samples(index, shards_dir)
@@ -95,6 +97,8 @@ def run_adapt(*, base_dir, index, shards_dir, prompt_files, classes, images_per_
     curves = adapt_pipeline(pipe, pixels, captions, prompts, settings, checkpoint, stop_after, pick_device(device))
     pipe.to("cpu")
     write_losses(losses, curves)
+    if settings.get("lora") is not None:  # the LoRA weights beside, then fused: an ordinary pipeline folder
+        save_lora_and_fuse(pipe, out_dir)
     pipe.save_pretrained(out_dir)
     checkpoint.with_suffix(".resume.pt").unlink(missing_ok=True)
     log.info("wrote %s (last losses: vae %s, unet %s)", out_dir, curves["vae"][-1:], curves["unet"][-1:])

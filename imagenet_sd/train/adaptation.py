@@ -6,7 +6,8 @@ caption for a `caption_dropout` fraction of the images so that classifier-free g
 branch to subtract. Every random draw comes from one torch.Generator seeded by `seed`: two runs with the same
 inputs and settings write the same weights, and a run stopped (a stop signal, or `stop_after`) and resumed
 from its resume state writes the same weights as one run straight through (imagenet_sd.train.resume's protocol).
-Measured settings and costs: bench/RESULTS.md.
+Measured settings and costs: bench/RESULTS.md. The full-scale form, a LoRA on the UNet alone with the base
+VAE kept (`lora`), trains through the same loop: imagenet_sd.train.lora.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import torch
 import torch.nn.functional as F
 
+from imagenet_sd.train.lora import SettingError, add_lora, load_trainable_state, lora_settings, trainable_state
 from imagenet_sd.train.resume import StopSignals, TrainingStopped, load_resume, save_resume
 
 DEFAULTS = {
@@ -31,12 +33,32 @@ DEFAULTS = {
 }
 
 
+# Settings whose null (or absence) is left out of the completed settings, so that the keys of adaptations
+# written before they existed stay as they were: `lora` (imagenet_sd.train.lora) and `autocast`.
+OPTIONAL = ("lora", "autocast")
+
+
 def adaptation_settings(settings: dict) -> dict:
-    """`settings` completed with DEFAULTS; an unknown key is an error naming it."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
+    """`settings` completed with DEFAULTS; an unknown key or a bad value is an error naming it. `lora` null:
+    full fine-tuning; a mapping: a LoRA on the UNet, which keeps the base VAE (`vae_steps` is then 0, and any
+    other value an error). `autocast` null: float32; "bfloat16": the UNet's forward pass under autocast."""
+    known = sorted({*DEFAULTS, *OPTIONAL})
+    unknown = sorted(set(settings) - set(known))
     if unknown:
-        raise ValueError(f"unknown adaptation setting(s) {unknown}; known: {sorted(DEFAULTS)}")
-    return {**DEFAULTS, **settings}
+        raise ValueError(f"unknown adaptation setting(s) {unknown}; known: {known}")
+    optional = {k: settings[k] for k in OPTIONAL if settings.get(k) is not None}
+    given = {k: v for k, v in settings.items() if k not in OPTIONAL}
+    if optional.get("autocast", "bfloat16") != "bfloat16":
+        raise SettingError("autocast", f"must be null or 'bfloat16', got {optional['autocast']!r}")
+    if "lora" not in optional:
+        return {**DEFAULTS, **given, **optional}
+    if given.get("vae_steps", 0) != 0:
+        raise SettingError(
+            "vae_steps",
+            f"{given['vae_steps']!r} with `lora`: a LoRA trains the UNet alone and keeps the base VAE, whose "
+            "latents the base UNet was trained on (leave vae_steps out, or set it to 0)",
+        )
+    return {**DEFAULTS, **given, **optional, "vae_steps": 0, "lora": lora_settings(optional["lora"])}
 
 
 def batch_indices(n: int, size: int, gen: torch.Generator) -> torch.Tensor:
@@ -50,12 +72,16 @@ class Progress:
     def __init__(self, pipe, checkpoint, identity: dict, save_every: int, stop_after: int | None, signals):
         self.pipe, self.checkpoint, self.identity = pipe, checkpoint, identity
         self.save_every, self.stop_after, self.signals, self.steps_run = save_every, stop_after, signals, 0
+        self.lora = bool(identity["settings"].get("lora"))  # a resume state then holds the LoRA weights alone
         self.saved = load_resume(checkpoint, identity) if checkpoint else None
         self.losses = {"vae": [], "unet": []}
         if self.saved:
             self.losses = self.saved["losses"]
             pipe.vae.load_state_dict(self.saved["vae"])
-            pipe.unet.load_state_dict(self.saved["unet"])
+            if self.lora:
+                load_trainable_state(pipe.unet, self.saved["unet"])
+            else:
+                pipe.unet.load_state_dict(self.saved["unet"])
 
     def resume(self, phase: str, opt, lr, gen: torch.Generator) -> int:
         """The first step of `phase` to run, with the optimiser, schedule and generator restored when the
@@ -65,6 +91,7 @@ class Progress:
             if lr is not None:
                 lr.load_state_dict(self.saved["lr"])
             gen.set_state(self.saved["generator"])
+            restore_global_rng(self.saved.get("global_rng"))
         return len(self.losses[phase])
 
     def record(self, phase: str, loss: float, opt, lr, gen: torch.Generator) -> None:
@@ -86,11 +113,27 @@ class Progress:
             "batch": step,
             "losses": self.losses,
             "vae": self.pipe.vae.state_dict(),
-            "unet": self.pipe.unet.state_dict(),
+            "unet": trainable_state(self.pipe.unet) if self.lora else self.pipe.unet.state_dict(),
             "optimizer": opt.state_dict(),
             "lr": lr.state_dict() if lr is not None else None,
             "generator": gen.get_state(),
+            "global_rng": global_rng(),
         }
+
+
+def global_rng() -> dict:
+    """torch's global generators: what a LoRA's dropout draws from (seeded by `seed`, saved with the resume
+    state so that a resumed run draws the same masks as one straight through)."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+
+def restore_global_rng(state: dict | None) -> None:
+    if state is None:  # a resume state written before the global generators were saved
+        return
+    torch.set_rng_state(state["cpu"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def train_vae(vae, pixels: torch.Tensor, settings: dict, gen: torch.Generator, progress: Progress) -> None:
@@ -111,11 +154,13 @@ def train_vae(vae, pixels: torch.Tensor, settings: dict, gen: torch.Generator, p
 
 
 @torch.no_grad()
-def encode_latents(vae, pixels: torch.Tensor) -> torch.Tensor:
-    """Posterior means scaled by the VAE's scaling factor, first set to 1 / their std: unit-variance latents
-    for the UNet, as SD's 0.18215 gives for its own VAE."""
+def encode_latents(vae, pixels: torch.Tensor, rescale: bool = True) -> torch.Tensor:
+    """Posterior means scaled by the VAE's scaling factor, first set to 1 / their std (`rescale`): unit-variance
+    latents for a UNet trained from them, as SD's 0.18215 gives for its own VAE. A LoRA keeps the base's
+    factor: its frozen UNet was trained on latents scaled by it."""
     means = vae.encode(pixels).latent_dist.mean
-    vae.register_to_config(scaling_factor=float(1 / means.std()))
+    if rescale:
+        vae.register_to_config(scaling_factor=float(1 / means.std()))
     return means * vae.config.scaling_factor
 
 
@@ -139,9 +184,12 @@ def train_unet(pipe, latents, captions: torch.Tensor, embeddings, settings: dict
 
     noise_schedule = DDPMScheduler.from_config(pipe.scheduler.config)
     steps = settings["unet_steps"]
-    opt = torch.optim.AdamW(pipe.unet.parameters(), lr=settings["unet_lr"])
+    trained = [p for p in pipe.unet.parameters() if p.requires_grad]  # a LoRA's alone, or every weight
+    opt = torch.optim.AdamW(trained, lr=settings["unet_lr"])
     lr = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings["unet_lr"], total_steps=steps, pct_start=0.1)
     size = settings["batch_size"]
+    # bfloat16 needs no loss scaling (float16 would); the weights and the optimiser stay in float32
+    amp = torch.autocast(latents.device.type, torch.bfloat16, enabled=settings.get("autocast") == "bfloat16")
     pipe.unet.train()
     for _ in range(progress.resume("unet", opt, lr, gen), steps):
         idx = batch_indices(len(latents), size, gen)
@@ -151,7 +199,9 @@ def train_unet(pipe, latents, captions: torch.Tensor, embeddings, settings: dict
         dropped = torch.rand(size, generator=gen) < settings["caption_dropout"]
         text = embeddings[torch.where(dropped, len(embeddings) - 1, captions[idx])]
         noisy = noise_schedule.add_noise(latents[idx], noise, t)
-        loss = F.mse_loss(pipe.unet(noisy, t, encoder_hidden_states=text).sample, noise)
+        with amp:
+            prediction = pipe.unet(noisy, t, encoder_hidden_states=text).sample
+        loss = F.mse_loss(prediction.float(), noise)  # the loss in float32 (a no-op without autocast)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -180,12 +230,15 @@ def adapt_pipeline(
     """Adapt `pipe` in place on `pixels` (N, 3, H, W in [-1, 1]) captioned by `prompts[captions[i]]`, resuming
     from `checkpoint`'s resume state if an earlier run of the same settings and data left one, on `device`
     (every random draw still comes from one CPU generator). Returns the loss curves {"vae": [...],
-    "unet": [...]}. `stop_after` steps (tests) stop it as a stop signal would."""
+    "unet": [...]}. `stop_after` steps (tests) stop it as a stop signal would. With `lora`, `pipe.unet`
+    keeps its LoRA adapter (imagenet_sd.train.lora.save_lora_and_fuse writes and fuses it)."""
     settings = adaptation_settings(settings)
     if len(pixels) != len(captions):
         raise ValueError(f"{len(pixels)} images but {len(captions)} captions")
-    torch.manual_seed(settings["seed"])  # what the models draw without a generator (dropout), if anything
+    torch.manual_seed(settings["seed"])  # what the models draw without a generator (a LoRA's init, dropout)
     gen = torch.Generator().manual_seed(settings["seed"])
+    if settings.get("lora"):
+        add_lora(pipe.unet, settings["lora"])
     trained = {k: v for k, v in settings.items() if k != "save_every"}  # saving more often changes no weight
     identity = {"settings": trained, "data": data_digest(pixels, captions, prompts)}
     with StopSignals() as signals:
@@ -193,6 +246,6 @@ def adapt_pipeline(
         pipe.to(device)
         pixels = pixels.to(device)
         train_vae(pipe.vae, pixels, settings, gen, progress)
-        latents = encode_latents(pipe.vae, pixels)
+        latents = encode_latents(pipe.vae, pixels, rescale=not settings.get("lora"))
         train_unet(pipe, latents, captions, prompt_embeddings(pipe, prompts), settings, gen, progress)
     return progress.losses

@@ -4,6 +4,7 @@ tests/workflow/test_adaptation_workflow.py."""
 
 import copy
 import io
+import re
 
 import pytest
 import torch
@@ -11,9 +12,10 @@ import yaml
 from conftest import REPO
 from PIL import Image
 from snakemake.utils import validate
+from snakemake_interface_common.exceptions import WorkflowError
 from test_common_noise import OLD_KEYS
 
-from imagenet_sd.adaptation_plan import card_entry
+from imagenet_sd.adaptation_plan import adapted_folder, card_entry
 from imagenet_sd.config import ConfigError
 from imagenet_sd.plan import build_plan
 from imagenet_sd.prompts.prompts import image_prompt
@@ -192,3 +194,83 @@ def test_an_adapted_clones_card_names_the_base_models_licence_and_the_real_image
     assert plan.pixel_settings("adapted")["model"] == f"results/adapted/{entry['key']}"
     text = licence({"generator": {"model": "CompVis/stable-diffusion-v1-4"}, "pipeline": None, "adaptation": entry})
     assert "CreativeML OpenRAIL-M" in text and "real clone digits" in text and text.endswith("CC BY 4.0")
+
+
+# The adapted generator's keys as computed before `lora` existed: TINY_CONFIG's (vae_steps 2), and with its
+# vae_steps left to the default (200). A full fine-tuning keeps them.
+KEYS_BEFORE_LORA = {2: "adapted-766cb0fe", None: "adapted-d1a88350"}
+
+
+@pytest.mark.parametrize("vae_steps", sorted(KEYS_BEFORE_LORA, key=str))
+@pytest.mark.parametrize("lora", ["absent", None])
+def test_a_full_fine_tuning_keeps_its_key_and_a_lora_adapts_beside_it(vae_steps, lora, monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = copy.deepcopy(TINY_CONFIG)
+    entry = config["adaptations"]["digits"]
+    if vae_steps is None:
+        del entry["vae_steps"]
+    if lora != "absent":
+        entry.update(lora=lora, autocast=None)
+    full = plan_of(config)
+    assert full.generator_key("adapted") == KEYS_BEFORE_LORA[vae_steps]
+    entry.update(lora={}, vae_steps=0)
+    with_lora = plan_of(config)
+    assert with_lora.generator_key("adapted") != full.generator_key("adapted")
+    assert adapted_folder(with_lora, "digits") != adapted_folder(full, "digits")
+
+
+def lora_key(monkeypatch, vae_steps=None, **lora) -> str:
+    monkeypatch.chdir(REPO)
+    config = copy.deepcopy(TINY_CONFIG)
+    config["adaptations"]["digits"]["lora"] = lora
+    del config["adaptations"]["digits"]["vae_steps"]
+    if vae_steps is not None:
+        config["adaptations"]["digits"]["vae_steps"] = vae_steps
+    return plan_of(config).generator_key("adapted")
+
+
+@pytest.mark.parametrize("change", [{"rank": 8}, {"alpha": 8}, {"target_modules": ["to_q", "to_v"]}, {"dropout": 0.1}])
+def test_the_lora_settings_enter_the_key(change, monkeypatch):
+    assert lora_key(monkeypatch, **change) != lora_key(monkeypatch)
+
+
+def test_autocast_enters_the_key(monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = copy.deepcopy(TINY_CONFIG)
+    before = plan_of(config).generator_key("adapted")
+    config["adaptations"]["digits"]["autocast"] = "bfloat16"
+    assert plan_of(config).generator_key("adapted") != before
+
+
+def test_a_lora_written_with_its_defaults_or_a_zero_vae_steps_has_the_same_key(monkeypatch):
+    defaults = {"rank": 4, "alpha": 4, "target_modules": ["to_q", "to_k", "to_v", "to_out.0"], "dropout": 0.0}
+    assert lora_key(monkeypatch, **defaults) == lora_key(monkeypatch) == lora_key(monkeypatch, vae_steps=0)
+
+
+@pytest.mark.parametrize(
+    "lora, vae_steps, named",
+    [
+        ({"rank": 0}, None, "adaptations.digits.lora.rank"),
+        ({"alpha": 0}, None, "adaptations.digits.lora.alpha"),
+        ({"target_modules": []}, None, "adaptations.digits.lora.target_modules"),
+        ({"dropout": 1}, None, "adaptations.digits.lora.dropout"),
+        ({"rnak": 4}, None, "adaptations.digits.lora: unknown setting"),
+        ({}, 5, "adaptations.digits.vae_steps: 5 with `lora`"),
+    ],
+)
+def test_bad_lora_settings_are_config_errors_naming_the_key(lora, vae_steps, named, monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = copy.deepcopy(TINY_CONFIG)
+    config["adaptations"]["digits"].update(lora={}, vae_steps=0)
+    validate(config, SCHEMA)  # a config the schema passed, then changed: the planner checks it too
+    config["adaptations"]["digits"].update(lora=lora, vae_steps=vae_steps or 0)
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        build_plan(copy.deepcopy(config), check_wnids=False)
+    if vae_steps is None:  # the schema (Snakemake's validation) names the same key in its own words
+        config["adaptations"]["digits"]["lora"] = lora
+        with pytest.raises(WorkflowError, match=re.escape(named_in_schema(named))):
+            plan_of(config)
+
+
+def named_in_schema(named: str) -> str:
+    return "instance" + "".join(f"['{part}']" for part in named.split(":")[0].split("."))
