@@ -89,6 +89,30 @@ def test_a_class_of_copies_of_another_class_is_flagged(tmp_path, tiny_clip):
     assert Image.open(tmp_path / "sheet.jpg").format == "JPEG"
 
 
+def test_a_copied_class_is_flagged_by_agreement_and_duplicates_where_clip_sees_the_classes():
+    """The embeddings a working CLIP gives: each class's images near its own name, except n3, whose images are
+    n1's (a prompt that drew the wrong thing). Agreement assigns n3's images to n1 and flags it, and the copy
+    check names n1; the two classes that agree with their names pass the agreement check."""
+    rng = np.random.default_rng(0)
+    names = np.eye(8, dtype=np.float32)[:3]  # three orthogonal class-name embeddings
+
+    def near(axis: int) -> np.ndarray:
+        return Q.unit_rows(names[axis] + 0.1 * rng.standard_normal((6, 8)).astype(np.float32))
+
+    pictures = {"n1": near(0), "n2": near(1)}
+    pictures["n3"] = pictures["n1"]
+    classes = [
+        Q.ClassEmbeddings(wnid, f"thing {wnid}", images, images @ names[i], names[i])
+        for i, (wnid, images) in enumerate(pictures.items())
+    ]
+    rows = {r["wnid"]: r for r in Q.class_rows("c", classes, DEFAULTS | {"duplicate_threshold": 0.999})}
+    assert rows["n3"]["zero_shot"] == 0 and rows["n3"]["assigned_to"] == "n1"
+    assert "agreement: CLIP assigns its images to n1" in rows["n3"]["flags"]
+    assert rows["n3"]["copied"] == 6 and rows["n3"]["copied_from"] == "n1"
+    assert rows["n1"]["zero_shot"] == rows["n2"]["zero_shot"] == 1
+    assert "agreement" not in rows["n1"]["flags"] + rows["n2"]["flags"]
+
+
 def test_repeated_images_are_near_duplicates_within_a_class(tmp_path, tiny_clip):
     """Half of a class's images repeated: the duplicate measure counts the pairs, diversity falls."""
     rng = np.random.default_rng(1)
