@@ -2,8 +2,9 @@
 tiny_pipeline rule, a chunk of one class generated from it by the generate rule, packed, and its clone's
 report page naming the generator's licence; in the same run (--keep-going), a generator declared of another
 family than its pipeline's architecture stops at its generate job, naming the generator and both families.
-One run for the whole module: a job is mostly a process start and its imports, so every entry is the
-smallest its family allows (16x16 images, one step, one text layer)."""
+One run for the whole module: a job's time is mostly its process start and imports (torch, diffusers), not
+its pixels, so the run has as few jobs as the checks need; each entry is still small (16x16 images, one step,
+one text layer)."""
 
 from __future__ import annotations
 
