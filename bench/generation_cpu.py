@@ -28,24 +28,12 @@ from imagenet_sd.generate.generation import RUNTIME_KEYS, run_generate  # noqa: 
 from imagenet_sd.generate.tiny_pipeline import build_tiny_pipeline  # noqa: E402
 from imagenet_sd.plan import build_plan  # noqa: E402
 from imagenet_sd.prompts.clip_tokenizer import build_clip_tokenizer  # noqa: E402
+from imagenet_sd.prompts.prompts import plain_record  # noqa: E402
 from imagenet_sd.seeds import image_seed  # noqa: E402
 
 WNID = "n01440764"
-RECORD = {
-    "format": 1,
-    "wnid": WNID,
-    "class_key": WNID,
-    "name_override": None,
-    "recipe": "bench",
-    "seed": 0,
-    "recipes": {
-        "bench": {
-            "family": "c, d_c",
-            "template": "{c}, {d_c}",
-            "fields": {"c": "tench", "d_c": "freshwater dace-like game fish of Europe"},
-        }
-    },
-}
+TENCH = {"c": "tench", "d_c": "freshwater dace-like game fish of Europe"}
+RECORD = plain_record(WNID, "bench", {"family": "c, d_c", "template": "{c}, {d_c}", "fields": TENCH})
 
 
 def demo_generator() -> tuple[dict, dict]:

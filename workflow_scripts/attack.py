@@ -39,41 +39,21 @@ def scores(found: dict, ks: tuple[int, int]) -> dict:
     }
 
 
-def attack_record(
-    result,
-    found,
-    match,
-    ks,
-    *,
-    checkpoint,
-    ckpt,
-    model_name,
-    evalset_name,
-    attack,
-    settings,
-    epsilon,
-    subset,
-    seed,
-    resolution,
-    resize,
-) -> dict:
-    """What the attack job writes: clean and adversarial scores, the attack, the subset and the model."""
+def attack_record(job: dict, result: dict, found: dict, match, ks, *, epsilon, sampling: dict, resize) -> dict:
+    """What the attack job writes: `job` (model, set, attack, settings, checkpoint), clean and adversarial
+    scores, the radius, and the subset with how its images were read."""
     return {
         **result,
-        "model": model_name,
-        "evalset": evalset_name,
-        "attack": attack,
-        "settings": dict(settings),
+        **job,
         "epsilon_255": epsilon,
         "epsilon": epsilon / 255,
         "norm": "Linf",
         "input": "[0, 1] images, normalised inside the model",
-        "subset": {"size": subset, "seed": seed, "n_images": found["n_images"]},
-        "resolution": resolution,
-        "preprocessing": eval_preprocessing(resolution, resize),
+        "subset": {"size": sampling["subset"], "seed": sampling["seed"], "n_images": found["n_images"]},
+        "resolution": sampling["resolution"],
+        "preprocessing": eval_preprocessing(sampling["resolution"], resize),
         "n_classes_scored": len(match.scored),
         "top5_k": ks[1],
-        "checkpoint": {"path": str(checkpoint), "sha256": sha256_file(checkpoint), "arch": ckpt["arch"]},
         "versions": versions(),
     }
 
@@ -108,36 +88,21 @@ def main(
     network = Normalized(network).to(device)
     found = run_attack(network, loader, match.mask(ckpt["classes"]), device, ks, epsilon / 255, settings, seed)
     result = scores(found, ks)
-    summary = f"top-1 {result['clean']['top1']:.2f}% -> {result['adversarial']['top1']:.2f}%"
-    log.info(
-        "%s on %s, %s eps %g/255: %s over %d images",
-        model_name,
-        evalset_name,
-        attack,
-        epsilon,
-        summary,
-        found["n_images"],
+    summary = (
+        f"top-1 {result['clean']['top1']:.2f}% -> {result['adversarial']['top1']:.2f}% over {found['n_images']} images"
     )
-    write_json(
-        output,
-        attack_record(
-            result,
-            found,
-            match,
-            ks,
-            checkpoint=checkpoint,
-            ckpt=ckpt,
-            model_name=model_name,
-            evalset_name=evalset_name,
-            attack=attack,
-            settings=settings,
-            epsilon=epsilon,
-            subset=subset,
-            seed=seed,
-            resolution=resolution,
-            resize=evalset_resize(evalset),
-        ),
+    log.info("%s on %s, %s eps %g/255: %s", model_name, evalset_name, attack, epsilon, summary)
+    job = {
+        "model": model_name,
+        "evalset": evalset_name,
+        "attack": attack,
+        "settings": dict(settings),
+        "checkpoint": {"path": str(checkpoint), "sha256": sha256_file(checkpoint), "arch": ckpt["arch"]},
+    }
+    record = attack_record(
+        job, result, found, match, ks, epsilon=epsilon, sampling=sampling, resize=evalset_resize(evalset)
     )
+    write_json(output, record)
     return result
 
 

@@ -4,19 +4,11 @@ import logging
 
 from imagenet_sd.generate.chunk_check import DamagedChunk
 from imagenet_sd.prompts.prompts import load_prompt_file
-from imagenet_sd.report.contact_sheets import comparison_sheet, contact_sheet
+from imagenet_sd.report.contact_sheets import SheetSize, comparison_sheet, contact_sheet
 from imagenet_sd.report.report import class_label
 from imagenet_sd.runtime import one_line_errors, setup_logging
 
 log = logging.getLogger("imagenet_sd.report.report")
-
-
-def sizes(settings: dict) -> dict:
-    return {
-        "images": settings["sheet_images"],
-        "thumb": settings["thumbnail"],
-        "max_bytes": settings["sheet_max_kb"] * 1024,
-    }
 
 
 def main(*, sheet: dict, settings: dict, output: str) -> int:
@@ -24,25 +16,25 @@ def main(*, sheet: dict, settings: dict, output: str) -> int:
     {"title", "clones": {clone: {"caption", "classes": [{index, wnid, chunk}]}}} to compare clones."""
     if "clones" in sheet:
         labels = {c["wnid"]: f"{c['index']}. {c['wnid']}" for spec in sheet["clones"].values() for c in spec["classes"]}
-        size = comparison_sheet(
+        nbytes = comparison_sheet(
             clones={clone: {c["wnid"]: c["chunk"] for c in spec["classes"]} for clone, spec in sheet["clones"].items()},
             labels=labels,
             captions={clone: spec["caption"] for clone, spec in sheet["clones"].items()},
             title=sheet["title"],
             output=output,
-            **sizes(settings),
+            size=SheetSize.of(settings),
         )
     else:
         labels = {c["wnid"]: class_label(c["index"], load_prompt_file(c["prompts"])) for c in sheet["classes"]}
-        size = contact_sheet(
+        nbytes = contact_sheet(
             chunks={c["wnid"]: c["chunk"] for c in sheet["classes"]},
             labels=labels,
             title=sheet["title"],
             output=output,
-            **sizes(settings),
+            size=SheetSize.of(settings),
         )
-    log.info("%s: %d bytes (budget %d KiB)", output, size, settings["sheet_max_kb"])
-    return size
+    log.info("%s: %d bytes (budget %d KiB)", output, nbytes, settings["sheet_max_kb"])
+    return nbytes
 
 
 if "snakemake" in globals():

@@ -3,15 +3,6 @@
 from imagenet_sd.quality.clip_embed import embed_class
 from imagenet_sd.runtime import setup_logging
 
-
-def device_of(setting: str) -> str:
-    if setting != "auto":
-        return setting
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])
     embed_class(
@@ -20,6 +11,6 @@ if "snakemake" in globals():
         prompt_file=snakemake.input.prompts,
         out=snakemake.output[0],
         batch_size=snakemake.params.batch_size,
-        device=device_of(snakemake.params.device),
+        device=snakemake.params.device,  # auto: cuda when there is one
         threads=snakemake.threads,
     )

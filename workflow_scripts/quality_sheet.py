@@ -5,7 +5,7 @@ import logging
 import pandas as pd
 
 from imagenet_sd.quality.quality import sheet_choice
-from imagenet_sd.report.contact_sheets import contact_sheet
+from imagenet_sd.report.contact_sheets import SheetSize, contact_sheet
 from imagenet_sd.runtime import setup_logging
 
 log = logging.getLogger("imagenet_sd.quality_sheet")
@@ -29,9 +29,7 @@ def main(*, table: str, clone: str, chunks: dict, settings: dict, output: str) -
         labels={r["wnid"]: label(r) for r in rows},
         title=f"clone {clone}: worst classes by the quality measures (flagged first)",
         output=output,
-        images=settings["sheet_images"],
-        thumb=settings["thumbnail"],
-        max_bytes=settings["sheet_max_kb"] * 1024,
+        size=SheetSize.of(settings),
     )
     log.info("%s: %s", output, ", ".join(r["wnid"] for r in rows))
     return [r["wnid"] for r in rows]

@@ -289,6 +289,20 @@ def load_prompt_file(path: str | Path) -> dict:
     return record
 
 
+def plain_record(wnid: str, recipe: str, entry: dict, seed: int = 0) -> dict:
+    """The least prompt record that image_prompt and the generate job read: class `wnid` under one plain recipe
+    `entry` ({family, template, fields}), without WordNet facts; for benchmarks and tests of generation."""
+    return {
+        "format": FORMAT,
+        "wnid": wnid,
+        "class_key": wnid,
+        "name_override": None,
+        "recipe": recipe,
+        "seed": seed,
+        "recipes": {recipe: entry},
+    }
+
+
 def image_prompt(record: dict, split: str, index: int) -> str:
     """The prompt of image `index` of split `split`: a pure function of (seed, recipe, class, split, index)."""
     if split not in SPLITS:

@@ -89,10 +89,14 @@ def load_clip(model_dir, device: str, threads: int | None):
 def embed_class(
     *, model_dir, tars, prompt_file, out, batch_size: int = 64, device: str = "cpu", threads: int | None = None
 ):
-    """Image embeddings, each image's CLIP score with its own prompt, and the class name's text embedding."""
+    """Image embeddings, each image's CLIP score with its own prompt, and the class name's text embedding.
+    `device`: as runtime.pick_device reads it (`auto`: the GPU when there is one)."""
     import torch
     from PIL import Image
 
+    from imagenet_sd.runtime import pick_device
+
+    device = pick_device(device)
     model, processor = load_clip(model_dir, device, threads)
     name = class_name(json.loads(Path(prompt_file).read_text()))
     keys, jpegs, prompts = read_chunk_images(list(tars))

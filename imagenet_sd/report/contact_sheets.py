@@ -33,6 +33,20 @@ class Tile:
 
 
 @dataclass(frozen=True)
+class SheetSize:
+    """How big a sheet is: images per row, the thumbnails' side in pixels, and the JPEG's byte budget."""
+
+    images: int
+    thumb: int
+    max_bytes: int
+
+    @classmethod
+    def of(cls, settings: dict) -> SheetSize:
+        """From the report's or the quality step's settings: sheet_images, thumbnail, sheet_max_kb."""
+        return cls(settings["sheet_images"], settings["thumbnail"], settings["sheet_max_kb"] * 1024)
+
+
+@dataclass(frozen=True)
 class SheetRow:
     label: str  # class (and, on a comparison sheet, which clone)
     tiles: list[Tile]
@@ -144,18 +158,11 @@ def clone_rows(
 
 
 def contact_sheet(
-    *,
-    chunks: dict[str, str],
-    labels: dict[str, str],
-    title: str,
-    output: str | Path,
-    images: int,
-    thumb: int,
-    max_bytes: int,
+    *, chunks: dict[str, str], labels: dict[str, str], title: str, output: str | Path, size: SheetSize
 ) -> int:
     """One clone: a row per sampled class. Returns the sheet's size in bytes."""
-    rows = list(clone_rows(chunks, labels, images, thumb).values())
-    return save_within_budget(render_sheet(rows, title=title, thumb=thumb), output, max_bytes)
+    rows = list(clone_rows(chunks, labels, size.images, size.thumb).values())
+    return save_within_budget(render_sheet(rows, title=title, thumb=size.thumb), output, size.max_bytes)
 
 
 def comparison_sheet(
@@ -165,9 +172,7 @@ def comparison_sheet(
     captions: dict[str, str],
     title: str,
     output: str | Path,
-    images: int,
-    thumb: int,
-    max_bytes: int,
+    size: SheetSize,
 ) -> int:
     """Several clones over the same classes: for each shared class, the clones' rows one under the other.
 
@@ -182,7 +187,8 @@ def comparison_sheet(
         for clone, chunks in clones.items():
             rows.append(
                 SheetRow(
-                    f"{labels[wnid]}\n[{captions[clone]}]".replace("\n", " "), read_tiles(chunks[wnid], images, thumb)
+                    f"{labels[wnid]}\n[{captions[clone]}]".replace("\n", " "),
+                    read_tiles(chunks[wnid], size.images, size.thumb),
                 )
             )
-    return save_within_budget(render_sheet(rows, title=title, thumb=thumb), output, max_bytes)
+    return save_within_budget(render_sheet(rows, title=title, thumb=size.thumb), output, size.max_bytes)

@@ -115,24 +115,21 @@ def test_the_subset_is_fixed_by_its_seed():
     assert len(set(subset_indices(100, 10, 0))) == 10 and subset_indices(5, 10, 0) == list(range(5))
 
 
-def run_attack_script(checkpoint, images, output, *, attack, settings, epsilon, subset, seed=0, model_name="m") -> dict:
-    """The attack rule's script (a model of MODEL_CLASSES on set `set`, 32 px, CPU); its result."""
+def run_attack_script(checkpoint, images, output, *, seed=0, model_name="m", evalset_name="set", **job) -> dict:
+    """The attack rule's script (32 px, CPU; by default a run's model of MODEL_CLASSES on set `set`, 4 images
+    a batch); its result. `job`: attack, settings, epsilon, subset and any other keyword of the script."""
+    job = {"batch_size": 4, "model": {"source": "run", "classes": MODEL_CLASSES, "arch": "resnet18"}, **job}
     return load_script("attack").main(
         checkpoint=checkpoint,
         images=images,
         output=output,
         evalset={},
-        attack=attack,
-        settings=settings,
-        epsilon=epsilon,
-        subset=subset,
         seed=seed,
         resolution=32,
-        batch_size=4,
-        model={"source": "run", "classes": MODEL_CLASSES, "arch": "resnet18"},
         model_name=model_name,
-        evalset_name="set",
+        evalset_name=evalset_name,
         device="cpu",
+        **job,
     )
 
 

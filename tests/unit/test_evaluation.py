@@ -41,18 +41,22 @@ def image_folder(root: Path, images_per_folder: dict) -> Path:
     return root
 
 
-def run_evaluate(out: Path, checkpoint: Path, images: Path, name: str, evalset: dict) -> dict:
-    """The evaluate rule's script on `images` with the ranking model; its JSON result."""
+def run_evaluate(
+    out: Path, checkpoint: Path, images: Path, name: str, evalset: dict, *, run="r", classes=None, **model
+) -> dict:
+    """The evaluate rule's script on `images` (by default with the ranking model, as run `r`); its JSON result.
+    `model`: the script's other keywords (training settings, an external model's source and arch)."""
+    model = {"training": TRAINING, **model}
     load_script("evaluate").main(
         checkpoint=checkpoint,
         images=images,
         output=out,
-        classes=MODEL_CLASSES,
-        training=TRAINING,
+        classes=classes or MODEL_CLASSES,
         evalset_name=name,
         evalset=evalset,
-        run="r",
+        run=run,
         device="cpu",
+        **model,
     )
     return json.loads(out.read_text())
 

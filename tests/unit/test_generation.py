@@ -22,21 +22,14 @@ from imagenet_sd.generate.flops import flops_per_image
 from imagenet_sd.generate.sd14 import SD14_TEXT, SD14_UNET, SD14_VAE, sd_pipeline_from_configs
 from imagenet_sd.generate.text2image import load_pipeline
 from imagenet_sd.plan import PIXEL_KEYS
+from imagenet_sd.prompts.prompts import plain_record
 from imagenet_sd.runtime import sha256_file
 from imagenet_sd.seeds import image_seed
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[2]
 WNID = "n01440764"
-RECORD = {
-    "format": 1,
-    "wnid": WNID,
-    "class_key": WNID,
-    "name_override": None,
-    "recipe": "c_only",
-    "seed": 0,
-    "recipes": {"c_only": {"family": "c", "template": "a photo of a {c}", "fields": {"c": "tench"}}},
-}
+RECORD = plain_record(WNID, "c_only", {"family": "c", "template": "a photo of a {c}", "fields": {"c": "tench"}})
 
 
 def generator_entry(**overrides) -> dict:

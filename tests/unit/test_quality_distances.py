@@ -74,7 +74,8 @@ def embedded(tmp_path, tiny_clip, wnid, pixels):
     prompts = tmp_path / f"{wnid}.prompts.json"
     prompts.write_text(json.dumps({"recipes": {"c": {"fields": {"c": f"thing {wnid}"}}}}))
     out = tmp_path / f"{wnid}.npz"
-    embed_class(model_dir=tiny_clip, tars=[chunk(tmp_path / f"{wnid}.tar", wnid, pixels)], prompt_file=prompts, out=out)
+    tars = [chunk(tmp_path / f"{wnid}.tar", wnid, pixels)]
+    embed_class(model_dir=tiny_clip, tars=tars, prompt_file=prompts, out=out, device="auto")  # as the rule passes it
     return Q.ClassEmbeddings.load(wnid, out)
 
 
@@ -89,7 +90,7 @@ def test_real_images_are_embedded_as_the_generated_ones(tmp_path, tiny_clip):
     for i, image in enumerate(pixels):
         Image.fromarray(image).save(folder / f"{i}.jpg", format="JPEG", quality=90)  # the chunk's JPEG bytes
     source = {"name": "real", "path": str(tmp_path / "real")}
-    embed_reference(model_dir=tiny_clip, source=source, wnid="n00000001", out=tmp_path / "ref.npz")
+    embed_reference(model_dir=tiny_clip, source=source, wnid="n00000001", out=tmp_path / "ref.npz", device="auto")
     real = D.load_reference(tmp_path / "ref.npz")
     np.testing.assert_allclose(real, generated.images, atol=2e-3)  # float16 storage
     settings = {"kid_subset_size": 1000, "kid_subsets": 1}

@@ -8,8 +8,9 @@ import math
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, load_script
-from test_evaluation import image_folder
+from conftest import REPO
+from test_attacks import run_attack_script
+from test_evaluation import image_folder, run_evaluate
 from test_models import CLASSES, released_format
 
 from imagenet_sd.config import ConfigError
@@ -34,42 +35,27 @@ def results(tmp_path_factory, transfer_config):
     root = tmp_path_factory.mktemp("results")
     checkpoint = released_format(root / "released.pth")
     images = image_folder(root / "val", {w: 2 for w in CLASSES})
-    model = {"source": "state_dict", "classes": CLASSES, "arch": "resnet18"}
+    external = {"source": "state_dict", "arch": "resnet18"}
     evals, attacks = [], []
     for name in ("imagenet-1k-sd", "timm-rn50-a1"):
         out = root / name / "eval.json"
-        load_script("evaluate").main(
-            checkpoint=checkpoint,
-            images=images,
-            output=out,
-            classes=CLASSES,
-            training=TRAINING,
-            evalset_name="in1k-val",
-            evalset={},
-            run=name,
-            device="cpu",
-            source="state_dict",
-            arch="resnet18",
-        )
+        run_evaluate(out, checkpoint, images, "in1k-val", {}, run=name, classes=CLASSES, training=TRAINING, **external)
         evals.append(out)
         for attack in transfer_config["robustness"]["attacks"]:
             out = root / name / f"{attack}.json"
-            load_script("attack").main(
-                checkpoint=checkpoint,
-                images=images,
-                output=out,
-                evalset={},
-                attack=attack,
-                settings=attack_settings(transfer_config, attack),
-                epsilon=1,
-                subset=6,
-                seed=0,
-                resolution=32,
-                batch_size=6,
-                model=model,
+            settings = attack_settings(transfer_config, attack)
+            run_attack_script(
+                checkpoint,
+                images,
+                out,
                 model_name=name,
                 evalset_name="in1k-val",
-                device="cpu",
+                attack=attack,
+                settings=settings,
+                epsilon=1,
+                subset=6,
+                batch_size=6,
+                model={**external, "classes": CLASSES},
             )
             attacks.append(out)
     return root, evals, attacks

@@ -72,15 +72,13 @@ def test_sheet_reads_only_the_first_images_and_fits_its_budget(tmp_path):
 
     labels = {w: f"{i}. class {w}" for i, w in enumerate(chunks)}
     out = tmp_path / "sheet.jpg"
-    size = cs.contact_sheet(
-        chunks=chunks, labels=labels, title="t", output=out, images=4, thumb=96, max_bytes=200 * 1024
-    )
+    size = cs.contact_sheet(chunks=chunks, labels=labels, title="t", output=out, size=cs.SheetSize(4, 96, 200 * 1024))
     sheet = Image.open(out)
     assert size == out.stat().st_size <= 200 * 1024
     assert sheet.width >= 4 * 96 and sheet.height >= 3 * 96  # 3 rows of 4 thumbnails
     # A tight budget lowers the quality, then the size, instead of overflowing.
     small = cs.contact_sheet(
-        chunks=chunks, labels=labels, title="t", output=tmp_path / "s.jpg", images=4, thumb=96, max_bytes=60 * 1024
+        chunks=chunks, labels=labels, title="t", output=tmp_path / "s.jpg", size=cs.SheetSize(4, 96, 60 * 1024)
     )
     assert small <= 60 * 1024 < size or size <= 60 * 1024
 
@@ -95,9 +93,7 @@ def test_comparison_sheet_has_a_row_per_clone_and_shared_class(tmp_path):
         captions={"a": "A", "b": "B"},
         title="a vs b",
         output=out,
-        images=2,
-        thumb=64,
-        max_bytes=300 * 1024,
+        size=cs.SheetSize(2, 64, 300 * 1024),
     )
     single = tmp_path / "one.jpg"
     cs.contact_sheet(
@@ -105,9 +101,7 @@ def test_comparison_sheet_has_a_row_per_clone_and_shared_class(tmp_path):
         labels={"n01440764": "x"},
         title="x",
         output=single,
-        images=2,
-        thumb=64,
-        max_bytes=300 * 1024,
+        size=cs.SheetSize(2, 64, 300 * 1024),
     )
     # One shared class, two clones -> two rows: twice the height of a one-row sheet, less the title bar.
     assert Image.open(out).height > 1.8 * (Image.open(single).height - 28)
@@ -118,9 +112,7 @@ def test_comparison_sheet_has_a_row_per_clone_and_shared_class(tmp_path):
             captions={"a": "A", "b": "B"},
             title="t",
             output=out,
-            images=1,
-            thumb=64,
-            max_bytes=10**6,
+            size=cs.SheetSize(1, 64, 10**6),
         )
 
 

@@ -79,15 +79,17 @@ def packed(tmp_path_factory):
     return pack_clone(tmp / "clone", train_tars=tars, classes=CLASSES, images_per_class=8, shard_size=6)
 
 
-def run_train(packed, run_dir, **settings):
+def run_train(packed, run_dir, *, training=TINY, classes=CLASSES, threads=1, **settings):
+    """The train rule's script on the clone packed in `packed`, writing run_dir/{checkpoint.pt, metrics.jsonl};
+    `settings` override those of `training`."""
     load_script("train").main(
         index=packed / "train.json",
         shards_dir=packed / "train",
         checkpoint=run_dir / "checkpoint.pt",
         metrics=run_dir / "metrics.jsonl",
-        training={**TINY, **settings},
-        classes=CLASSES,
-        threads=1,
+        training={**training, **settings},
+        classes=classes,
+        threads=threads,
         device="cpu",
     )
     return run_dir
@@ -370,19 +372,10 @@ def test_training_learns_an_easy_clone_and_scores_its_held_out_images(tmp_path, 
         shard_size=16,
     )
     training = EASY_TRAINING | {"seed": seed}
-    load_script("train").main(
-        index=clone / "train.json",
-        shards_dir=clone / "train",
-        checkpoint=tmp_path / "c.pt",
-        metrics=tmp_path / "metrics.jsonl",
-        training=training,
-        classes=classes,
-        threads=threads,
-        device="cpu",
-    )
+    run_train(clone, tmp_path, training=training, classes=classes, threads=threads)
     torch.set_num_threads(1)  # the train script gave the process threads - loader workers
     load_script("evaluate").main(
-        checkpoint=tmp_path / "c.pt",
+        checkpoint=tmp_path / "checkpoint.pt",
         images=clone / "heldout",
         output=tmp_path / "e.json",
         classes=classes,
@@ -486,18 +479,7 @@ def wait_for_step(run_dir: Path, proc: subprocess.Popen, epoch: int, step: int, 
 
 @pytest.fixture(scope="module")
 def uninterrupted(packed, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("whole")
-    load_script("train").main(
-        index=packed / "train.json",
-        shards_dir=packed / "train",
-        checkpoint=run_dir / "checkpoint.pt",
-        metrics=run_dir / "metrics.jsonl",
-        training=TINY | KILL_RUN,
-        classes=CLASSES,
-        threads=3,
-        device="cpu",
-    )
-    return run_dir
+    return run_train(packed, tmp_path_factory.mktemp("whole"), threads=3, **KILL_RUN)
 
 
 def assert_same_training(a: Path, b: Path) -> None:
@@ -529,16 +511,7 @@ def test_a_job_killed_mid_epoch_resumes_to_the_same_weights(packed, uninterrupte
     state = torch.load(tmp_path / "checkpoint.resume.pt", weights_only=False)
     assert state["epoch"] == 1 and 0 < state["batch"] < steps[1]  # mid-epoch, loader position included
     assert not (tmp_path / "checkpoint.pt").exists()
-    load_script("train").main(
-        index=packed / "train.json",
-        shards_dir=packed / "train",
-        checkpoint=tmp_path / "checkpoint.pt",
-        metrics=tmp_path / "metrics.jsonl",
-        training=TINY | KILL_RUN | settings,
-        classes=CLASSES,
-        threads=3,
-        device="cpu",
-    )
+    run_train(packed, tmp_path, threads=3, **(KILL_RUN | settings))
     assert_same_training(uninterrupted, tmp_path)
 
 
