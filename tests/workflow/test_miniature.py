@@ -89,8 +89,9 @@ def test_held_out_labels_permuted_drop_both_rows_to_chance(demo_copy):
         config["runs"][run]["evaluate"].append("shuffled")
     write_config(demo_copy, config, "shuffled.yaml")
     targets = [paths.EVALUATION.format(model=m, evalset="shuffled") for m in (SYNTHETIC, REAL)]
-    assert planned_jobs(demo_copy, "--configfile", "shuffled.yaml", *targets) == {"evaluate": 2}
-    run_snakemake(demo_copy, "--configfile", "shuffled.yaml", *targets)
+    arguments = [*targets, "--configfile", "shuffled.yaml"]  # last: --configfile takes every name after it
+    assert planned_jobs(demo_copy, *arguments) == {"evaluate": 2}
+    run_snakemake(demo_copy, *arguments)
     for model in (SYNTHETIC, REAL):
         score = top1(demo_copy, model, "shuffled")
         assert score <= CHANCE + MARGIN, f"{model}: {score:.1f}% on held-out digits with permuted labels"
