@@ -8,7 +8,7 @@ import time
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, planned_jobs, run_snakemake, toy_config, write_config
+from conftest import REPO, copy_workflow, demo_config, planned_jobs, run_snakemake, toy_config, write_config
 
 from imagenet_sd.config import schema
 
@@ -17,7 +17,8 @@ SHIPPED_CONFIGS = ["config.yaml", *sorted(str(p.relative_to(REPO)) for p in (REP
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    return copy_workflow(tmp_path_factory.mktemp("wf"))
+    """The repository as shipped: config.yaml is the demo (its plan is one of the shipped configs checked)."""
+    return copy_workflow(tmp_path_factory.mktemp("wf"), demo_config())
 
 
 def test_lint_is_clean(workdir):
