@@ -23,4 +23,4 @@ rule features:
         model=model_params,
         preprocessing=config["transfer"]["preprocessing"],
     script:
-        "../workflow_scripts/extract_features.py"
+        "../workflow_scripts/features.py"

@@ -19,7 +19,7 @@ rule prompts:
         name=class_name_override,
         seed=config["seed"],
     script:
-        "../workflow_scripts/write_prompts.py"
+        "../workflow_scripts/prompts.py"
 
 
 rule prompt_summary:

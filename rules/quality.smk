@@ -14,7 +14,7 @@ rule tiny_clip:
     params:
         settings=config["quality"].get("tiny"),
     script:
-        "../workflow_scripts/build_tiny_clip.py"
+        "../workflow_scripts/tiny_clip.py"
 
 
 # A hub CLIP, downloaded on the login node like a generator's weights (embedding jobs stay offline).

@@ -14,7 +14,7 @@ rule wordnet:
         nltk_data=config["wordnet"]["nltk_data"],
         debian_dir=config["wordnet"]["debian_dir"],
     script:
-        "../workflow_scripts/materialise_wordnet.py"
+        "../workflow_scripts/wordnet.py"
 
 
 rule clip_tokenizer:
@@ -26,7 +26,7 @@ rule clip_tokenizer:
     conda:
         "../envs/imagenet-sd.yaml"
     script:
-        "../workflow_scripts/build_clip_tokenizer.py"
+        "../workflow_scripts/clip_tokenizer.py"
 
 
 rule tiny_pipeline:
@@ -42,7 +42,7 @@ rule tiny_pipeline:
         settings=tiny_pipeline_settings,
         folder=tiny_pipeline_folder,
     script:
-        "../workflow_scripts/build_tiny_pipeline.py"
+        "../workflow_scripts/tiny_pipeline.py"
 
 
 rule prefetch_weights:

@@ -48,4 +48,4 @@ rule robustness_tables:
     params:
         data_kinds=model_data_kinds(),
     script:
-        "../workflow_scripts/make_robustness_tables.py"
+        "../workflow_scripts/robustness_tables.py"

@@ -18,7 +18,7 @@ rule tables:
         real_clones=real_clones(),
         budget=training_budget(run_budgets(config)),
     script:
-        "../workflow_scripts/make_evaluation_tables.py"
+        "../workflow_scripts/tables.py"
 
 
 rule references:
@@ -35,4 +35,4 @@ rule references:
     params:
         facts=reference_facts(config),
     script:
-        "../workflow_scripts/make_reference_tables.py"
+        "../workflow_scripts/references.py"

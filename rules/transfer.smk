@@ -63,4 +63,4 @@ rule transfer_tables:
         models=model_table_info("transfer"),
         datasets=transfer_table_datasets(),
     script:
-        "../workflow_scripts/make_transfer_tables.py"
+        "../workflow_scripts/transfer_tables.py"

@@ -54,7 +54,7 @@ def test_features_of_an_external_checkpoint_equal_plain_torchvision(tmp_path):
         root=str(root), layout="imagefolder", splits={"test": ""}, folder_names="wnid", split="test", output=str(index)
     )
     out = tmp_path / "f.npz"
-    load_script("extract_features").main(
+    load_script("features").main(
         index_file=str(index),
         checkpoint=str(path),
         preprocessing=PREP,

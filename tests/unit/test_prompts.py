@@ -235,7 +235,7 @@ def test_recipe_settings_take_every_default_from_the_schema():
 
 
 def test_prompts_script_writes_identical_bytes_twice(nltk_data, tmp_path):
-    main = load_script("write_prompts").main
+    main = load_script("prompts").main
     recipe = {"name": "scene", "recipes": {"scene": {"family": "c, h_c inside b", "scenes": SCENES}}}
     for out in ("a.json", "b.json"):
         main(
@@ -291,7 +291,7 @@ def test_truncate_leaves_the_prompt_and_the_summary_counts_it(wn, tokenizer_dir)
 
 
 def test_prompt_summary_table(nltk_data, tokenizer_dir, tmp_path):
-    script = load_script("write_prompts")
+    script = load_script("prompts")
     recipe = {"name": "cd", "recipes": {"cd": {"family": "c, d_c", "tokenizer": tokenizer_dir}}}
     files = {}
     for wnid in (CRANE_BIRD, WORLD_WAR_II):

@@ -45,7 +45,7 @@ def root(tmp_path_factory) -> Path:
     if not (DEBIAN / "data.noun").is_file():
         pytest.skip(NO_DEBIAN)
     root = tmp_path_factory.mktemp("wn") / "nltk_data"
-    load_script("materialise_wordnet").main(
+    load_script("wordnet").main(
         marker=str(root / "corpora/wordnet/lexnames"), nltk_data=None, debian_dir=str(DEBIAN), environ={}
     )
     return root
@@ -272,7 +272,7 @@ def test_with_nothing_on_disk_the_rule_downloads_into_the_projects_resources(roo
     monkeypatch.setenv("NLTK_DATA", str(server))
     resources = tmp_path / "resources/nltk_data"
     assert find_source(debian_dir=tmp_path / "no-debian") is None
-    marker = load_script("materialise_wordnet").main(
+    marker = load_script("wordnet").main(
         marker=str(wordnet_dir(resources) / "lexnames"), debian_dir=str(tmp_path / "no-debian"), index_url=index_url
     )
     for name in (*DATA_FILES, "lexnames"):
@@ -284,7 +284,7 @@ def test_with_nothing_on_disk_the_rule_downloads_into_the_projects_resources(roo
 
 def test_prompts_are_identical_whichever_source_served(root, tmp_path):
     """Debian's files (the `root` fixture) and NLTK's wordnet.zip made from them: the same prompt files."""
-    main = load_script("write_prompts").main
+    main = load_script("prompts").main
     scenes = str(REPO / "data/places365_categories.txt")
     recipes = [
         {"name": family, "recipes": {family: {"family": family, "scenes": scenes}}}

@@ -238,7 +238,7 @@ def test_a_new_generator_setting_is_written_beside_the_old(work):
 def test_a_comment_in_the_scripts_regenerates_nothing(work):
     for script in (
         "workflow_scripts/generate.py",
-        "workflow_scripts/write_prompts.py",
+        "workflow_scripts/prompts.py",
         "imagenet_sd/prompts/prompts.py",
     ):
         with open(work / script, "a") as f:
