@@ -124,6 +124,11 @@ def recipe_params(config: dict, plan: Plan, recipe_key: str) -> dict:
 BUILT_DATASETS = {paths.SKLEARN_DIGITS}  # real image sets a local rule writes (real ImageNet is external)
 
 
+def built_here(path: str) -> bool:
+    """Whether a rule of this workflow writes the image folder `path` (then it is a DAG input of its readers)."""
+    return os.path.normpath(path) in BUILT_DATASETS
+
+
 def missing_folders(config: dict, plan: Plan) -> list[str]:
     """Warnings naming the user's folders that do not exist yet (of evaluation sets and real clones): not an
     error, since a config may be planned before its images are copied."""
@@ -137,7 +142,7 @@ def missing_folders(config: dict, plan: Plan) -> list[str]:
         f"clones.{name}.path: folder {c.source['path']} does not exist yet; its pack job will "
         "fail until it holds the images (ImageFolder layout, one sub-folder per wnid)"
         for name, c in plan.clones.items()
-        if c.real and not os.path.isdir(c.source["path"]) and c.source["path"] not in BUILT_DATASETS
+        if c.real and not os.path.isdir(c.source["path"]) and not built_here(c.source["path"])
     ]
 
 
@@ -148,7 +153,7 @@ def pack_inputs(config: dict, plan: Plan, clone: str) -> dict[str, list[str] | s
     inputs = {"train": plan.clone_chunks(clone, "train"), "heldout": plan.clone_chunks(clone, "heldout")}
     if c.curation:
         inputs["embeddings"] = list(QP.curation_embeddings(config, plan, clone).values())
-    if c.source and os.path.normpath(c.source["path"]) in BUILT_DATASETS:
+    if c.source and built_here(c.source["path"]):
         inputs["folder"] = c.source["path"]
     return inputs
 

@@ -404,9 +404,8 @@ def quality_reference_source(wildcards):
 def quality_reference_inputs(wildcards):
     """CLIP (ancient, as for quality_embed) and the real folder when a rule of this workflow writes it."""
     inputs = {"model": ancient(paths.CLIP_CONFIG.format(folder=quality_clip_folder()))}
-    if quality_reference_source(wildcards)["path"] in OP.BUILT_DATASETS:
-        inputs["folder"] = quality_reference_source(wildcards)["path"]
-    return inputs
+    folder = quality_reference_source(wildcards)["path"]
+    return {**inputs, "folder": folder} if OP.built_here(folder) else inputs
 
 
 def quality_sheet_chunks(wildcards):
