@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from imagenet_sd.generate.generation import RUNTIME_KEYS, run_generate  # noqa: E402
 from imagenet_sd.generate.tiny_pipeline import build_tiny_pipeline  # noqa: E402
-from imagenet_sd.plan import build_plan  # noqa: E402
+from imagenet_sd.planning.clones import build_plan  # noqa: E402
 from imagenet_sd.prompts.clip_tokenizer import build_clip_tokenizer  # noqa: E402
 from imagenet_sd.prompts.prompts import plain_record  # noqa: E402
 from imagenet_sd.seeds import image_seed  # noqa: E402

@@ -60,7 +60,7 @@ SKLEARN_DIGITS = "resources/datasets/sklearn-digits"  # an ImageFolder of scikit
 
 # ---- results -----------------------------------------------------------------------------------
 PROMPTS = "results/prompts/{recipe_key}/{ckey}.json"
-# A pipeline adapted on real images (imagenet_sd.adaptation_plan), its loss curves beside its weights
+# A pipeline adapted on real images (imagenet_sd.planning.adaptation), its loss curves beside its weights
 ADAPTED_FOLDER = "results/adapted/{adaptation_key}"
 ADAPTED_LOSSES = "results/adapted/{adaptation_key}/losses.jsonl"
 CHUNK = "results/generated/{generator_key}/{recipe_key}/{split}/{ckey}/{start}-{stop}.tar"

@@ -1,6 +1,6 @@
 # The only Python among the rules: config validation and the input functions, each a thin adapter that passes
-# `config` and the job's wildcards to a planner of imagenet_sd (plan, output_plan, report_plan, transfer_plan,
-# quality_plan, adaptation_plan), where the planning lives and unit tests reach it.
+# `config` and the job's wildcards to a planner of imagenet_sd.planning (clones, models, transfer, outputs,
+# report, quality, adaptation), where the planning lives and unit tests reach it.
 import os
 import sys
 
@@ -10,17 +10,18 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from imagenet_sd import adaptation_plan as AP
-from imagenet_sd import output_plan as OP
 from imagenet_sd import paths
-from imagenet_sd import quality_plan as QP
-from imagenet_sd import report_plan as RP
-from imagenet_sd import transfer_plan as TP
 from imagenet_sd.config import ConfigError, job_params
 from imagenet_sd.evaluate import protocols
 from imagenet_sd.generate.chunk_check import CONFIGFILES_ENV, DamagedChunk, size_problem
 from imagenet_sd.paths import hub_model_id
-from imagenet_sd.plan import build_plan
+from imagenet_sd.planning import adaptation as AP
+from imagenet_sd.planning import models as MP
+from imagenet_sd.planning import outputs as OP
+from imagenet_sd.planning import quality as QP
+from imagenet_sd.planning import report as RP
+from imagenet_sd.planning import transfer as TP
+from imagenet_sd.planning.clones import build_plan
 from imagenet_sd.prompts.prompts import scene_files
 from imagenet_sd.quality.cards import licence as card_licence
 from imagenet_sd.report.references import reference_facts
@@ -35,7 +36,7 @@ export_cache_dirs()  # no library cache in /tmp
 validate(config, os.path.join(workflow.basedir, "schemas/config.schema.yaml"))
 try:
     PLAN = build_plan(config)
-    MODELS = TP.build_models(config, PLAN)
+    MODELS = MP.build_models(config, PLAN)
     for _warning in TP.check_datasets(config):
         logger.warning(_warning)
 except ConfigError as error:
@@ -58,7 +59,7 @@ def recipe_params(wildcards):
     return OP.recipe_params(config, PLAN, wildcards.recipe_key)
 
 
-# ---- adaptation of a pipeline on a real clone (imagenet_sd.adaptation_plan) ------------------------------
+# ---- adaptation of a pipeline on a real clone (imagenet_sd.planning.adaptation) --------------------------
 def adaptation_inputs(wildcards):
     """The base pipeline (ancient, as a generator's), the real clone's train shards and the prompt files."""
     inputs = AP.adaptation_inputs(PLAN, wildcards.adaptation_key)
@@ -183,11 +184,11 @@ def run_clone(wildcards):
 
 
 def evalset_input(wildcards):
-    return TP.evalset_input(config, wildcards.evalset)
+    return MP.evalset_input(config, wildcards.evalset)
 
 
 def evaluation_outputs():
-    return TP.evaluation_outputs(MODELS)
+    return MP.evaluation_outputs(MODELS)
 
 
 # ---- models: runs of this config and external checkpoints ------------------------------------------------
@@ -216,7 +217,7 @@ def fetch_source(wildcards):
 
 
 def model_eval_training(wildcards):
-    return TP.model_eval_training(config, MODELS[wildcards.model])
+    return MP.model_eval_training(config, MODELS[wildcards.model])
 
 
 def model_table_info(section):
@@ -265,16 +266,16 @@ def model_data_kinds():
 
 
 def model_eval_resolution(wildcards):
-    return TP.model_eval_resolution(config, MODELS[wildcards.model])
+    return MP.model_eval_resolution(config, MODELS[wildcards.model])
 
 
 def evalset_spec(wildcards):
     """What scoring reads of an evaluation set: not its labels, whose edits rerun nothing; `resize` resolved."""
-    return TP.scoring_spec(config["evalsets"][wildcards.evalset])
+    return MP.scoring_spec(config["evalsets"][wildcards.evalset])
 
 
 def evalset_folder(wildcards):
-    return TP.evalset_folder(config, wildcards.evalset)
+    return MP.evalset_folder(config, wildcards.evalset)
 
 
 # ---- robustness and representation -----------------------------------------------------------------

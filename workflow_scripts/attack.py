@@ -7,10 +7,10 @@ import torch
 
 from imagenet_sd.evaluate.attacks import Normalized, run_attack, subset_indices, unit_transform
 from imagenet_sd.evaluate.evaluation import TOPK, accuracies, image_folder
+from imagenet_sd.planning.models import evalset_resize
 from imagenet_sd.runtime import pick_device, setup_logging, sha256_file, versions, write_json
 from imagenet_sd.train.models import load_model
 from imagenet_sd.train.transforms import eval_preprocessing
-from imagenet_sd.transfer_plan import evalset_resize
 
 log = logging.getLogger("imagenet_sd.attack")
 

@@ -8,11 +8,11 @@ import torch
 
 from imagenet_sd.evaluate.corruptions import corruption_folders, corruption_summary
 from imagenet_sd.evaluate.evaluation import read_class_list, score_folder
+from imagenet_sd.planning.models import evalset_resize
 from imagenet_sd.runtime import pick_device, setup_logging, sha256_file, versions, write_json
 from imagenet_sd.train.models import load_model
 from imagenet_sd.train.training import resolve_training
 from imagenet_sd.train.transforms import eval_preprocessing, eval_transform
-from imagenet_sd.transfer_plan import evalset_resize
 
 log = logging.getLogger("imagenet_sd.evaluate")
 

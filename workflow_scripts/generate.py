@@ -12,8 +12,8 @@ import os
 # huggingface_hub is imported, which reads it once.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from imagenet_sd.adaptation_plan import generator_family  # noqa: E402
 from imagenet_sd.generate.generation import RUNTIME_KEYS, run_generate  # noqa: E402
+from imagenet_sd.planning.adaptation import generator_family  # noqa: E402
 from imagenet_sd.runtime import DiskFull, one_line_errors, setup_logging  # noqa: E402
 
 if "snakemake" in globals():

@@ -4,8 +4,8 @@ import torch
 
 from imagenet_sd.evaluate.features import read_features
 from imagenet_sd.evaluate.probes import run_probe
+from imagenet_sd.planning.transfer import drawn_test_fraction
 from imagenet_sd.runtime import setup_logging, versions, write_json
-from imagenet_sd.transfer_plan import drawn_test_fraction
 
 
 def main(

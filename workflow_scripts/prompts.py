@@ -3,7 +3,7 @@ prompt of every image follows (imagenet_sd.prompts.prompts.image_prompt)."""
 
 import logging
 
-from imagenet_sd.plan import class_key
+from imagenet_sd.planning.keys import class_key
 from imagenet_sd.prompts.prompts import build_record, write_prompt_file
 from imagenet_sd.prompts.wordnet import nltk_root_of, open_wordnet
 from imagenet_sd.runtime import setup_logging, versions

@@ -2,9 +2,9 @@
 
     python -m imagenet_sd.ops.cost --configfile config/imagenet1k_sd.yaml [--gpu H100]
 
-Generation: per clone, the chunks of the plan (imagenet_sd.plan) whose tar and stats JSON are not both on
-disk, at a throughput measured in the stats JSON of chunks already made with the same generator key, or
-else read from a throughput table (data/throughput.tsv). A job costs `fixed_seconds` (load + warm-up) plus
+Generation: per clone, the chunks of the plan (imagenet_sd.planning.clones) whose tar and stats JSON are not
+both on disk, at a throughput measured in the stats JSON of chunks already made with the same generator key,
+or else read from a throughput table (data/throughput.tsv). A job costs `fixed_seconds` (load + warm-up) plus
 its images at the steady rate. Training: images seen (epochs x clone images, capped by max_steps) times
 the crops' pixels relative to one crop at the table's resolution, at the table's rate. docs/cost.md says
 where every number comes from and how to replace estimates with measurements.
@@ -37,7 +37,7 @@ from imagenet_sd.ops.throughput import (
     precision,
     table_rate,
 )
-from imagenet_sd.plan import Plan, build_plan
+from imagenet_sd.planning.clones import Plan, build_plan
 
 
 def generator_rate(plan: Plan, generator: str, gpu: str | None, rows: list[dict], root: Path) -> Rate | None:

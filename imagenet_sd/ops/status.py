@@ -26,7 +26,7 @@ import yaml
 
 from imagenet_sd import paths
 from imagenet_sd.generate.chunk_check import DamagedChunk, scan_chunk, size_problem, stats_path
-from imagenet_sd.plan import build_plan
+from imagenet_sd.planning.clones import build_plan
 from imagenet_sd.progress import duration
 
 WINDOW = 3600.0  # seconds over which the aggregate rate is measured

@@ -22,8 +22,8 @@ from imagenet_sd.seeds import SEED_BITS, prompt_seed
 
 FORMAT = 1  # of the prompt file; load_prompt_file refuses other formats
 # Bump when an edit of this module changes the prompt text of an unchanged recipe. It belongs in the recipe
-# key (imagenet_sd.plan.prompt_settings), so the new prompts and their images are written beside the old
-# ones; an edit that changes no prompt leaves it alone and regenerates nothing.
+# key (imagenet_sd.planning.clones: Plan.prompt_settings), so the new prompts and their images are written
+# beside the old ones; an edit that changes no prompt leaves it alone and regenerates nothing.
 PROMPTS_VERSION = 1
 FIELDS = ("c", "h_c", "d_c", "b")
 N_EXAMPLES = 5  # example prompts stored in the prompt file (train indices 0..4), for people and the summary

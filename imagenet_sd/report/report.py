@@ -26,7 +26,7 @@ class Entry:
 
 
 # name -> entry. A name is listed in the report only if the current config produces its source
-# (see `report_outputs` in imagenet_sd/report_plan.py).
+# (see `report_outputs` in imagenet_sd/planning/report.py).
 TABLES: dict[str, Entry] = {
     "evaluation": Entry("results/tables/evaluation.csv", "Result tables", "report/evaluation.rst"),
     "prompts": Entry("results/tables/prompts.csv", "Prompts", "report/prompts.rst"),

@@ -1,5 +1,5 @@
 """The `adapt` job: a real clone's packed train shards + its recipe's prompt files -> an adapted pipeline folder
-and its loss curves (imagenet_sd.train.adaptation does the training; imagenet_sd.adaptation_plan the keys).
+and its loss curves (imagenet_sd.train.adaptation does the training; imagenet_sd.planning.adaptation the keys).
 
 The images come from the packed shards, not the ImageFolder: the train split as pack chose it (the held-out
 images taken out), and a repack reruns the adaptation. Image i of a class (in the shards' seeded order) is

@@ -15,9 +15,9 @@ from snakemake.utils import validate
 from snakemake_interface_common.exceptions import WorkflowError
 from test_common_noise import OLD_KEYS
 
-from imagenet_sd.adaptation_plan import adapted_folder, card_entry
 from imagenet_sd.config import ConfigError
-from imagenet_sd.plan import build_plan
+from imagenet_sd.planning.adaptation import adapted_folder, card_entry
+from imagenet_sd.planning.clones import build_plan
 from imagenet_sd.prompts.prompts import image_prompt
 from imagenet_sd.quality.cards import licence
 from imagenet_sd.train.adapt_job import check_prompt_files, pick_per_class, training_set

@@ -15,7 +15,7 @@ from test_generation import RECORD, WNID, read_chunk
 from imagenet_sd.generate import generation as gen
 from imagenet_sd.generate.chunks import ChunkIdentity
 from imagenet_sd.generate.text2image import load_pipeline
-from imagenet_sd.plan import build_plan
+from imagenet_sd.planning.clones import build_plan
 
 torch.set_num_threads(1)
 SCHEMA = str(REPO / "schemas/config.schema.yaml")

@@ -9,9 +9,9 @@ from torchvision import transforms as T
 
 from imagenet_sd.evaluate.attacks import unit_transform
 from imagenet_sd.evaluate.corruptions import alexnet_errors, mean_corruption_error
+from imagenet_sd.planning.models import evalset_resize, scoring_spec
 from imagenet_sd.train.models import build_model
 from imagenet_sd.train.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform
-from imagenet_sd.transfer_plan import evalset_resize, scoring_spec
 
 torch.set_num_threads(1)
 SIDE = TRAINING["eval_resolution"]  # the demo-scale stand-in for ImageNet-C's 224 px

@@ -12,7 +12,7 @@ from imagenet_sd import paths
 from imagenet_sd.config import ConfigError
 from imagenet_sd.ops import cost
 from imagenet_sd.ops import throughput as tp
-from imagenet_sd.plan import build_plan
+from imagenet_sd.planning.clones import build_plan
 
 H100 = "NVIDIA H100 80GB HBM3"
 

@@ -8,7 +8,7 @@ import yaml
 from snakemake.utils import validate
 
 from imagenet_sd.generate.families import FAMILIES, declared_family
-from imagenet_sd.plan import build_plan
+from imagenet_sd.planning.clones import build_plan
 
 REPO = Path(__file__).resolve().parents[2]
 

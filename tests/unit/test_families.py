@@ -15,7 +15,6 @@ from test_generation import RECORD, WNID, generator_entry, job_arguments, read_c
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from imagenet_sd.adaptation_plan import generator_family
 from imagenet_sd.config import ConfigError
 from imagenet_sd.generate import generation as gen
 from imagenet_sd.generate.chunks import ChunkIdentity
@@ -23,7 +22,8 @@ from imagenet_sd.generate.families import FAMILIES, detect_architecture
 from imagenet_sd.generate.flops import flops_per_image
 from imagenet_sd.generate.text2image import load_pipeline
 from imagenet_sd.generate.tiny_pipeline import build_tiny_pipeline
-from imagenet_sd.plan import build_plan
+from imagenet_sd.planning.adaptation import generator_family
+from imagenet_sd.planning.clones import build_plan
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ from imagenet_sd.generate.chunks import ChunkIdentity
 from imagenet_sd.generate.flops import flops_per_image
 from imagenet_sd.generate.sd14 import SD14_TEXT, SD14_UNET, SD14_VAE, sd_pipeline_from_configs
 from imagenet_sd.generate.text2image import load_pipeline
-from imagenet_sd.plan import PIXEL_KEYS
+from imagenet_sd.planning.clones import PIXEL_KEYS
 from imagenet_sd.prompts.prompts import plain_record
 from imagenet_sd.runtime import sha256_file
 from imagenet_sd.seeds import image_seed

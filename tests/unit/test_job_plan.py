@@ -10,11 +10,12 @@ import pytest
 from conftest import REPO
 from test_output_plan import SMALL, planned, variant
 
-from imagenet_sd import adaptation_plan as AP
-from imagenet_sd import output_plan as OP
 from imagenet_sd import paths
-from imagenet_sd import quality_plan as QP
-from imagenet_sd import transfer_plan as TP
+from imagenet_sd.planning import adaptation as AP
+from imagenet_sd.planning import models as MP
+from imagenet_sd.planning import outputs as OP
+from imagenet_sd.planning import quality as QP
+from imagenet_sd.planning import transfer as TP
 
 DIGITS = "resources/datasets/sklearn-digits"
 CURATED = {"class_set": "demo", "recipe": "c", "generator": "tiny", "images_per_class": 3, "curation": {}}
@@ -71,8 +72,8 @@ def test_dataset_indexes_read_prepared_lists_held_out_splits_and_class_lists_but
     assert TP.dataset_index_inputs(config, "pets", "test") == []
     assert TP.dataset_index_inputs(config, "a-heldout", "test") == [paths.HELDOUT.format(clone="a")]
     assert TP.dataset_index_inputs(config, "val", "test") == [str(classes)]
-    assert TP.evalset_input(config, "a-heldout") == TP.evalset_folder(config, "a-heldout") == "results/clones/a/heldout"
-    assert TP.evalset_input(config, "val") == [] and TP.evalset_folder(config, "val") == "data/imagenet/val"
+    assert MP.evalset_input(config, "a-heldout") == MP.evalset_folder(config, "a-heldout") == "results/clones/a/heldout"
+    assert MP.evalset_input(config, "val") == [] and MP.evalset_folder(config, "val") == "data/imagenet/val"
     spec = TP.transfer_set_spec(config, "digits")  # the settings of its files; its labels rerun nothing
     assert spec["source"] == "digits" and not {"description", "group", "probe"} & set(spec)
 
@@ -84,10 +85,10 @@ def test_a_run_is_evaluated_with_its_training_recipe_and_an_external_model_with_
     }
     config, _, found = planned(variant(trainings={"t": {"eval_resolution": 96}}, models=models))
     recipe = {k: v for k, v in config["trainings"]["t"].items() if k != "flip"}  # a late key at its default
-    assert TP.model_eval_training(config, found["a"]) == recipe
-    assert TP.model_eval_resolution(config, found["a"]) == 96
-    assert TP.model_eval_training(config, found["tv"]) == {"arch": "resnet50", "eval_resolution": 224}
-    assert TP.model_eval_resolution(config, found["tv-288"]) == 288
+    assert MP.model_eval_training(config, found["a"]) == recipe
+    assert MP.model_eval_resolution(config, found["a"]) == 96
+    assert MP.model_eval_training(config, found["tv"]) == {"arch": "resnet50", "eval_resolution": 224}
+    assert MP.model_eval_resolution(config, found["tv-288"]) == 288
 
 
 def test_a_generator_loads_its_built_hub_or_adapted_pipeline():

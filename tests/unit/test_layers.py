@@ -1,5 +1,6 @@
 """The package graph of imagenet_sd follows the pipeline: a module imports the shared modules at the top, its
-own stage and earlier stages only; the planners over all stages come after the stages, ops after the planners."""
+own stage and earlier stages only; the planners over all stages (imagenet_sd.planning) come after the stages,
+ops after the planners, and inside planning a planner imports only the planners before it."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "imagenet_sd"
 # Top-level modules that every stage may import: they import no stage themselves.
 SHARED = ("config", "paths", "seeds", "runtime", "progress")
-# Top-level modules that plan the whole run from the config: they read every stage's checks and names.
-PLANNERS = ("plan", "output_plan", "report_plan", "quality_plan", "transfer_plan", "adaptation_plan")
-# The order data flows in (the order rules/ runs them); ops reads the plan of a whole run.
+# The order data flows in (the order rules/ runs them); planning reads every stage's checks and names to plan
+# the whole run from the config; ops reads the plan of a whole run.
 STAGES = ("prompts", "generate", "data", "quality", "train", "evaluate", "report")
-LAYERS = ("shared", *STAGES, "planners", "ops")
+LAYERS = ("shared", *STAGES, "planning", "ops")
+# The planners in the order they may import each other (imagenet_sd/planning/__init__.py says what each plans).
+PLANNERS = ("keys", "sheets", "adaptation", "clones", "quality", "models", "transfer", "outputs", "report")
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:
@@ -51,9 +53,28 @@ def layer(module: str) -> str:
         return parts[0]
     if parts[0] in SHARED:
         return "shared"
-    if parts[0] in PLANNERS:
-        return "planners"
-    raise AssertionError(f"{module} is in no layer: name it in SHARED, PLANNERS or a STAGES package")
+    raise AssertionError(f"{module} is in no layer: name it in SHARED or put it in a package of LAYERS")
+
+
+def planner_rank(module: str) -> int | None:
+    """A planner's place in PLANNERS (None for a module outside imagenet_sd.planning); an unknown one is named."""
+    parts = module.split(".")[1:]
+    if len(parts) < 2 or parts[0] != "planning":
+        return None
+    if parts[1] not in PLANNERS:
+        raise AssertionError(f"{module} is not in PLANNERS: name it there, after the planners it imports")
+    return PLANNERS.index(parts[1])
+
+
+def against_the_flow(name: str, target: str) -> bool:
+    """Whether `name` importing `target` goes upstream: a later layer, or a later planner inside planning."""
+    if layer(target) == "package":
+        return False
+    own = LAYERS.index(layer(name)) if layer(name) != "package" else len(LAYERS)
+    if LAYERS.index(layer(target)) != own:
+        return LAYERS.index(layer(target)) > own
+    ranks = planner_rank(name), planner_rank(target)
+    return None not in ranks and ranks[1] > ranks[0]
 
 
 def flow_violations(package: Path = PACKAGE) -> list[str]:
@@ -61,11 +82,9 @@ def flow_violations(package: Path = PACKAGE) -> list[str]:
     known = set(found)
     wrong = []
     for name, path in found.items():
-        own = LAYERS.index(layer(name)) if layer(name) != "package" else len(LAYERS)
+        planner_rank(name)  # every planner has its place, imported or not
         for target in sorted(imported(path, known)):
-            if layer(target) == "package":
-                continue
-            if LAYERS.index(layer(target)) > own:
+            if against_the_flow(name, target):
                 wrong.append(f"{name} ({layer(name)}) imports {target} ({layer(target)}), later in the flow")
     return wrong
 
@@ -101,14 +120,14 @@ def test_there_is_no_import_cycle():
 
 
 def test_every_stage_package_says_what_it_offers():
-    for stage in (*STAGES, "ops"):
+    for stage in (*STAGES, "planning", "ops"):
         init = PACKAGE / stage / "__init__.py"
         assert init.exists(), f"{stage} is not a package"
         assert ast.get_docstring(ast.parse(init.read_text())), f"{init} has no docstring"
     top = {path.stem for path in PACKAGE.glob("*.py")} - {"__init__"}
-    assert top == set(SHARED) | set(PLANNERS), (
-        f"top-level modules outside SHARED/PLANNERS: {top - set(SHARED) - set(PLANNERS)}"
-    )
+    assert top == set(SHARED), f"top-level modules outside SHARED: {top - set(SHARED)}"
+    planners = {path.stem for path in (PACKAGE / "planning").glob("*.py")} - {"__init__"}
+    assert planners == set(PLANNERS), f"planners not in PLANNERS: {planners ^ set(PLANNERS)}"
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -125,7 +144,10 @@ def write(root: Path, files: dict[str, str]) -> Path:
             "from imagenet_sd.train.models import x\n",
             "imagenet_sd.generate.text2image (generate) imports imagenet_sd.train.models",
         ),
-        ("from imagenet_sd import plan\n", "imagenet_sd.generate.text2image (generate) imports imagenet_sd.plan"),
+        (
+            "from imagenet_sd.planning import clones\n",
+            "imagenet_sd.generate.text2image (generate) imports imagenet_sd.planning.clones",
+        ),
         (
             "from imagenet_sd.ops import status\n",
             "imagenet_sd.generate.text2image (generate) imports imagenet_sd.ops.status",
@@ -137,7 +159,8 @@ def test_an_import_against_the_flow_is_named(tmp_path, source, expected):
         tmp_path,
         {
             "imagenet_sd/__init__.py": "",
-            "imagenet_sd/plan.py": "",
+            "imagenet_sd/planning/__init__.py": "",
+            "imagenet_sd/planning/clones.py": "",
             "imagenet_sd/runtime.py": "",
             "imagenet_sd/generate/__init__.py": "",
             "imagenet_sd/generate/text2image.py": "from imagenet_sd.runtime import y\n" + source,
@@ -164,3 +187,24 @@ def test_a_cycle_of_top_level_imports_is_found_and_one_inside_a_function_is_not(
     assert import_cycles(package) == []
     (package / "generate/b.py").write_text("from imagenet_sd.generate import a\n")
     assert import_cycles(package) == [["imagenet_sd.generate.a", "imagenet_sd.generate.b", "imagenet_sd.generate.a"]]
+
+
+def test_a_planner_importing_a_later_planner_is_named(tmp_path):
+    package = write(
+        tmp_path,
+        {
+            "imagenet_sd/__init__.py": "",
+            "imagenet_sd/planning/__init__.py": "",
+            "imagenet_sd/planning/keys.py": "",
+            "imagenet_sd/planning/clones.py": "from imagenet_sd.planning.keys import short_hash\n",
+            "imagenet_sd/planning/models.py": "from imagenet_sd.planning import clones\n",
+        },
+    )
+    assert flow_violations(package) == []
+    (package / "planning/keys.py").write_text("def f():\n    from imagenet_sd.planning.models import Model\n")
+    assert flow_violations(package) == [
+        "imagenet_sd.planning.keys (planning) imports imagenet_sd.planning.models (planning), later in the flow"
+    ]
+    (package / "planning/extra.py").write_text("")
+    with pytest.raises(AssertionError, match="imagenet_sd.planning.extra is not in PLANNERS"):
+        flow_violations(package)

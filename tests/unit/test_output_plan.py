@@ -1,6 +1,6 @@
-"""The planners of outputs and report pages (imagenet_sd.output_plan, imagenet_sd.report_plan), without
-Snakemake: what each section of a config adds to the DAG, on a small config and variants of it, and on the
-demo config. The rules call these functions through one-line adapters in rules/common.smk."""
+"""The planners of outputs and report pages (imagenet_sd.planning.outputs and .report), without Snakemake:
+what each section of a config adds to the DAG, on a small config and variants of it, and on the demo config.
+The rules call these functions through one-line adapters in rules/common.smk."""
 
 import copy
 
@@ -8,13 +8,13 @@ import pytest
 from conftest import REPO, demo_config
 from snakemake.utils import validate
 
-from imagenet_sd import output_plan as OP
 from imagenet_sd import paths
-from imagenet_sd import report_plan as RP
-from imagenet_sd.plan import build_plan
-from imagenet_sd.quality_plan import measured_clones
+from imagenet_sd.planning import outputs as OP
+from imagenet_sd.planning import report as RP
+from imagenet_sd.planning.clones import build_plan
+from imagenet_sd.planning.models import build_models
+from imagenet_sd.planning.quality import measured_clones
 from imagenet_sd.report.report import FIGURES, TABLES
-from imagenet_sd.transfer_plan import build_models
 
 SCHEMA = str(REPO / "schemas/config.schema.yaml")
 # Two recipes on one class set (a and b: a comparison sheet), a clone that only draws more images of a's

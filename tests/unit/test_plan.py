@@ -7,7 +7,11 @@ import pytest
 from conftest import toy_config
 from snakemake.utils import validate
 
-from imagenet_sd.plan import ConfigError, build_plan, chunk_ranges, class_key, read_sheet, unknown_wnids
+from imagenet_sd.config import ConfigError
+from imagenet_sd.planning.clones import build_plan
+from imagenet_sd.planning.keys import chunk_ranges, class_key
+from imagenet_sd.planning.sheets import read_sheet
+from imagenet_sd.prompts.wordnet import unknown_wnids
 
 SCHEMA = str(Path(__file__).resolve().parents[2] / "schemas/config.schema.yaml")
 DATA_NOUN = Path("/usr/share/wordnet/data.noun")

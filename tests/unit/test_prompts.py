@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import load_script
 
-from imagenet_sd.plan import class_key
+from imagenet_sd.planning.keys import class_key
 from imagenet_sd.prompts.prompts import (
     PromptError,
     build_record,

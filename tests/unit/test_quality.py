@@ -11,10 +11,10 @@ from conftest import jpeg_bytes, load_script, toy_config, write_chunk_tar
 from PIL import Image
 
 from imagenet_sd.config import ConfigError, schema
-from imagenet_sd.plan import build_plan
+from imagenet_sd.planning.clones import build_plan
+from imagenet_sd.planning.quality import measured_clones
 from imagenet_sd.quality import quality as Q
 from imagenet_sd.quality.clip_embed import build_tiny_clip, embed_class
-from imagenet_sd.quality_plan import measured_clones
 
 TINY_CLIP = {"seed": 0, "hidden": 32, "layers": 1, "image_size": 32, "patch_size": 8}
 DEFAULTS = {k: v.get("default") for k, v in schema()["properties"]["quality"]["properties"].items()}

@@ -13,11 +13,12 @@ from conftest import pack_clone
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
+from imagenet_sd.config import ConfigError
 from imagenet_sd.data.loader import decode_samples
 from imagenet_sd.data.realdata import DIGIT_WNIDS, check_folder, choose, write_digits
 from imagenet_sd.data.shards import UndecodableImages
 from imagenet_sd.evaluate.evaluation import image_folder
-from imagenet_sd.plan import ConfigError, build_plan
+from imagenet_sd.planning.clones import build_plan
 
 CLASSES = ["n01558993", "n02123045", "n02701002"]
 

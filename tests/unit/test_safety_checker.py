@@ -14,7 +14,7 @@ from test_generation import RECORD, generator_entry, prompt_file, read_chunk, ru
 from imagenet_sd.generate import generation as gen
 from imagenet_sd.generate.chunks import ChunkIdentity
 from imagenet_sd.generate.text2image import load_pipeline
-from imagenet_sd.plan import Plan
+from imagenet_sd.planning.clones import Plan
 
 FLAGGED = (0, 5)  # of images [0, 8)
 

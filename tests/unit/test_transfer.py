@@ -15,12 +15,13 @@ from conftest import REPO, load_script, toy_config
 from PIL import Image
 from snakemake.utils import validate
 
-from imagenet_sd import transfer_plan as TP
 from imagenet_sd.config import schema
 from imagenet_sd.data.transfer_sets import build_index, seeded_split
 from imagenet_sd.evaluate.features import write_features
 from imagenet_sd.evaluate.probes import linear_grid, log_grid, run_probe, search_1d
-from imagenet_sd.plan import build_plan
+from imagenet_sd.planning import models as MP
+from imagenet_sd.planning import transfer as TP
+from imagenet_sd.planning.clones import build_plan
 from imagenet_sd.report.transfer_tables import log_odds, write_transfer_tables
 
 torch.set_num_threads(1)
@@ -135,7 +136,7 @@ def probed_demo_config(monkeypatch) -> dict:
 
 def test_the_probe_runs_for_each_split_seed_and_the_table_gives_their_mean_and_spread(tmp_path, monkeypatch):
     config = probed_demo_config(monkeypatch)
-    models = TP.build_models(config, build_plan(config, check_wnids=False))
+    models = MP.build_models(config, build_plan(config, check_wnids=False))
     seeds = TP.probe_seeds(config, "digits")
     assert seeds == DEFAULT_SEEDS == [0, 1, 2]  # three by default, which the demo keeps
     outputs = [str(tmp_path / TP.probe_path(config, "demo", "digits", seed)) for seed in seeds]

@@ -12,7 +12,7 @@ from conftest import REPO, copy_workflow, planned_jobs, run_snakemake, write_con
 from test_adaptation_keys import TINY_CONFIG, plan_of
 
 from imagenet_sd import paths
-from imagenet_sd.adaptation_plan import adaptation_key, adapted_folder
+from imagenet_sd.planning.adaptation import adaptation_key, adapted_folder
 from imagenet_sd.train.adapt_job import run_adapt
 from imagenet_sd.train.lora import LORA_WEIGHTS
 from imagenet_sd.train.resume import TrainingStopped

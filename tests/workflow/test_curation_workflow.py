@@ -18,8 +18,8 @@ from test_curation import CURATION, TARGETS  # noqa: F401 (fixtures among them)
 from test_quality import DEFAULTS, TINY_CLIP
 from test_rerun import BIG, SMALL, dry_run, edit_config, load_config, make_workdir, plan_of, write_sheet
 
-from imagenet_sd import quality_plan as QP
 from imagenet_sd.config import ConfigError
+from imagenet_sd.planning import quality as QP
 from imagenet_sd.quality.curation import kept_keys, measured_classes
 from imagenet_sd.quality.distances import reference_measures
 from imagenet_sd.quality.quality import ClassEmbeddings, class_rows

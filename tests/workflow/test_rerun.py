@@ -24,7 +24,7 @@ from PIL import Image
 from snakemake.utils import validate
 
 from imagenet_sd import paths
-from imagenet_sd.plan import build_plan
+from imagenet_sd.planning.clones import build_plan
 
 BIG = ["n01558993", "n02123045"]  # robin, tabby
 SMALL = ["n02123045"]  # a subset of BIG, same recipe and generator (like IN-100 inside IN-1K)

@@ -11,7 +11,7 @@ from conftest import copy_workflow, run_snakemake, share_resources
 from test_status import count_images, status  # noqa: F401 (fixtures among them)
 
 from imagenet_sd.ops.status import load_config
-from imagenet_sd.plan import build_plan
+from imagenet_sd.planning.clones import build_plan
 
 
 def test_status_of_a_run_stopped_half_way_counts_the_files_on_disk(built_resources, tmp_path):

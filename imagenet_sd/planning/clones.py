@@ -1,4 +1,5 @@
-"""What a config asks for: sheets read and checked, output keys, chunk ranges and every path of the DAG.
+"""The Plan of a config: its clones (class set x recipe x generator, or a real folder), the generator and
+recipe keys, the chunk and prompt paths of every clone, and the checks of the config's cross references.
 
 Snakemake's rules call into this module; it has no Snakemake dependency so tests import it directly.
 Paths (imagenet_sd.paths) are keyed by what determines their content: a generated chunk by generator key,
@@ -7,20 +8,18 @@ recipe key, class key, split and image range, and by nothing else.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagenet_sd import paths
-from imagenet_sd.adaptation_plan import adapted_folder, built_pipeline_for, check_adaptations
 from imagenet_sd.config import ConfigError
 from imagenet_sd.data.realdata import check_folder
 from imagenet_sd.generate.families import check_generators
+from imagenet_sd.planning.adaptation import adapted_folder, built_pipeline_for, check_adaptations
+from imagenet_sd.planning.keys import chunk_ranges, short_hash
+from imagenet_sd.planning.sheets import ClassEntry, check_sheet_wnids, read_sheets
 from imagenet_sd.prompts.prompts import PROMPTS_VERSION
-from imagenet_sd.prompts.wordnet import unknown_wnids, wordnet_data_noun
 
 # Generator settings that change pixels. Everything else (batch size, chunk size, compile, attention,
 # device) is a runtime choice and stays out of the output key.
@@ -56,42 +55,21 @@ PROMPT_KEYS = (
 )
 
 
-def short_hash(obj) -> str:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
-
-
-def class_key(wnid: str, name: str | None) -> str:
-    """wnid alone, or wnid + hash of the name override: an override is a different class text."""
-    return wnid if not name else f"{wnid}-{short_hash(name)}"
-
-
-def chunk_ranges(n_images: int, chunk_size: int) -> list[tuple[int, int]]:
-    """Chunks aligned at multiples of chunk_size, so raising n adds chunks and keeps earlier ones."""
-    return [(start, min(start + chunk_size, n_images)) for start in range(0, n_images, chunk_size)]
-
-
-@dataclass(frozen=True)
-class ClassEntry:
-    wnid: str
-    name: str | None  # sheet override of c
-    key: str
-
-
 @dataclass
 class Clone:
     name: str
     classes: list[ClassEntry]
-    recipe: str | None  # None for a real clone, as generator and their keys
-    recipe_key: str | None
-    generator: str | None
-    generator_key: str | None
     images_per_class: int | None  # a real clone without a cap packs every image of its folder
     heldout_per_class: int
-    chunk_size: int
     shard_size: int
-    source: dict | None = None  # a real clone: {path, jpeg_quality, storage_size} of its ImageFolder train set
+    # A generated clone's; a real clone has none of them.
+    recipe: str | None = None
+    recipe_key: str | None = None
+    generator: str | None = None
+    generator_key: str | None = None
+    chunk_size: int = 1
     curation: dict | None = None  # generate oversample x images_per_class train images, pack the best
+    source: dict | None = None  # a real clone: {path, jpeg_quality, storage_size} of its ImageFolder train set
 
     @property
     def real(self) -> bool:
@@ -105,33 +83,6 @@ class Clone:
 
     def chunks(self, split: str) -> list[tuple[int, int]]:
         return chunk_ranges(self.count(split), self.chunk_size)
-
-
-def read_sheet(path: str | os.PathLike) -> list[ClassEntry]:
-    """A TSV class sheet: header with column `wnid`, optional column `name`. Order = class index."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"class sheet not found: {path}")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        if not reader.fieldnames or "wnid" not in reader.fieldnames:
-            raise ConfigError(f"class sheet {path}: the header must have a `wnid` column (got {reader.fieldnames})")
-        unknown = set(reader.fieldnames) - {"wnid", "name"}
-        if unknown:
-            raise ConfigError(f"class sheet {path}: unknown column(s) {sorted(unknown)}; allowed: wnid, name")
-        entries, seen = [], set()
-        for line, row in enumerate(reader, start=2):
-            wnid = (row.get("wnid") or "").strip()
-            if not paths.WNID_RE.match(wnid):
-                raise ConfigError(f"class sheet {path}, line {line}: {wnid!r} is not a WordNet noun id like n01440764")
-            if wnid in seen:
-                raise ConfigError(f"class sheet {path}, line {line}: class {wnid} is listed twice")
-            seen.add(wnid)
-            name = (row.get("name") or "").strip() or None
-            entries.append(ClassEntry(wnid, name, class_key(wnid, name)))
-    if not entries:
-        raise ConfigError(f"class sheet {path} lists no class")
-    return entries
 
 
 @dataclass
@@ -253,13 +204,8 @@ def real_clone(name: str, c: dict, classes: list[ClassEntry]) -> Clone:
     return Clone(
         name=name,
         classes=classes,
-        recipe=None,
-        recipe_key=None,
-        generator=None,
-        generator_key=None,
         images_per_class=c.get("images_per_class"),
         heldout_per_class=c.get("heldout_per_class", 0),
-        chunk_size=1,
         shard_size=c.get("shard_size", 1000),
         source=source,
     )
@@ -321,28 +267,12 @@ def check_evaluation(plan: Plan) -> None:
                 raise ConfigError(f"{section}.evalsets: {ev!r} is a corruption set; {users} need an ImageFolder set")
 
 
-def check_sheet_wnids(plan: Plan) -> None:
-    """Every wnid of every sheet is a WordNet 3.0 noun synset (when WordNet is already on disk)."""
-    data_noun = wordnet_data_noun(plan.config)
-    if data_noun is None:
-        return
-    for name, entries in plan.sheets.items():
-        bad = unknown_wnids([e.wnid for e in entries], data_noun)
-        if bad:
-            sheet = plan.config["class_sets"][name]["sheet"]
-            raise ConfigError(f"class_sets.{name} ({sheet}): not a WordNet 3.0 noun synset: {', '.join(bad[:10])}")
-
-
 def build_plan(config: dict, check_wnids: bool = True) -> Plan:
     """Check cross references, sheets and files; return the plan. Raises ConfigError naming the culprit."""
     plan = Plan(config)
     for name in config.get("recipes", {}):
         recipe_dependencies(config, name)
-    for name, cs in config.get("class_sets", {}).items():
-        try:
-            plan.sheets[name] = read_sheet(cs["sheet"])
-        except ConfigError as e:
-            raise ConfigError(f"class_sets.{name}: {e}") from None
+    plan.sheets = read_sheets(config)
     check_generators(config, plan.built_pipeline)
     clones = config.get("clones", {})
     # real clones first: an adapted generator's key (a synthetic clone's) holds its real clone's settings
@@ -352,5 +282,5 @@ def build_plan(config: dict, check_wnids: bool = True) -> Plan:
     plan.clones = {name: real.get(name) or plan_clone(plan, name, c) for name, c in clones.items()}
     check_evaluation(plan)
     if check_wnids:
-        check_sheet_wnids(plan)
+        check_sheet_wnids(config, plan.sheets)
     return plan

@@ -10,7 +10,8 @@ import os
 
 from imagenet_sd import paths
 from imagenet_sd.config import ConfigError
-from imagenet_sd.plan import Plan, chunk_ranges, short_hash
+from imagenet_sd.planning.clones import Plan
+from imagenet_sd.planning.keys import chunk_ranges, short_hash
 
 
 def enabled(config: dict) -> bool:

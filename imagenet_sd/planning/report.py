@@ -1,6 +1,6 @@
 """The pages of `snakemake --report` a config makes and what each sheet reads: contact sheets, side-by-side
 comparisons, generation statistics, training and adaptation curves, and the registered tables and figures
-(imagenet_sd.report.report: TABLES, FIGURES). Snakemake-free, like imagenet_sd.plan: rules/common.smk
+(imagenet_sd.report.report: TABLES, FIGURES). Snakemake-free, like every planner: rules/common.smk
 calls in with the config, the plan and the report settings (imagenet_sd.report.report.report_settings).
 
 A sheet reads only the first train chunk of each class it shows, never a whole clone.
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from imagenet_sd import adaptation_plan as AP
 from imagenet_sd import paths
-from imagenet_sd.output_plan import generated_clones
-from imagenet_sd.plan import ClassEntry, Plan
+from imagenet_sd.planning import adaptation as AP
+from imagenet_sd.planning.clones import Plan
+from imagenet_sd.planning.outputs import generated_clones
+from imagenet_sd.planning.sheets import ClassEntry
 from imagenet_sd.report.contact_sheets import sample_indices
 from imagenet_sd.report.report import FIGURES, TABLES
 

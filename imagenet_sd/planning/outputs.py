@@ -1,8 +1,8 @@
 """The files and groups a config asks for beyond the generated chunks: per-model results (attacks,
 representation statistics), what the tables read and print, the quality step's and the dataset cards'
 outputs; and what the prompts and pack jobs read (a recipe with the recipes it mixes, chunks, embeddings, a
-real folder), with the warnings about user folders not there yet. Snakemake-free, like imagenet_sd.plan:
-rules/common.smk calls in with the config, the plan and the models (imagenet_sd.transfer_plan.build_models),
+real folder), with the warnings about user folders not there yet. Snakemake-free, like every planner:
+rules/common.smk calls in with the config, the plan and the models (imagenet_sd.planning.models.build_models),
 and the unit tests call the same functions.
 
 A per-model output exists once per entry that asks for it (a model's `evaluate` set listed in a section's
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 
-from imagenet_sd import adaptation_plan as AP
 from imagenet_sd import paths
-from imagenet_sd import quality_plan as QP
-from imagenet_sd.plan import Clone, Plan, recipe_dependencies
-from imagenet_sd.transfer_plan import Model
+from imagenet_sd.planning import adaptation as AP
+from imagenet_sd.planning import quality as QP
+from imagenet_sd.planning.clones import Clone, Plan, recipe_dependencies
+from imagenet_sd.planning.models import Model
 
 
 # ---- per model ------------------------------------------------------------------------------------

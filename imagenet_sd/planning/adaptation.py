@@ -1,5 +1,5 @@
 """What an `adaptations` entry asks for (issue 22): a base pipeline adapted on a real clone's packed train
-split, each image captioned by the prompt its class's recipe gives it. Snakemake-free, like imagenet_sd.plan.
+split, each image captioned by the prompt its class's recipe gives it. Snakemake-free, like every planner.
 
 The adapted pipeline's folder is keyed by everything that determines its weights: the base pipeline (model,
 revision, a tiny pipeline's settings), the training images (the real clone's folder and pack settings, its
@@ -20,6 +20,7 @@ import os
 from imagenet_sd import paths
 from imagenet_sd.config import ConfigError
 from imagenet_sd.generate.families import declared_family
+from imagenet_sd.planning.keys import short_hash
 from imagenet_sd.train.adaptation import adaptation_settings
 from imagenet_sd.train.lora import SettingError
 
@@ -80,8 +81,6 @@ def adaptation_identity(plan, name: str) -> dict:
 
 
 def adaptation_key(plan, name: str) -> str:
-    from imagenet_sd.plan import short_hash  # imagenet_sd.plan imports this module
-
     return f"{name}-{short_hash(adaptation_identity(plan, name))}"
 
 
