@@ -131,8 +131,11 @@ def test_every_stage_package_says_what_it_offers():
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
+    """A package of the given modules (path -> source), an empty __init__.py in each of its folders."""
     for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        for folder in (root / name).relative_to(root).parents[:-1]:
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            (root / folder / "__init__.py").touch()
         (root / name).write_text(text)
     return root / "imagenet_sd"
 
@@ -158,15 +161,10 @@ def test_an_import_against_the_flow_is_named(tmp_path, source, expected):
     package = write(
         tmp_path,
         {
-            "imagenet_sd/__init__.py": "",
-            "imagenet_sd/planning/__init__.py": "",
             "imagenet_sd/planning/clones.py": "",
             "imagenet_sd/runtime.py": "",
-            "imagenet_sd/generate/__init__.py": "",
             "imagenet_sd/generate/text2image.py": "from imagenet_sd.runtime import y\n" + source,
-            "imagenet_sd/train/__init__.py": "",
             "imagenet_sd/train/models.py": "from imagenet_sd.generate.text2image import z\n",
-            "imagenet_sd/ops/__init__.py": "",
             "imagenet_sd/ops/status.py": "",
         },
     )
@@ -178,8 +176,6 @@ def test_a_cycle_of_top_level_imports_is_found_and_one_inside_a_function_is_not(
     package = write(
         tmp_path,
         {
-            "imagenet_sd/__init__.py": "",
-            "imagenet_sd/generate/__init__.py": "",
             "imagenet_sd/generate/a.py": "from imagenet_sd.generate.b import x\n",
             "imagenet_sd/generate/b.py": "def f():\n    from imagenet_sd.generate.a import y\n",
         },
@@ -193,8 +189,6 @@ def test_a_planner_importing_a_later_planner_is_named(tmp_path):
     package = write(
         tmp_path,
         {
-            "imagenet_sd/__init__.py": "",
-            "imagenet_sd/planning/__init__.py": "",
             "imagenet_sd/planning/keys.py": "",
             "imagenet_sd/planning/clones.py": "from imagenet_sd.planning.keys import short_hash\n",
             "imagenet_sd/planning/models.py": "from imagenet_sd.planning import clones\n",
