@@ -7,10 +7,10 @@ import torch
 
 from imagenet_sd.evaluate.attacks import Normalized, run_attack, subset_indices, unit_transform
 from imagenet_sd.evaluate.evaluation import TOPK, accuracies, image_folder
+from imagenet_sd.evaluate.records import header_fields
 from imagenet_sd.planning.models import evalset_resize
-from imagenet_sd.runtime import pick_device, setup_logging, sha256_file, versions, write_json
+from imagenet_sd.runtime import pick_device, setup_logging, write_json
 from imagenet_sd.train.models import load_model
-from imagenet_sd.train.transforms import eval_preprocessing
 
 log = logging.getLogger("imagenet_sd.attack")
 
@@ -39,9 +39,10 @@ def scores(found: dict, ks: tuple[int, int]) -> dict:
     }
 
 
-def attack_record(job: dict, result: dict, found: dict, match, ks, *, epsilon, sampling: dict, resize) -> dict:
-    """What the attack job writes: `job` (model, set, attack, settings, checkpoint), clean and adversarial
-    scores, the radius, and the subset with how its images were read."""
+def attack_record(job: dict, result: dict, found: dict, match, ks, *, epsilon, sampling: dict, header: dict) -> dict:
+    """What the attack job writes: `job` (model, set, attack, settings), clean and adversarial scores, the
+    radius, the subset with how its images were read, and `header` (the fields shared with the evaluate
+    record: checkpoint, preprocessing, versions)."""
     return {
         **result,
         **job,
@@ -51,10 +52,9 @@ def attack_record(job: dict, result: dict, found: dict, match, ks, *, epsilon, s
         "input": "[0, 1] images, normalised inside the model",
         "subset": {"size": sampling["subset"], "seed": sampling["seed"], "n_images": found["n_images"]},
         "resolution": sampling["resolution"],
-        "preprocessing": eval_preprocessing(sampling["resolution"], resize),
         "n_classes_scored": len(match.scored),
         "top5_k": ks[1],
-        "versions": versions(),
+        **header,
     }
 
 
@@ -97,11 +97,9 @@ def main(
         "evalset": evalset_name,
         "attack": attack,
         "settings": dict(settings),
-        "checkpoint": {"path": str(checkpoint), "sha256": sha256_file(checkpoint), "arch": ckpt["arch"]},
     }
-    record = attack_record(
-        job, result, found, match, ks, epsilon=epsilon, sampling=sampling, resize=evalset_resize(evalset)
-    )
+    header = header_fields(checkpoint=checkpoint, ckpt=ckpt, resolution=resolution, resize=evalset_resize(evalset))
+    record = attack_record(job, result, found, match, ks, epsilon=epsilon, sampling=sampling, header=header)
     write_json(output, record)
     return result
 

@@ -8,11 +8,12 @@ import torch
 
 from imagenet_sd.evaluate.corruptions import corruption_folders, corruption_summary
 from imagenet_sd.evaluate.evaluation import read_class_list, score_folder
+from imagenet_sd.evaluate.records import header_fields
 from imagenet_sd.planning.models import evalset_resize
-from imagenet_sd.runtime import pick_device, setup_logging, sha256_file, versions, write_json
+from imagenet_sd.runtime import pick_device, setup_logging, write_json
 from imagenet_sd.train.models import load_model
 from imagenet_sd.train.training import resolve_training
-from imagenet_sd.train.transforms import eval_preprocessing, eval_transform
+from imagenet_sd.train.transforms import eval_transform
 
 log = logging.getLogger("imagenet_sd.evaluate")
 
@@ -30,7 +31,8 @@ def score_set(model, classes: list[str], images, evalset: dict, settings: dict, 
 
 
 def record(result: dict, *, run, ckpt: dict, checkpoint, evalset_name: str, evalset: dict, images, resolution) -> dict:
-    """What the evaluate job writes: the scores, what was scored, and with what."""
+    """What the evaluate job writes: the scores, what was scored, and with what (the header shared with the
+    attack record, its checkpoint block with the training step)."""
     return {
         **result,
         "run": run,
@@ -41,15 +43,10 @@ def record(result: dict, *, run, ckpt: dict, checkpoint, evalset_name: str, eval
             "path": str(images),
             "clone": evalset.get("clone"),
         },
-        "checkpoint": {
-            "path": str(checkpoint),
-            "sha256": sha256_file(checkpoint),
-            "arch": ckpt["arch"],
-            "step": ckpt.get("step"),
-        },
         "eval_resolution": resolution,
-        "preprocessing": eval_preprocessing(resolution, evalset_resize(evalset)),
-        "versions": versions(),
+        **header_fields(
+            checkpoint=checkpoint, ckpt=ckpt, resolution=resolution, resize=evalset_resize(evalset), step=True
+        ),
     }
 
 

@@ -11,6 +11,6 @@ if "snakemake" in globals():
         datasets=dict(snakemake.params.datasets),
         csv=snakemake.output.csv,
         markdown=snakemake.output.markdown,
-        plot=snakemake.output.plot,
+        png=snakemake.output.plot,
     )
     log.info("wrote %d rows", len(table))

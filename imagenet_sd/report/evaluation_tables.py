@@ -5,10 +5,10 @@ Accuracies are in percent, as the evaluate jobs write them (and as timm's result
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pandas as pd
+
+from imagenet_sd.evaluate.records import read_record
+from imagenet_sd.report.result_tables import markdown_pivot, markdown_row, model_label, write_table
 
 COLUMNS = [
     "run",
@@ -32,8 +32,8 @@ def evaluation_rows(eval_files: list[str], runs: dict, evalsets: dict, real_clon
     held-out sets are real images)."""
     rows = []
     for path in eval_files:
-        result = json.loads(Path(path).read_text())
-        run, evalset = result["run"], result["evalset"]["name"]
+        header, result = read_record(path)
+        run, evalset = header.model, header.evalset
         rows.append(
             {
                 "run": run,
@@ -104,31 +104,22 @@ def training_budget(budgets: dict) -> str:
     return f"Runs differ both in epochs and in images seen ({listing})."
 
 
-def markdown_pivot(table: pd.DataFrame, evalsets: dict, budget: str = "") -> str:
+def evaluation_markdown(table: pd.DataFrame, evalsets: dict, budget: str = "") -> str:
     """Runs as rows, evaluation sets as columns, 'top-1 / top-5' in percent."""
     lines = ["# Evaluation", ""]
     if table.empty:
         return "\n".join(lines + ["No evaluation in this config.", ""])
-    cell = table.assign(score=[f"{a:.1f} / {b:.1f}" for a, b in zip(table.top1, table.top5)])
-    cell = cell.assign(run=[f"{r} (real)" if d == "real" else r for r, d in zip(cell.run, cell.train_data)])
-    pivot = cell.pivot(index="run", columns="evalset", values="score").fillna("")
-    names = list(pivot.columns)
+    names = sorted(set(table.evalset))
+    cells = [(model_label(r.run, r.train_data), r.evalset, f"{r.top1:.1f} / {r.top5:.1f}") for r in table.itertuples()]
     lines.append(
         "Top-1 / top-5 accuracy (%) of each run (rows) on each evaluation set (columns); "
         "the last row is chance level (uniform guessing over the classes scored)." + (f" {budget}" if budget else "")
     )
     lines.append("")
-    lines.append("| run | " + " | ".join(names) + " |")
-    lines.append("|---|" + "---|" * len(names))
-    for run, row in pivot.iterrows():
-        lines.append(f"| {run} | " + " | ".join(row[n] for n in names) + " |")
     chance = table.groupby("evalset")[["chance_top1", "chance_top5"]].max()
-    lines.append(
-        "| *chance* | "
-        + " | ".join(f"*{chance.chance_top1[n]:.1f} / {chance.chance_top5[n]:.1f}*" for n in names)
-        + " |"
-    )
-    lines.append("")
+    lines += markdown_pivot(cells, "run", names)
+    chance_row = [f"*{chance.chance_top1[n]:.1f} / {chance.chance_top5[n]:.1f}*" for n in names]
+    lines += [markdown_row(["*chance*", *chance_row]), ""]
     for name in names:
         spec = evalsets[name]
         source = (
@@ -157,7 +148,4 @@ def write_evaluation_tables(
     """The evaluation table; `budget` (training_budget of the config) says whether the runs share their
     epochs or their images seen."""
     table = evaluation_rows(eval_files, runs, evalsets, real_clones)
-    Path(csv).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(csv, index=False, float_format="%.6f")
-    Path(markdown).write_text(markdown_pivot(table, evalsets, budget))
-    return table
+    return write_table(table, evaluation_markdown(table, evalsets, budget), csv=csv, markdown=markdown)

@@ -8,35 +8,34 @@ published attack number sits only beside the attack that reproduces its protocol
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pandas as pd
 
 from imagenet_sd.evaluate.protocols import protocol
+from imagenet_sd.evaluate.records import read_record
 from imagenet_sd.report.references import attach_references, load_references
+from imagenet_sd.report.result_tables import markdown_table, write_table
 
 CLEAN_METRICS = ("top1", "top5", "ece", "nll")
 COLUMNS = ["model", "evalset", "attack", "epsilon_255", "protocol", "metric", "value", "n_images"]
 
 
 def evaluation_rows(path) -> list[dict]:
-    result = json.loads(Path(path).read_text())
-    base = {"model": result["run"], "evalset": result["evalset"]["name"], "n_images": result.get("n_images")}
+    header, result = read_record(path)
+    base = {"model": header.model, "evalset": header.evalset, "n_images": header.n_images}
     return [{**base, "metric": m, "value": result[m]} for m in CLEAN_METRICS if m in result]
 
 
 def attack_rows(path) -> list[dict]:
     """The adversarial scores of one attack job, with the protocol its recorded settings and epsilon give."""
-    result = json.loads(Path(path).read_text())
+    header, result = read_record(path)
     method = result["settings"]["method"]
     base = {
-        "model": result["model"],
-        "evalset": result["evalset"],
+        "model": header.model,
+        "evalset": header.evalset,
         "attack": result["attack"],
         "epsilon_255": result["epsilon_255"],
         "protocol": protocol(result["settings"], result["epsilon_255"]),
-        "n_images": result["subset"]["n_images"],
+        "n_images": header.n_images,
     }
     adversarial = result["adversarial"]
     return [{**base, "metric": f"{method}_{m}", "value": adversarial[m]} for m in CLEAN_METRICS if m in adversarial]
@@ -60,6 +59,26 @@ def references_table(eval_files, attack_files, facts: dict, references: pd.DataF
     return attach_references(rows, facts, references)
 
 
+COLUMNS_SHOWN = ["model", "set", "attack", "metric", "ours", "published", "difference", "n", "source"]
+
+
+def reference_cells(r, sources: list[str]) -> list[str]:
+    """A matched row's cells; `source` is the number of its source in the list under the table."""
+    attack = "" if pd.isna(r.attack) else f"{r.attack} {r.epsilon_255:g}/255"
+    n = "" if pd.isna(r.n_images) else f"{int(r.n_images)}"
+    return [
+        r.model,
+        r.evalset,
+        attack,
+        r.metric,
+        f"{r.value:.3f}",
+        f"{r.reference:g}",
+        f"{r.difference:+.3f}",
+        n,
+        f"[{sources.index(r.reference_source) + 1}]",
+    ]
+
+
 def references_markdown(table: pd.DataFrame) -> str:
     lines = ["# Published numbers beside ours", ""]
     matched = table[table.reference.notna()]
@@ -76,23 +95,12 @@ def references_markdown(table: pd.DataFrame) -> str:
         "gets a published number only when it ran the published protocol; `n` is the number of images we "
         "scored (the source says how many the published number used).",
         "",
-        "| model | set | attack | metric | ours | published | difference | n | source |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in matched.itertuples():
-        attack = "" if pd.isna(r.attack) else f"{r.attack} {r.epsilon_255:g}/255"
-        n = "" if pd.isna(r.n_images) else f"{int(r.n_images)}"
-        lines.append(
-            f"| {r.model} | {r.evalset} | {attack} | {r.metric} | {r.value:.3f} | {r.reference:g} | "
-            f"{r.difference:+.3f} | {n} | [{sources.index(r.reference_source) + 1}] |"
-        )
+    lines += markdown_table(COLUMNS_SHOWN, (reference_cells(r, sources) for r in matched.itertuples()))
     lines += ["", "Sources:", ""] + [f"{i}. {source}" for i, source in enumerate(sources, 1)]
     return "\n".join(lines) + "\n"
 
 
 def write_reference_tables(*, eval_files, attack_files, facts: dict, csv, markdown) -> pd.DataFrame:
     table = references_table(eval_files, attack_files, facts)
-    Path(csv).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(csv, index=False, float_format="%.6f")
-    Path(markdown).write_text(references_markdown(table))
-    return table
+    return write_table(table, references_markdown(table), csv=csv, markdown=markdown)

@@ -11,43 +11,35 @@ Accuracies are in percent, ECE is a fraction in [0, 1], NLL in nats.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display on cluster nodes
-import matplotlib.pyplot as plt
 import pandas as pd
 
-ROBUSTNESS_COLUMNS = [
-    "model",
-    "train_data",
-    "set",
-    "kind",
-    "perturbation",
-    "strength",
-    "top1",
-    "top5",
-    "ece",
-    "nll",
-    "n_images",
-]
+from imagenet_sd.evaluate.records import Header, read_record
+from imagenet_sd.report.result_tables import Radar, markdown_pivot, markdown_table, model_label, write_table
+
+# Every row of both tables starts with what it is of: the model, what it was trained on, the evaluation set.
+ROW_OF = ["model", "train_data", "set"]
+METRICS = ("top1", "top5", "ece", "nll", "n_images")
+ROBUSTNESS_COLUMNS = [*ROW_OF, "kind", "perturbation", "strength", *METRICS]
 # Row order within a (model, set): the subset's clean scores right before the attacks on it.
 KIND_ORDER = {"clean": 0, "clean_subset": 1, "adversarial": 2, "corruption": 3}
 SUBSET_CLEAN = "clean (attacked subset)"
 STATISTICS = ["sparsity", "intra_class_distance", "inter_class_distance", "redundancy", "coding_rate"]
-REPRESENTATION_COLUMNS = ["model", "train_data", "set", *STATISTICS, "n_images", "dim"]
+REPRESENTATION_COLUMNS = [*ROW_OF, *STATISTICS, "n_images", "dim"]
 
 
 def metrics(result: dict) -> dict:
-    return {k: result.get(k, float("nan")) for k in ("top1", "top5", "ece", "nll", "n_images")}
+    return {k: result.get(k, float("nan")) for k in METRICS}
 
 
-def evaluation_rows(path: Path, kinds: dict) -> list[dict]:
-    result = json.loads(Path(path).read_text())
-    model = result.get("model") or result["run"]
-    base = {"model": model, "train_data": kinds.get(model, "external"), "set": result["evalset"]["name"]}
+def row_of(model: str, evalset: str, kinds: dict) -> dict:
+    return {"model": model, "train_data": kinds.get(model, "external"), "set": evalset}
+
+
+def evaluation_rows(path, kinds: dict) -> list[dict]:
+    header, result = read_record(path)
+    base = row_of(header.model, header.evalset, kinds)
     if "corruptions" not in result:
         return [{**base, "kind": "clean", "perturbation": "none", "strength": "0", **metrics(result)}]
     rows = [
@@ -62,18 +54,16 @@ def evaluation_rows(path: Path, kinds: dict) -> list[dict]:
     return rows + [{**base, "kind": "corruption", "perturbation": "mean", "strength": "mean", **metrics(result)}]
 
 
-def attack_row(result: dict, kinds: dict, kind: str = "adversarial") -> dict:
+def attack_row(header: Header, result: dict, kinds: dict, kind: str = "adversarial") -> dict:
     """The attack's row, or (kind `clean_subset`) the clean scores of the subset it attacked."""
     attacked = kind == "adversarial"
     return {
-        "model": result["model"],
-        "train_data": kinds.get(result["model"], "external"),
-        "set": result["evalset"],
+        **row_of(header.model, header.evalset, kinds),
         "kind": kind,
         "perturbation": result["attack"] if attacked else "none",
         "strength": f"{result['epsilon_255']:g}/255" if attacked else "0",
         **metrics(result["adversarial" if attacked else "clean"]),
-        "n_images": result["subset"]["n_images"],
+        "n_images": header.n_images,
     }
 
 
@@ -82,15 +72,15 @@ def attack_rows(attack_files, kinds: dict) -> list[dict]:
     for every attack and epsilon: results on different subsets are an error naming both files)."""
     rows, subsets = [], {}
     for path in attack_files:
-        result = json.loads(Path(path).read_text())
-        rows.append(attack_row(result, kinds))
-        first_path, first = subsets.setdefault((result["model"], result["evalset"]), (path, result))
+        header, result = read_record(path)
+        rows.append(attack_row(header, result, kinds))
+        first_path, _, first = subsets.setdefault((header.model, header.evalset), (path, header, result))
         if first["subset"] != result["subset"]:
             raise ValueError(
-                f"attack results {first_path} and {path} (model {result['model']}, set {result['evalset']}) are "
+                f"attack results {first_path} and {path} (model {header.model}, set {header.evalset}) are "
                 f"on different subsets ({first['subset']} and {result['subset']}): rerun the out-of-date one"
             )
-    return rows + [attack_row(result, kinds, "clean_subset") for _, result in subsets.values()]
+    return rows + [attack_row(header, result, kinds, "clean_subset") for _, header, result in subsets.values()]
 
 
 def robustness_table(eval_files, attack_files, kinds: dict) -> pd.DataFrame:
@@ -121,18 +111,10 @@ def attack_column(t: pd.DataFrame) -> pd.Series:
     return t["set"] + " " + named
 
 
-def label(model: str, kind: str) -> str:
-    return f"{model} (real)" if kind == "real" else model
-
-
 def pivot_markdown(table: pd.DataFrame, cell) -> list[str]:
-    """A Markdown table: one row per model, one column per `columns` value (`cell(row) -> str`)."""
-    names = list(dict.fromkeys(table["column"]))
-    lines = ["| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for (model, kind), rows in table.groupby(["model", "train_data"], sort=True):
-        cells = {r["column"]: cell(r) for _, r in rows.iterrows()}
-        lines.append(f"| {label(model, kind)} | " + " | ".join(cells.get(n, "") for n in names) + " |")
-    return lines + [""]
+    """A Markdown table: one row per model, one column per value of the `column` column (`cell(row) -> str`)."""
+    cells = [(model_label(r.model, r.train_data), r.column, cell(r)) for r in table.itertuples()]
+    return [*markdown_pivot(cells, "model"), ""]
 
 
 def robustness_markdown(table: pd.DataFrame) -> str:
@@ -175,25 +157,7 @@ def robustness_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def spider(path, axes: list[str], series: dict[str, list[float]], title: str) -> None:
-    """A radar chart: one polygon per series over `axes` (missing values are drawn at 0)."""
-    angles = [2 * math.pi * i / len(axes) for i in range(len(axes))]
-    fig, ax = plt.subplots(figsize=(6, 6), subplot_kw={"polar": True})
-    for name, values in series.items():
-        values = [0.0 if v is None or math.isnan(v) else v for v in values]
-        ax.plot(angles + angles[:1], values + values[:1], marker="o", label=name)
-        ax.fill(angles + angles[:1], values + values[:1], alpha=0.1)
-    ax.set_xticks(angles)
-    ax.set_xticklabels(axes, fontsize=8)
-    ax.set_title(title, fontsize=10)
-    ax.legend(loc="upper right", bbox_to_anchor=(1.3, 1.1), fontsize=8)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def robustness_spider(table: pd.DataFrame, path) -> None:
+def robustness_radar(table: pd.DataFrame) -> Radar:
     """Top-5 of every model on every set: clean, the attacked subset clean, each attack and epsilon, each
     corruption set's mean."""
     part = table[(table.kind != "corruption") | (table.perturbation == "mean")]
@@ -203,31 +167,22 @@ def robustness_spider(table: pd.DataFrame, path) -> None:
     series = {}
     for (model, kind), rows in part.groupby(["model", "train_data"], sort=True):
         values = dict(zip(rows.column, rows.top5))
-        series[label(model, kind)] = [values.get(a, float("nan")) for a in axes]
-    spider(path, axes, series, "Top-5 (%) per evaluation set and perturbation")
+        series[model_label(model, kind)] = [values.get(a, float("nan")) for a in axes]
+    return Radar(axes, series, "Top-5 (%) per evaluation set and perturbation")
 
 
 def write_robustness_tables(*, eval_files, attack_files, kinds: dict, csv, markdown, png) -> pd.DataFrame:
     table = robustness_table(eval_files, attack_files, kinds)
-    Path(csv).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(csv, index=False, float_format="%.6f")
-    Path(markdown).write_text(robustness_markdown(table))
-    robustness_spider(table, png)
-    return table
+    text = robustness_markdown(table)
+    return write_table(table, text, csv=csv, markdown=markdown, png=png, radar=robustness_radar(table))
 
 
 def representation_table(stat_files, kinds: dict) -> pd.DataFrame:
     rows = []
     for path in stat_files:
         result = json.loads(Path(path).read_text())
-        rows.append(
-            {
-                "model": result["model"],
-                "train_data": kinds.get(result["model"], "external"),
-                "set": result["evalset"],
-                **{k: result[k] for k in (*STATISTICS, "n_images", "dim")},
-            }
-        )
+        row = row_of(result["model"], result["evalset"], kinds)
+        rows.append({**row, **{k: result[k] for k in (*STATISTICS, "n_images", "dim")}})
     return pd.DataFrame(rows, columns=REPRESENTATION_COLUMNS).sort_values(["set", "model"], kind="stable")
 
 
@@ -243,28 +198,32 @@ def reference_model(table: pd.DataFrame, reference: str | None) -> str | None:
     return real.iloc[0] if len(real) else None
 
 
-def write_representation_tables(*, stat_files, kinds: dict, reference: str | None, csv, markdown, png) -> pd.DataFrame:
-    table = representation_table(stat_files, kinds)
-    Path(csv).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(csv, index=False, float_format="%.6f")
-    ref = reference_model(table, reference)
+def representation_markdown(table: pd.DataFrame) -> str:
     intro = "Statistics of frozen features (docs/representation.md); models marked (real) were trained on real images."
     lines = ["# Representation", "", intro, ""]
     for name, part in table.groupby("set", sort=True):
-        lines += [f"## {name}", "", "| model | " + " | ".join(STATISTICS) + " |", "|---|" + "---|" * len(STATISTICS)]
-        lines += [
-            f"| {label(r.model, r.train_data)} | " + " | ".join(f"{getattr(r, s):.4f}" for s in STATISTICS) + " |"
+        rows = [
+            [model_label(r.model, r.train_data), *(f"{getattr(r, s):.4f}" for s in STATISTICS)]
             for r in part.itertuples()
         ]
-        lines.append("")
-    Path(markdown).write_text("\n".join(lines) + "\n")
+        lines += [f"## {name}", "", *markdown_table(["model", *STATISTICS], rows), ""]
+    return "\n".join(lines) + "\n"
+
+
+def representation_radar(table: pd.DataFrame, ref: str | None) -> Radar:
+    """Every (model, set)'s statistics over the reference model's on the same set."""
     series = {}
     for r in table.itertuples():
         base = table[(table.model == ref) & (table["set"] == r.set)] if ref else table.iloc[0:0]
         scale = [base[s].iloc[0] if len(base) else float("nan") for s in STATISTICS]
-        series[f"{label(r.model, r.train_data)} on {r.set}"] = [
+        series[f"{model_label(r.model, r.train_data)} on {r.set}"] = [
             getattr(r, s) / b if b else float("nan") for s, b in zip(STATISTICS, scale)
         ]
     title = f"Representation statistics / {ref}'s" if ref else "Representation statistics (no real-data reference)"
-    spider(png, STATISTICS, series, title)
-    return table
+    return Radar(STATISTICS, series, title)
+
+
+def write_representation_tables(*, stat_files, kinds: dict, reference: str | None, csv, markdown, png) -> pd.DataFrame:
+    table = representation_table(stat_files, kinds)
+    radar = representation_radar(table, reference_model(table, reference))
+    return write_table(table, representation_markdown(table), csv=csv, markdown=markdown, png=png, radar=radar)

@@ -1,6 +1,6 @@
 """Transfer tables: one long CSV row per (model, dataset, seed), a Markdown table with datasets as columns
 (the mean over the split seeds and their standard deviation) plus the summaries of the authors' suite, and a
-spider plot of models x datasets.
+radar chart of models x datasets.
 
 Summaries over the sets marked `summary` (ImageNet-1K is not): mean top-1 and mean log-odds, where the
 log-odds of an accuracy p is ln(p / (1 - p)) (it weighs a point gained near 100% more than one near 50%).
@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 
 import pandas as pd
+
+from imagenet_sd.report.result_tables import TRANSFER_RADAR, Radar, markdown_table, write_table
 
 COLUMNS = [
     "model",
@@ -127,7 +129,7 @@ def dataset_line(name: str, rows: pd.DataFrame, spec: dict) -> str:
     ).rstrip()
 
 
-def markdown_table(table: pd.DataFrame, models: dict, datasets: dict) -> str:
+def transfer_markdown(table: pd.DataFrame, models: dict, datasets: dict) -> str:
     lines = ["# Transfer: linear probes on frozen features", ""]
     if table.empty:
         return "\n".join(lines + ["No transfer probe in this config.", ""])
@@ -141,12 +143,13 @@ def markdown_table(table: pd.DataFrame, models: dict, datasets: dict) -> str:
         "group. The last row is chance (uniform guessing).",
         "",
     ]
-    lines.append("| model | training data | " + " | ".join(names) + " |")
-    lines.append("|---|---|" + "---|" * len(names))
-    for model, row in wide.iterrows():
-        cells = [cell(n, row[n], spread.loc[model]) for n in names]
-        lines.append(f"| {model} | {training_data(models[model])} | " + " | ".join(cells) + " |")
+    rows = [
+        [model, training_data(models[model]), *(cell(n, row[n], spread.loc[model]) for n in names)]
+        for model, row in wide.iterrows()
+    ]
+    lines += markdown_table(["model", "training data", *names], rows)
     chance = table.groupby("dataset").chance_top1.max()
+    # the chance row keeps its `| |` for the blank training-data cell (markdown_row writes a blank as `|  |`)
     lines.append("| *chance* | | " + " | ".join(f"*{chance[n]:.1f}*" if n in chance else "" for n in names) + " |")
     lines.append("")
     for name, rows in table.groupby("dataset", sort=True):
@@ -159,36 +162,19 @@ def markdown_table(table: pd.DataFrame, models: dict, datasets: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def spider_plot(table: pd.DataFrame, path) -> None:
+def transfer_radar(table: pd.DataFrame) -> Radar:
     """Models as closed lines over one axis per dataset (top-1, seeds averaged)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=(6, 6))
-    ax = fig.add_subplot(projection="polar")
-    if not table.empty:
-        wide = table.groupby(["model", "dataset"]).top1.mean().unstack()
-        angles = [2 * math.pi * i / len(wide.columns) for i in range(len(wide.columns))]
-        for model, row in wide.iterrows():
-            values = row.fillna(0).tolist()
-            ax.plot(angles + angles[:1], values + values[:1], marker="o", label=model)
-        ax.set_xticks(angles, list(wide.columns))
-        ax.set_ylim(0, 100)
-        ax.legend(loc="lower right", bbox_to_anchor=(1.25, -0.1), fontsize="small")
-    ax.set_title("Linear-probe top-1 (%)")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    title = "Linear-probe top-1 (%)"
+    if table.empty:
+        return Radar([], {}, title, TRANSFER_RADAR)
+    wide = table.groupby(["model", "dataset"]).top1.mean().unstack()
+    series = {model: row.tolist() for model, row in wide.iterrows()}
+    return Radar(list(wide.columns), series, title, TRANSFER_RADAR)
 
 
 def write_transfer_tables(
-    *, probe_files: list[str], models: dict, datasets: dict, csv: str, markdown: str, plot: str
+    *, probe_files: list[str], models: dict, datasets: dict, csv: str, markdown: str, png: str
 ) -> pd.DataFrame:
     table = transfer_rows(probe_files, models, datasets)
-    Path(csv).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(csv, index=False, float_format="%.6f")
-    Path(markdown).write_text(markdown_table(table, models, datasets))
-    spider_plot(table, plot)
-    return table
+    text = transfer_markdown(table, models, datasets)
+    return write_table(table, text, csv=csv, markdown=markdown, png=png, radar=transfer_radar(table))

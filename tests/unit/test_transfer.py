@@ -158,7 +158,7 @@ def test_the_probe_runs_for_each_split_seed_and_the_table_gives_their_mean_and_s
     results = [json.loads(Path(o).read_text()) for o in outputs]
     top1 = [r["top1"] for r in results]
     assert len({tuple(r["test_indices"]) for r in results}) == 3 and statistics.stdev(top1) > 0
-    out = {k: str(tmp_path / f"t.{k}") for k in ("csv", "markdown", "plot")}
+    out = {k: str(tmp_path / f"t.{k}") for k in ("csv", "markdown", "png")}
     write_transfer_tables(probe_files=outputs, models={"demo": {"synthetic": True}}, datasets={"digits": {}}, **out)
     table = pd.read_csv(out["csv"])
     assert list(table.seed) == seeds and list(table.top1) == pytest.approx(top1) and set(table.test_fraction) == {0.3}
@@ -243,7 +243,7 @@ def test_transfer_tables_mean_log_odds_groups_and_training_data(tmp_path):
         files.append(str(path))
     models = {"syn": {"synthetic": True}, "real": {"synthetic": False}}
     datasets = {"a": {"group": "small"}, "b": {"group": "small"}, "in1k": {"summary": False}}
-    out = {k: str(tmp_path / f"t.{k}") for k in ("csv", "markdown", "plot")}
+    out = {k: str(tmp_path / f"t.{k}") for k in ("csv", "markdown", "png")}
     write_transfer_tables(probe_files=files, models=models, datasets=datasets, **out)
     table = pd.read_csv(out["csv"])
     assert len(table) == 5 and set(table.training_data) == {"synthetic only", "real images"}
@@ -253,4 +253,4 @@ def test_transfer_tables_mean_log_odds_groups_and_training_data(tmp_path):
     expected = (log_odds(60) + log_odds(90)) / 2
     assert f"| syn | synthetic only | 60.0 ± 14.14 | 90.0 | 40.0 | 75.0 | {expected:.2f} | 75.0 |" in md
     assert "| real | real images | 80.0 |  |  | 80.0 |" in md
-    assert Path(out["plot"]).read_bytes()[:4] == b"\x89PNG"
+    assert Path(out["png"]).read_bytes()[:4] == b"\x89PNG"
