@@ -9,6 +9,7 @@ from collections import Counter
 
 from imagenet_sd.data.realdata import index_folder, reencode
 from imagenet_sd.data.shards import (
+    SHARD_FIELDS,
     Images,
     UndecodableImages,
     check_counts,
@@ -22,14 +23,6 @@ from imagenet_sd.quality.curation import curate
 from imagenet_sd.runtime import DiskFull, one_line_errors, setup_logging, staged_dir, versions, write_json
 
 log = logging.getLogger("imagenet_sd.pack")
-
-
-FIELDS = {
-    "jpg": "image (JPEG)",
-    "png": "image (PNG, real images packed as they are)",
-    "cls": "class index in `classes` (text)",
-    "json": "generation metadata or source file",
-}
 
 
 def gather(source, train_tars, heldout_tars, classes, seed, images_per_class, heldout_per_class):
@@ -121,7 +114,7 @@ def main(
     heldout_counts = left_counts(heldout_counts, skipped["heldout"])
     record = {
         "format": "webdataset",
-        "fields": FIELDS,
+        "fields": SHARD_FIELDS,
         "source": {"kind": "real", **source} if source else {"kind": "synthetic"} | curated(curation),
         "shards": shards,
         "count": sum(s["count"] for s in shards),

@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 
 SHARD_PATTERN = "shard-{:06d}.tar"
 SAMPLE_FIELDS = ("jpg", "json")  # what a chunk tar holds per image (the pack adds `cls`)
+# What a train shard holds per image (write_shard), as the clone's index describes its fields to readers.
+SHARD_FIELDS = {
+    "jpg": "image (JPEG)",
+    "png": "image (PNG, real images packed as they are)",
+    "cls": "class index in `classes` (text)",
+    "json": "generation metadata or source file",
+}
 
 
 def image_format(data: bytes) -> str | None:
