@@ -33,7 +33,8 @@ def gather(source, train_tars, heldout_tars, classes, seed, images_per_class, he
     transcode = None
     if source.get("jpeg_quality"):
         transcode = functools.partial(reencode, quality=source["jpeg_quality"], size=source.get("storage_size"))
-    return train, heldout, Images(transcode=transcode, check=True)
+    skip = source.get("undecodable") == "skip"
+    return train, heldout, Images(transcode=transcode, check=True, skip_undecodable=skip)
 
 
 def left_counts(counts: dict[str, int], skipped: list[dict]) -> dict[str, int]:
@@ -42,7 +43,7 @@ def left_counts(counts: dict[str, int], skipped: list[dict]) -> dict[str, int]:
     return {wnid: n - left_out[wnid] for wnid, n in counts.items()}
 
 
-def write_outputs(train, heldout, images, *, shards_dir, heldout_dir, shard_size, seed, source, clone):
+def write_outputs(train, heldout, images, *, shards_dir, heldout_dir, shard_size, seed, clone):
     """Shards and held-out images, each written into a new directory that replaces the old one only once all
     is written: a failure (an undecodable image, a full disk) leaves the previous outputs as they were.
     Returns the shard records and the images left out of each split."""
@@ -51,7 +52,7 @@ def write_outputs(train, heldout, images, *, shards_dir, heldout_dir, shard_size
         skipped = {"train": list(images.undecodable)}
         write_image_folder(heldout, heldout_tmp, images)
         skipped["heldout"] = images.undecodable[len(skipped["train"]) :]
-        if (source or {}).get("undecodable") != "skip":
+        if not images.skip_undecodable:
             images.fail_if_undecodable(clone)
     if images.undecodable:
         log.warning("left out %d images that cannot be decoded", len(images.undecodable))
@@ -108,7 +109,6 @@ def main(
         heldout_dir=heldout_dir,
         shard_size=shard_size,
         seed=seed,
-        source=source,
         clone=clone,
     )
     heldout_counts = left_counts(heldout_counts, skipped["heldout"])

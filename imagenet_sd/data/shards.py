@@ -160,10 +160,12 @@ class Images:
     """How pack takes each sample's image: its bytes as they are, named by their format (`jpg` or `png`), or
     what `transcode(bytes)` makes of them (a JPEG) when a clone asks for re-encoding. With `check` (real files;
     generated chunks are checked by their sha256) every image is decoded first, as the loader and the
-    evaluation will decode it, and one that cannot be is left out and recorded in `undecodable`."""
+    evaluation will decode it, and one that cannot be is left out and recorded in `undecodable`; the pack then
+    fails naming them, unless `skip_undecodable` (the clone's `undecodable: skip`) packs the clone without them."""
 
     transcode: Callable[[bytes], bytes] | None = None
     check: bool = False
+    skip_undecodable: bool = False
     undecodable: list[dict] = field(default_factory=list)
 
     def take(self, sample: Sample, reader: MemberReader) -> tuple[str, bytes] | None:
