@@ -74,7 +74,7 @@ rule quality_embed_reference:
         batch_size=config["quality"]["batch_size"],
         device=config["quality"]["device"],
     script:
-        "../workflow_scripts/quality_embed_reference.py"
+        "../workflow_scripts/quality_embed.py"
 
 
 rule quality_tables:

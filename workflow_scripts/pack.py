@@ -9,6 +9,7 @@ from collections import Counter
 
 from imagenet_sd.data.realdata import index_folder, reencode
 from imagenet_sd.data.shards import (
+    SHARD_FIELDS,
     Images,
     UndecodableImages,
     check_counts,
@@ -24,14 +25,6 @@ from imagenet_sd.runtime import DiskFull, one_line_errors, setup_logging, staged
 log = logging.getLogger("imagenet_sd.pack")
 
 
-FIELDS = {
-    "jpg": "image (JPEG)",
-    "png": "image (PNG, real images packed as they are)",
-    "cls": "class index in `classes` (text)",
-    "json": "generation metadata or source file",
-}
-
-
 def gather(source, train_tars, heldout_tars, classes, seed, images_per_class, heldout_per_class):
     """(train samples, held-out samples, how images are taken): from a real clone's folder or from chunk tars."""
     if not source:
@@ -40,7 +33,8 @@ def gather(source, train_tars, heldout_tars, classes, seed, images_per_class, he
     transcode = None
     if source.get("jpeg_quality"):
         transcode = functools.partial(reencode, quality=source["jpeg_quality"], size=source.get("storage_size"))
-    return train, heldout, Images(transcode=transcode, check=True)
+    skip = source.get("undecodable") == "skip"
+    return train, heldout, Images(transcode=transcode, check=True, skip_undecodable=skip)
 
 
 def left_counts(counts: dict[str, int], skipped: list[dict]) -> dict[str, int]:
@@ -49,7 +43,7 @@ def left_counts(counts: dict[str, int], skipped: list[dict]) -> dict[str, int]:
     return {wnid: n - left_out[wnid] for wnid, n in counts.items()}
 
 
-def write_outputs(train, heldout, images, *, shards_dir, heldout_dir, shard_size, seed, source, clone):
+def write_outputs(train, heldout, images, *, shards_dir, heldout_dir, shard_size, seed, clone):
     """Shards and held-out images, each written into a new directory that replaces the old one only once all
     is written: a failure (an undecodable image, a full disk) leaves the previous outputs as they were.
     Returns the shard records and the images left out of each split."""
@@ -58,7 +52,7 @@ def write_outputs(train, heldout, images, *, shards_dir, heldout_dir, shard_size
         skipped = {"train": list(images.undecodable)}
         write_image_folder(heldout, heldout_tmp, images)
         skipped["heldout"] = images.undecodable[len(skipped["train"]) :]
-        if (source or {}).get("undecodable") != "skip":
+        if not images.skip_undecodable:
             images.fail_if_undecodable(clone)
     if images.undecodable:
         log.warning("left out %d images that cannot be decoded", len(images.undecodable))
@@ -115,13 +109,12 @@ def main(
         heldout_dir=heldout_dir,
         shard_size=shard_size,
         seed=seed,
-        source=source,
         clone=clone,
     )
     heldout_counts = left_counts(heldout_counts, skipped["heldout"])
     record = {
         "format": "webdataset",
-        "fields": FIELDS,
+        "fields": SHARD_FIELDS,
         "source": {"kind": "real", **source} if source else {"kind": "synthetic"} | curated(curation),
         "shards": shards,
         "count": sum(s["count"] for s in shards),

@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 
 SHARD_PATTERN = "shard-{:06d}.tar"
 SAMPLE_FIELDS = ("jpg", "json")  # what a chunk tar holds per image (the pack adds `cls`)
+# What a train shard holds per image (write_shard), as the clone's index describes its fields to readers.
+SHARD_FIELDS = {
+    "jpg": "image (JPEG)",
+    "png": "image (PNG, real images packed as they are)",
+    "cls": "class index in `classes` (text)",
+    "json": "generation metadata or source file",
+}
 
 
 def image_format(data: bytes) -> str | None:
@@ -153,10 +160,12 @@ class Images:
     """How pack takes each sample's image: its bytes as they are, named by their format (`jpg` or `png`), or
     what `transcode(bytes)` makes of them (a JPEG) when a clone asks for re-encoding. With `check` (real files;
     generated chunks are checked by their sha256) every image is decoded first, as the loader and the
-    evaluation will decode it, and one that cannot be is left out and recorded in `undecodable`."""
+    evaluation will decode it, and one that cannot be is left out and recorded in `undecodable`; the pack then
+    fails naming them, unless `skip_undecodable` (the clone's `undecodable: skip`) packs the clone without them."""
 
     transcode: Callable[[bytes], bytes] | None = None
     check: bool = False
+    skip_undecodable: bool = False
     undecodable: list[dict] = field(default_factory=list)
 
     def take(self, sample: Sample, reader: MemberReader) -> tuple[str, bytes] | None:

@@ -22,15 +22,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("imagenet_sd.generate.text2image")
 
-SCHEDULERS = {
-    "DDIM": "DDIMScheduler",
-    "PNDM": "PNDMScheduler",
-    "DPMSolverMultistep": "DPMSolverMultistepScheduler",
-    "EulerDiscrete": "EulerDiscreteScheduler",
-    "EulerAncestralDiscrete": "EulerAncestralDiscreteScheduler",
-    "LMSDiscrete": "LMSDiscreteScheduler",
-    "UniPCMultistep": "UniPCMultistepScheduler",
-}
+# The samplers a generator's `scheduler` names (the schema's list): each is diffusers' class <name>Scheduler.
+SCHEDULERS = (
+    "DDIM",
+    "PNDM",
+    "DPMSolverMultistep",
+    "EulerDiscrete",
+    "EulerAncestralDiscrete",
+    "LMSDiscrete",
+    "UniPCMultistep",
+)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 PREFETCH_HINT = (
     "prefetch them on a machine with internet (the login node), where the workflow's local rule "
@@ -45,12 +46,12 @@ class WeightsMissing(RuntimeError):
 
 
 def scheduler_from_config(name: str, config: dict) -> SchedulerMixin:
-    """The diffusers scheduler class `name` (a key of SCHEDULERS) with `config`'s noise schedule."""
+    """The diffusers scheduler `name` (one of SCHEDULERS) with `config`'s noise schedule."""
     import diffusers
 
     if name not in SCHEDULERS:
         raise ValueError(f"unknown scheduler {name!r}; known: {', '.join(SCHEDULERS)}")
-    return getattr(diffusers, SCHEDULERS[name]).from_config(config)
+    return getattr(diffusers, f"{name}Scheduler").from_config(config)
 
 
 # ---- weights on disk ------------------------------------------------------------------------------

@@ -13,14 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 from snakemake.utils import validate
 
 from imagenet_sd.generate import generation as gen
 from imagenet_sd.generate.chunks import ChunkIdentity
 from imagenet_sd.generate.flops import flops_per_image
-from imagenet_sd.generate.sd14 import SD14_TEXT, SD14_UNET, SD14_VAE, sd_pipeline_from_configs
-from imagenet_sd.generate.text2image import load_pipeline
+from imagenet_sd.generate.sd14 import SD14_TEXT, SD14_UNET, SD14_VAE, SD_SCHEDULER_CONFIG, sd_pipeline_from_configs
+from imagenet_sd.generate.text2image import SCHEDULERS, load_pipeline, scheduler_from_config
 from imagenet_sd.planning.clones import PIXEL_KEYS
 from imagenet_sd.prompts.prompts import plain_record
 from imagenet_sd.runtime import sha256_file
@@ -49,6 +50,19 @@ def generator_entry(**overrides) -> dict:
     config = {"generators": {"tiny": entry}}
     validate(config, str(ROOT / "schemas/config.schema.yaml"))
     return config["generators"]["tiny"]
+
+
+def test_each_scheduler_the_schema_allows_is_the_diffusers_class_of_its_name_and_another_is_an_error():
+    """A generator's `scheduler: X` loads diffusers' XScheduler with the pipeline's noise schedule."""
+    schema = yaml.safe_load((ROOT / "schemas/config.schema.yaml").read_text())
+    allowed = schema["properties"]["generators"]["additionalProperties"]["properties"]["scheduler"]["enum"]
+    assert sorted(allowed) == sorted([*SCHEDULERS, "default"])
+    for name in SCHEDULERS:
+        scheduler = scheduler_from_config(name, SD_SCHEDULER_CONFIG)
+        assert type(scheduler).__name__ == f"{name}Scheduler"
+        assert scheduler.config.beta_end == SD_SCHEDULER_CONFIG["beta_end"]
+    with pytest.raises(ValueError, match="unknown scheduler 'Euler'; known: DDIM, PNDM"):
+        scheduler_from_config("Euler", SD_SCHEDULER_CONFIG)
 
 
 @pytest.fixture(scope="module")

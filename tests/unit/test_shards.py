@@ -14,7 +14,7 @@ from conftest import pack_clone, write_chunk_tar
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
-from imagenet_sd.data.shards import index_chunks, shuffle_across_classes
+from imagenet_sd.data.shards import SHARD_FIELDS, index_chunks, shuffle_across_classes
 from imagenet_sd.generate.chunk_check import DamagedChunk, stats_path
 from imagenet_sd.runtime import sha256_file
 
@@ -110,6 +110,17 @@ def test_index_lists_shards_with_counts_and_hashes(clone):
     for s in index["shards"]:
         assert sha256_file(out / "train" / s["name"]) == s["sha256"]
     assert not list((out / "train").glob(".*partial"))
+
+
+def test_the_index_describes_each_field_the_shards_hold(clone):
+    _, _, out = clone
+    index = json.loads((out / "train.json").read_text())
+    assert index["format"] == "webdataset" and index["fields"] == SHARD_FIELDS
+    held = set()
+    for s in index["shards"]:
+        with tarfile.open(out / "train" / s["name"]) as tar:
+            held |= {name.split(".", 1)[1] for name in tar.getnames()}
+    assert held == {"jpg", "cls", "json"} and held <= set(SHARD_FIELDS)
 
 
 def test_shuffle_mixes_classes(clone):
