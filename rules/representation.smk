@@ -24,17 +24,17 @@ rule analyze:
 
 rule representation_tables:
     input:
-        representation_outputs(),
+        stat_files=representation_outputs(),
     output:
         csv="results/tables/representation.csv",
         markdown="results/tables/representation.md",
-        spider="results/tables/representation.png",
+        png="results/tables/representation.png",
     log:
         "logs/representation_tables.log",
     conda:
         "../envs/imagenet-sd.yaml"
     params:
-        data_kinds=model_data_kinds(),
+        kinds=model_data_kinds(),
         reference=config["representation"]["reference"],
     script:
-        "../workflow_scripts/representation_tables.py"
+        "../workflow_scripts/result_tables.py"

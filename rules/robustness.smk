@@ -35,17 +35,17 @@ rule attack:
 
 rule robustness_tables:
     input:
-        evaluations=evaluation_outputs(),
-        attacks=attack_outputs(),
+        eval_files=evaluation_outputs(),
+        attack_files=attack_outputs(),
     output:
         csv="results/tables/robustness.csv",
         markdown="results/tables/robustness.md",
-        spider="results/tables/robustness.png",
+        png="results/tables/robustness.png",
     log:
         "logs/robustness_tables.log",
     conda:
         "../envs/imagenet-sd.yaml"
     params:
-        data_kinds=model_data_kinds(),
+        kinds=model_data_kinds(),
     script:
-        "../workflow_scripts/robustness_tables.py"
+        "../workflow_scripts/result_tables.py"

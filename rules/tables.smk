@@ -4,7 +4,7 @@
 
 rule tables:
     input:
-        evaluation_outputs(),
+        eval_files=evaluation_outputs(),
     output:
         csv="results/tables/evaluation.csv",
         markdown="results/tables/evaluation.md",
@@ -18,13 +18,13 @@ rule tables:
         real_clones=real_clones(),
         budget=training_budget(run_budgets(config)),
     script:
-        "../workflow_scripts/tables.py"
+        "../workflow_scripts/result_tables.py"
 
 
 rule references:
     input:
-        evaluations=evaluation_outputs(),
-        attacks=attack_outputs(),
+        eval_files=evaluation_outputs(),
+        attack_files=attack_outputs(),
     output:
         csv="results/tables/references.csv",
         markdown="results/tables/references.md",
@@ -35,4 +35,4 @@ rule references:
     params:
         facts=reference_facts(config),
     script:
-        "../workflow_scripts/references.py"
+        "../workflow_scripts/result_tables.py"

@@ -50,11 +50,11 @@ rule probe_linear:
 
 rule transfer_tables:
     input:
-        probe_outputs(),
+        probe_files=probe_outputs(),
     output:
         csv="results/tables/transfer.csv",
         markdown="results/tables/transfer.md",
-        plot="results/tables/transfer.png",
+        png="results/tables/transfer.png",
     log:
         "logs/transfer_tables.log",
     conda:
@@ -63,4 +63,4 @@ rule transfer_tables:
         models=model_table_info("transfer"),
         datasets=transfer_table_datasets(),
     script:
-        "../workflow_scripts/transfer_tables.py"
+        "../workflow_scripts/result_tables.py"
