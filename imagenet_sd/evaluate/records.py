@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagenet_sd.runtime import sha256_file, versions
-from imagenet_sd.train.transforms import eval_preprocessing
+from imagenet_sd.train.preprocessing import eval_preprocessing
 
 
 def header_fields(*, checkpoint, ckpt: dict, resolution: int, resize: bool, step: bool = False) -> dict:

@@ -21,10 +21,10 @@ from imagenet_sd import paths
 from imagenet_sd.config import ConfigError
 from imagenet_sd.generate.families import declared_family
 from imagenet_sd.planning.keys import short_hash
-from imagenet_sd.train.adaptation import adaptation_settings
+from imagenet_sd.train.adaptation_settings import adaptation_settings
 from imagenet_sd.train.lora import SettingError
 
-# Entry keys that are not adaptation settings (imagenet_sd.train.adaptation.DEFAULTS) and not in the key as such.
+# Entry keys that are not adaptation settings (train.adaptation_settings.DEFAULTS) and not in the key as such.
 ENTRY_KEYS = ("model", "revision", "clone", "recipe", "images_per_class", "device")
 
 

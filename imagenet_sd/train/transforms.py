@@ -13,6 +13,8 @@ import torch
 from PIL import ImageFilter
 from torchvision import transforms as T
 
+from imagenet_sd.train.preprocessing import EVAL_RESIZE_RATIO
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Crop scales (fraction of the image area) of t-ReX (naver/trex), which uses DINO's augmentations with one
@@ -23,7 +25,6 @@ SIMPLE_CROP_SCALE = (0.08, 1.0)  # torchvision's RandomResizedCrop default, the 
 JITTER = (0.4, 0.4, 0.2, 0.1)  # DINO's colour jitter: brightness, contrast, saturation, hue
 BLUR_RADIUS = (0.1, 2.0)  # DINO's Gaussian blur: radius (PIL: the standard deviation) uniform in this range
 SOLARIZE_THRESHOLD = 128
-EVAL_RESIZE_RATIO = 256 / 224
 
 
 def uniform(low: float, high: float) -> float:
@@ -143,12 +144,3 @@ def eval_geometry(resolution: int, resize: bool = True) -> list:
 def eval_transform(resolution: int, resize: bool = True) -> T.Compose:
     """Resize (unless `resize` is false), centre crop, normalise (eval_geometry)."""
     return T.Compose([*eval_geometry(resolution, resize), normalize()])
-
-
-def eval_preprocessing(resolution: int, resize: bool) -> dict:
-    """What an evaluation or attack job records of its preprocessing."""
-    return {
-        "resize_shorter_side": round(resolution * EVAL_RESIZE_RATIO) if resize else None,
-        "interpolation": "bilinear" if resize else None,
-        "center_crop": resolution,
-    }

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from imagenet_sd.train.adaptation import adapt_pipeline, adaptation_settings
+from imagenet_sd.train.adaptation import adapt_pipeline
+from imagenet_sd.train.adaptation_settings import adaptation_settings
 from imagenet_sd.train.lora import LORA_WEIGHTS, SettingError, save_lora_and_fuse, trainable_state
 
 # The digits' own size: 8x8 pixels through a one-level VAE (no downsampling), as bench/adapt_digits.py measured.
