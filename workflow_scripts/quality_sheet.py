@@ -37,10 +37,5 @@ def main(*, table: str, clone: str, chunks: dict, settings: dict, output: str) -
 
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])
-    main(
-        table=snakemake.input.table,
-        clone=snakemake.wildcards.clone,
-        chunks=dict(snakemake.params.chunks),
-        settings=dict(snakemake.params.settings),
-        output=snakemake.output[0],
-    )
+    # params (chunks, settings) are named after main's keywords
+    main(table=snakemake.input.table, clone=snakemake.wildcards.clone, output=snakemake.output[0], **snakemake.params)

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -231,6 +232,21 @@ def _tree(root: Path, pattern: str) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.glob(pattern)) if p.is_file()}
 
 
+@dataclass(frozen=True)
+class SlurmRuns:
+    """The module's two SLURM runs: the first, whose running generate job was cancelled (`cancelled`, its Slurm
+    id; `after_kill`, the generated and run files it left), then the same command again; `user`, the CI user
+    who ran them, or None when this session ran them itself."""
+
+    workdir: Path
+    overlay: list[str]
+    first: SlurmRun
+    second: SlurmRun
+    cancelled: str | None
+    after_kill: dict[str, bytes]
+    user: object
+
+
 @pytest.fixture(scope="module")
 def slurm_runs(tmp_path_factory, demo_run, ci_user):
     dest = tmp_path_factory.mktemp("slurm") if ci_user is None else ci_user.home / "slurm-demo"
@@ -241,7 +257,6 @@ def slurm_runs(tmp_path_factory, demo_run, ci_user):
     overlay = ["--configfile", "config.yaml", _two_classes(workdir)]  # last: --configfile takes every name after it
     if ci_user is not None:
         ci_user.give(workdir)
-    started = time.monotonic()
 
     # Run 1: cancel the first generate job once Slurm runs it; --retries 0 so the failure is final.
     first = SlurmRun(workdir, profiles, ["--retries", "0", *TARGETS, *overlay], user=ci_user)
@@ -268,16 +283,7 @@ def slurm_runs(tmp_path_factory, demo_run, ci_user):
         second.wait(1500)
     finally:
         second.stop()
-    return dict(
-        workdir=workdir,
-        overlay=overlay,
-        first=first,
-        second=second,
-        cancelled=cancelled,
-        after_kill=after_kill,
-        seconds=time.monotonic() - started,
-        user=ci_user,
-    )
+    return SlurmRuns(workdir, overlay, first, second, cancelled, after_kill, ci_user)
 
 
 def _copy_with_link(dest: Path, source: Path | None = None) -> Path:
@@ -316,16 +322,16 @@ def test_profile_name_resolves_from_the_repository_root(tmp_path):
 
 
 def test_a_job_killed_by_slurm_leaves_nothing_complete_looking_and_a_rerun_finishes(slurm_runs, demo_run):
-    first, second = slurm_runs["first"], slurm_runs["second"]
-    assert slurm_runs["cancelled"], f"no generate job was seen running:\n{first.output()[-4000:]}"
-    assert first.records[slurm_runs["cancelled"]]["JobState"] == "CANCELLED"
+    first, second = slurm_runs.first, slurm_runs.second
+    assert slurm_runs.cancelled, f"no generate job was seen running:\n{first.output()[-4000:]}"
+    assert first.records[slurm_runs.cancelled]["JobState"] == "CANCELLED"
     assert first.proc.returncode != 0, "the run with a cancelled job should fail"
     # Whatever the killed run left under results/ must be a finished file: a chunk tar whole by its stats record
     # (and byte-identical to the local run's where the local demo wrote it: its train chunks), JSON that parses.
-    for name, data in slurm_runs["after_kill"].items():
+    for name, data in slurm_runs.after_kill.items():
         if name.endswith(".tar"):
             try:
-                scan_chunk(slurm_runs["workdir"] / name)
+                scan_chunk(slurm_runs.workdir / name)
             except DamagedChunk as error:
                 raise AssertionError(f"killed run left an incomplete {name}: {error}") from None
             if (demo_run / name).exists():
@@ -333,28 +339,28 @@ def test_a_job_killed_by_slurm_leaves_nothing_complete_looking_and_a_rerun_finis
         elif name.endswith(".json"):
             json.loads(data)  # stats differ in timings, but must parse
     assert second.proc.returncode == 0, second.output()[-6000:]
-    missing = [t for t in TARGETS if not (slurm_runs["workdir"] / t).exists()]
+    missing = [t for t in TARGETS if not (slurm_runs.workdir / t).exists()]
     assert not missing, f"the finished SLURM run lacks {missing}"
-    dry_run = ["--profile", "slurm", "--profile", "profiles/ci", "--dry-run", *TARGETS, *slurm_runs["overlay"]]
-    if slurm_runs["user"] is None:
+    dry_run = ["--profile", "slurm", "--profile", "profiles/ci", "--dry-run", *TARGETS, *slurm_runs.overlay]
+    if slurm_runs.user is None:
         dry = subprocess.run(
-            [*SNAKEMAKE, *dry_run], cwd=slurm_runs["workdir"], capture_output=True, text=True, timeout=300
+            [*SNAKEMAKE, *dry_run], cwd=slurm_runs.workdir, capture_output=True, text=True, timeout=300
         )
         text = dry.stdout + dry.stderr
     else:
-        text = slurm_runs["user"].run([*slurm_runs["user"].snakemake, *dry_run], slurm_runs["workdir"], 300).stdout
+        text = slurm_runs.user.run([*slurm_runs.user.snakemake, *dry_run], slurm_runs.workdir, 300).stdout
     assert "Nothing to be done" in text, text[-3000:]
 
 
 def test_jobs_ran_as_the_user_who_started_snakemake(slurm_runs):
     """Slurm's UserId=<name>(<uid>) of every job: the user whose snakemake submitted it."""
-    user = slurm_runs["user"].name if slurm_runs["user"] else pwd.getpwuid(os.getuid()).pw_name
-    records = {**slurm_runs["first"].records, **slurm_runs["second"].records}
+    user = slurm_runs.user.name if slurm_runs.user else pwd.getpwuid(os.getuid()).pw_name
+    records = {**slurm_runs.first.records, **slurm_runs.second.records}
     assert records and {r["UserId"].split("(")[0] for r in records.values()} == {user}
 
 
 def test_gpu_rules_ran_on_the_gpu_partition_with_a_gpu_and_light_rules_took_none(slurm_runs):
-    records = {**slurm_runs["first"].records, **slurm_runs["second"].records}
+    records = {**slurm_runs.first.records, **slurm_runs.second.records}
     assert records, "no Slurm job of this run was recorded"
     by_rule: dict[str, list[dict[str, str]]] = {}
     for rec in records.values():
@@ -379,7 +385,7 @@ def test_gpu_rules_ran_on_the_gpu_partition_with_a_gpu_and_light_rules_took_none
 
 
 def test_slurm_outputs_equal_the_local_run(slurm_runs, demo_run):
-    workdir = slurm_runs["workdir"]
+    workdir = slurm_runs.workdir
     for pattern in ("results/prompts/**/*", "results/generated/*/*/train/**/*.tar"):  # the demo holds out none
         local, remote = _tree(demo_run, pattern), _tree(workdir, pattern)
         assert local, f"the local run wrote nothing matching {pattern}"
