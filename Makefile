@@ -8,6 +8,8 @@ PYTHON ?= python3
 VENV ?= .venv
 CORES ?= 2
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (tests/conftest.py groups the tests they share out)
+TEST_WORKERS ?= 2
 WORDNET_DIR := /usr/share/wordnet
 
 # Exit status 0 when the Python running it has every `name==version` of requirements.txt installed.
@@ -31,7 +33,7 @@ demo: setup
 	@echo; echo "report: results/report.html"
 
 test: setup browser slurm
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 setup: system venv
 

@@ -160,16 +160,32 @@ def runs_workflow(item) -> bool:
     return uses_runner or bool(set(SNAKEMAKE_FIXTURES) & set(getattr(item, "fixturenames", ())))
 
 
+DEMO_GROUP = "demo"
+
+
+def uses_the_demo(item) -> bool:
+    return bool({"demo_run", "user_demo", "ci_user"} & set(getattr(item, "fixturenames", ())))
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items):
     """The tier of a test is its folder: tests/unit (no Snakemake run; `make test-fast` runs them all) and
     tests/workflow (marked `workflow`). A test in tests/unit that runs Snakemake is an error that names it,
-    so the fast tier never silently grows a workflow run."""
+    so the fast tier never silently grows a workflow run.
+
+    The groups that `make test` hands to its pytest-xdist workers (--dist loadgroup): a test module goes whole
+    to one worker, so its module fixtures are built once; every module with a test on the demo (the user's
+    `make demo`, its copy, the SLURM runs that compare with it) goes to one worker together, so the demo runs
+    once per session, as the ordinary user the session makes once."""
+    demo_modules = {item.path for item in items if uses_the_demo(item)}
     for item in items:
         path = Path(str(item.path))
         if path.is_relative_to(TIERS["workflow"]):
             item.add_marker(pytest.mark.workflow)
         elif path.is_relative_to(TIERS["unit"]) and runs_workflow(item):
             raise pytest.UsageError(f"{item.nodeid} runs Snakemake: it belongs in tests/workflow/, not tests/unit/")
+        group = DEMO_GROUP if item.path in demo_modules else path.stem
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
