@@ -33,7 +33,7 @@ demo: setup
 	@echo; echo "report: results/report.html"
 
 test: setup browser slurm
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 setup: system venv
 

@@ -160,32 +160,46 @@ def runs_workflow(item) -> bool:
     return uses_runner or bool(set(SNAKEMAKE_FIXTURES) & set(getattr(item, "fixturenames", ())))
 
 
-DEMO_GROUP = "demo"
-
-
-def uses_the_demo(item) -> bool:
-    return bool({"demo_run", "user_demo", "ci_user"} & set(getattr(item, "fixturenames", ())))
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items):
     """The tier of a test is its folder: tests/unit (no Snakemake run; `make test-fast` runs them all) and
     tests/workflow (marked `workflow`). A test in tests/unit that runs Snakemake is an error that names it,
-    so the fast tier never silently grows a workflow run.
-
-    The groups that `make test` hands to its pytest-xdist workers (--dist loadgroup): a test module goes whole
-    to one worker, so its module fixtures are built once; every module with a test on the demo (the user's
-    `make demo`, its copy, the SLURM runs that compare with it) goes to one worker together, so the demo runs
-    once per session, as the ordinary user the session makes once."""
-    demo_modules = {item.path for item in items if uses_the_demo(item)}
+    so the fast tier never silently grows a workflow run."""
     for item in items:
         path = Path(str(item.path))
         if path.is_relative_to(TIERS["workflow"]):
             item.add_marker(pytest.mark.workflow)
         elif path.is_relative_to(TIERS["unit"]) and runs_workflow(item):
             raise pytest.UsageError(f"{item.nodeid} runs Snakemake: it belongs in tests/workflow/, not tests/unit/")
-        group = DEMO_GROUP if item.path in demo_modules else path.stem
-        item.add_marker(pytest.mark.xdist_group(group))
+
+
+DEMO_FIXTURES = ("demo_run", "user_demo", "ci_user")
+
+
+def demo_modules() -> set[str]:
+    """The test modules (as pytest names them, from the repository root) that use the demo's fixtures."""
+    return {
+        str(path.relative_to(REPO))
+        for path in sorted(TIERS["workflow"].glob("test_*.py"))
+        if any(name in path.read_text() for name in DEMO_FIXTURES)
+    }
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: `make test` runs the tests on xdist workers
+def pytest_xdist_make_scheduler(config, log):
+    """How `make test` shares the tests out to its workers: a test module goes whole to one worker, so its
+    module fixtures are built once, and the modules that use the demo go together to one worker, so the
+    ordinary user the session makes runs `make demo` once (the largest share goes out first). xdist's own
+    `--dist loadgroup` would do this with markers, but it cannot rename the tests of pytest 9."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    together = demo_modules()
+
+    class ModulesAndTheDemo(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "the demo" if module in together else module
+
+    return ModulesAndTheDemo(config, log)
 
 
 @pytest.fixture(scope="session")
