@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 CORES ?= 2
 PYTEST_ARGS ?=
-# pytest-xdist workers for `make test` (tests/conftest.py groups the tests they share out)
+# pytest-xdist workers for `make test` (tests/conftest.py says how the tests are shared out); 0: one process
 TEST_WORKERS ?= 2
 WORDNET_DIR := /usr/share/wordnet
 
